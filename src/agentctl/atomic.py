@@ -1,0 +1,80 @@
+"""Crash-safe file writes: temp file, fsync, rename, fsync the directory.
+
+A reader sees either the old file whole or the new file whole, whatever kills the
+writer and wherever. Temp files are named ``.<name>.tmp.<pid>.<random>`` beside the
+target so the rename stays within one filesystem; readers ignore them.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from agentctl import failpoints
+from agentctl.errors import StateError
+
+TEMP_MARK = ".tmp."
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Replace ``path`` with ``data`` atomically; ``durable`` also survives power loss."""
+    tmp = path.with_name(f".{path.name}{TEMP_MARK}{os.getpid()}.{secrets.token_hex(4)}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            failpoints.hit("atomic.after_temp_write")
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        failpoints.hit("atomic.before_rename")
+        os.replace(tmp, path)
+        failpoints.hit("atomic.after_rename")
+        if durable:
+            _fsync_dir(path.parent)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise _state_error(exc, path) from exc
+
+
+def write_text(path: Path, text: str, *, durable: bool = True) -> None:
+    write_bytes(path, text.encode("utf-8"), durable=durable)
+
+
+def write_json(path: Path, value: Any, *, durable: bool = True) -> None:
+    """Write ``value`` as indented JSON (humans ``cat`` these files) atomically."""
+    text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+    write_text(path, text, durable=durable)
+
+
+def _state_error(exc: OSError, path: Path) -> StateError:
+    if exc.errno == errno.ENOSPC:
+        return StateError(
+            f"disk full while writing {path}; the previous version is intact",
+            path=path,
+            hint="free some space and run the command again",
+        )
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return StateError(f"cannot write {path}: {exc.strerror}", path=path)
+    return StateError(f"cannot write {path}: {exc.strerror or exc}", path=path)
+
+
+def is_temp(name: str) -> bool:
+    """True for the temp files ``write_bytes`` leaves behind when killed mid-write."""
+    return name.startswith(".") and TEMP_MARK in name

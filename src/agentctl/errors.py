@@ -1,0 +1,107 @@
+"""The one error tree of agentctl.
+
+Every failure a user can meet is one of these; vendor exceptions are translated
+at the adapter (``raise X(...) from exc``) and the CLI catches ``AgentctlError``
+once, prints one line and exits with ``exit_code``::
+
+    AgentctlError                 exit 1  something failed
+    ├── UsageError                exit 2  the command line is wrong
+    ├── ConfigError               exit 2  a TOML file is wrong (file, line, fix)
+    ├── WorkspaceError            exit 2  no git repository / workspace where one is needed
+    ├── NotFoundError             exit 2  a named run, role, pipeline or model does not exist
+    └── StateError                exit 1  a state file could not be read or written
+        ├── CorruptStateError             a state file is unreadable (set aside, never guessed)
+        ├── FutureStateError              a state file from a newer agentctl
+        └── TransitionError               an illegal run status change
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class AgentctlError(Exception):
+    """Base of every error agentctl reports to a user."""
+
+    exit_code = EXIT_FAILED
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message} — {self.hint}"
+        return self.message
+
+
+class UsageError(AgentctlError):
+    exit_code = EXIT_USAGE
+
+
+class WorkspaceError(AgentctlError):
+    exit_code = EXIT_USAGE
+
+
+class NotFoundError(AgentctlError):
+    exit_code = EXIT_USAGE
+
+
+class ConfigError(AgentctlError):
+    """A configuration mistake, located in a file (and a line where one is known)."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str | None = None,
+        line: int | None = None,
+        hint: str | None = None,
+        more: tuple[ConfigError, ...] = (),
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.source = source
+        self.line = line
+        self.more = more  # further mistakes found in the same load, reported together
+
+    @property
+    def all(self) -> tuple[ConfigError, ...]:
+        return (self, *self.more)
+
+    @property
+    def location(self) -> str | None:
+        if self.source is None:
+            return None
+        return f"{self.source}:{self.line}" if self.line else self.source
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return f"{self.location}: {text}" if self.location else text
+
+
+class StateError(AgentctlError):
+    """A state file could not be read or written (disk full, permissions, ...)."""
+
+    def __init__(self, message: str, *, path: Path | None = None, hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.path = path
+
+
+class CorruptStateError(StateError):
+    """A state file exists but cannot be parsed; it is never read as 'not started'."""
+
+
+class FutureStateError(StateError):
+    """A state file carries a schema_version newer than this agentctl understands."""
+
+
+class TransitionError(StateError):
+    """A run status change that the state machine does not allow."""
