@@ -1,0 +1,44 @@
+"""Run ids: ``20261125T212433.482913Z-agent-7f3a9c``.
+
+Sorting ids as strings sorts runs by creation time, so a directory listing is already
+a timeline; the kind is readable at a glance and the random tail keeps two runs made
+in the same microsecond apart (and is short enough to type as a reference).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import UTC, datetime
+
+from agentctl.runs.timefmt import compact_ts
+
+KINDS = ("agent", "pipeline", "chat", "orchestrator", "step")
+
+# Any lowercase word is accepted as a kind when parsing, so runs of a kind added by a
+# newer agentctl still show up in listings instead of vanishing.
+_RUN_ID = re.compile(
+    r"^(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)\.(\d{6})Z-([a-z][a-z0-9_]*)-([0-9a-f]{6})$"
+)
+
+
+def new_run_id(kind: str, now: datetime) -> str:
+    """A fresh id for a run of ``kind`` created at ``now`` (aware)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown run kind {kind!r}; expected one of {', '.join(KINDS)}")
+    return f"{compact_ts(now)}-{kind}-{secrets.token_hex(3)}"
+
+
+def parse_run_id(run_id: str) -> tuple[datetime, str, str] | None:
+    """``(created, kind, random)`` for a run id, or None for any other name."""
+    match = _RUN_ID.match(run_id)
+    if match is None:
+        return None
+    year, month, day, hour, minute, second, micro, kind, rand = match.groups()
+    try:
+        created = datetime(
+            int(year), int(month), int(day), int(hour), int(minute), int(second), int(micro), UTC
+        )
+    except ValueError:  # e.g. month 13
+        return None
+    return created, kind, rand

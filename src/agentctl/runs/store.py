@@ -1,0 +1,209 @@
+"""``<state>/runs/``: make runs, find them by a short reference, list them fast.
+
+Construction touches nothing on disk, so read-only commands never write. A new run
+is assembled under a temp name and renamed into place once ``input.json`` and
+``run.json`` exist: a listing sees a whole run or no run.
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from agentctl import atomic, failpoints
+from agentctl.errors import NotFoundError, StateError, UsageError
+from agentctl.runs.ids import KINDS, new_run_id, parse_run_id
+from agentctl.runs.oserrors import state_error
+from agentctl.runs.record import STATUSES, RunRecord
+from agentctl.runs.run import Run, load_record, mtime_of
+from agentctl.runs.timefmt import utc_now
+
+_SHOWN_CANDIDATES = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """One row of ``runs list``: the record, or the problem that kept it from loading."""
+
+    id: str
+    dir: Path
+    record: RunRecord | None
+    problem: str | None
+    heartbeat_at: datetime | None
+
+
+class RunStore:
+    def __init__(self, state_dir: Path, *, clock: Callable[[], datetime] = utc_now) -> None:
+        self.state_dir = state_dir
+        self.runs_dir = state_dir / "runs"
+        self._clock = clock
+
+    def create(
+        self,
+        kind: str,
+        *,
+        input: dict[str, Any],
+        parent: Run | None = None,
+        role: str | None = None,
+        model: str | None = None,
+        pipeline: str | None = None,
+        step: str | None = None,
+        ticket: str | None = None,
+        workspace: str | None = None,
+        worktree: str | None = None,
+    ) -> Run:
+        """Make a pending run; ``input.json`` is written first, then ``run.json``."""
+        if not isinstance(input, dict):
+            raise TypeError("input must be a dict")
+        now = self._clock()
+        run_id = new_run_id(kind, now)
+        parent_id, root_id = None, run_id
+        if parent is not None:
+            parent_id, root_id = parent.id, parent.load().root_id
+        record = RunRecord(
+            id=run_id,
+            kind=kind,
+            status="pending",
+            created_at=now,
+            updated_at=now,
+            root_id=root_id,
+            parent_id=parent_id,
+            role=role,
+            model=model,
+            pipeline=pipeline,
+            step=step,
+            ticket=ticket,
+            workspace=workspace,
+            worktree=worktree,
+        )
+        final = self.runs_dir / run_id
+        tmp = self.runs_dir / f".{run_id}{atomic.TEMP_MARK}{os.getpid()}"
+        try:
+            self.runs_dir.mkdir(parents=True, exist_ok=True)
+            tmp.mkdir()
+            atomic.write_json(tmp / "input.json", input)
+            atomic.write_json(tmp / "run.json", record.to_json())
+            (tmp / "inbox").mkdir()
+            (tmp / "outbox").mkdir()
+            os.close(os.open(tmp / "events.jsonl", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+            _fsync_dir(tmp)
+            failpoints.hit("runs.before_publish")
+            os.rename(tmp, final)
+            _fsync_dir(self.runs_dir)
+        except BaseException as exc:
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+            if isinstance(exc, OSError):
+                raise state_error(exc, final, "create") from exc
+            raise
+        return Run(final, clock=self._clock)
+
+    def get(self, ref: str) -> Run:
+        """A run by exact id, unique id prefix, or unique suffix (e.g. the random part)."""
+        if not ref:
+            raise UsageError("empty run reference", hint="give a run id or part of one")
+        names = self._run_names()
+        if ref in names:
+            return Run(self.runs_dir / ref, clock=self._clock)
+        matches = sorted((n for n in names if n.startswith(ref) or n.endswith(ref)), reverse=True)
+        if len(matches) == 1:
+            return Run(self.runs_dir / matches[0], clock=self._clock)
+        if not matches:
+            raise NotFoundError(
+                f"no run matches {ref!r}", hint="run `agentctl runs list` to see the runs"
+            )
+        shown = ", ".join(matches[:_SHOWN_CANDIDATES])
+        more = ", ..." if len(matches) > _SHOWN_CANDIDATES else ""
+        raise UsageError(
+            f"{ref!r} matches {len(matches)} runs: {shown}{more}", hint="give more of the id"
+        )
+
+    def list(
+        self,
+        *,
+        kind: str | None = None,
+        status: str | None = None,
+        parent_id: str | None = None,
+    ) -> builtins.list[Listing]:
+        """Runs newest first. A run whose ``run.json`` cannot be read is listed with its
+        problem (and dropped by a ``status``/``parent_id`` filter, which it cannot match)."""
+        return self.page(kind=kind, status=status, parent_id=parent_id)[0]
+
+    def page(
+        self,
+        *,
+        kind: str | None = None,
+        status: str | None = None,
+        parent_id: str | None = None,
+        limit: int | None = None,
+    ) -> tuple[builtins.list[Listing], int]:
+        """The newest ``limit`` matching runs and how many match in all.
+
+        Without a status or parent filter the count comes from the directory names
+        alone, so showing the newest 30 of 10,000 runs reads 30 ``run.json`` files.
+        """
+        if kind is not None and kind not in KINDS:
+            raise UsageError(f"unknown run kind {kind!r}; expected one of {', '.join(KINDS)}")
+        if status is not None and status not in STATUSES:
+            raise UsageError(f"unknown status {status!r}; expected one of {', '.join(STATUSES)}")
+        try:
+            entries = builtins.list(os.scandir(self.runs_dir))
+        except FileNotFoundError:
+            return [], 0
+        except OSError as exc:
+            raise state_error(exc, self.runs_dir, "list") from exc
+        candidates = []
+        for entry in entries:
+            parsed = parse_run_id(entry.name)
+            if parsed is None or (kind is not None and parsed[1] != kind):
+                continue
+            if entry.is_dir():
+                candidates.append(entry)
+        candidates.sort(key=lambda entry: entry.name, reverse=True)
+        filtered = status is not None or parent_id is not None
+        if not filtered and limit is not None:
+            return [self._listing(e) for e in candidates[:limit]], len(candidates)
+        listings = []
+        for entry in candidates:
+            listing = self._listing(entry)
+            record = listing.record
+            if status is not None and (record is None or record.status != status):
+                continue
+            if parent_id is not None and (record is None or record.parent_id != parent_id):
+                continue
+            listings.append(listing)
+        total = len(listings)
+        return (listings if limit is None else listings[:limit]), total
+
+    def _listing(self, entry: os.DirEntry[str]) -> Listing:
+        record: RunRecord | None = None
+        problem: str | None = None
+        try:
+            record = load_record(os.path.join(entry.path, "run.json"), entry.name)
+        except StateError as exc:
+            problem = str(exc)
+        heartbeat_at = mtime_of(os.path.join(entry.path, "heartbeat"))
+        return Listing(entry.name, Path(entry.path), record, problem, heartbeat_at)
+
+    def _run_names(self) -> set[str]:
+        try:
+            names = os.listdir(self.runs_dir)
+        except FileNotFoundError:
+            return set()
+        except OSError as exc:
+            raise state_error(exc, self.runs_dir, "list") from exc
+        return {name for name in names if parse_run_id(name) is not None}
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,64 @@
+"""A thousand runs list fast and right."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from agentctl import atomic
+from agentctl.runs import KINDS, RunRecord, RunStore, new_run_id
+
+T0 = datetime(2026, 11, 25, 21, 24, 33, 482913, tzinfo=UTC)
+STATUS_CYCLE = ["pending", "running", "succeeded", "failed", "canceled", "paused"]
+
+
+@pytest.fixture(scope="module")
+def thousand(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[RunRecord]]:
+    state = tmp_path_factory.mktemp("state")
+    runs = state / "runs"
+    runs.mkdir()
+    records = []
+    for i in range(1000):
+        created = T0 + timedelta(minutes=i)
+        run_id = new_run_id(KINDS[i % len(KINDS)], created)
+        record = RunRecord(
+            id=run_id,
+            kind=KINDS[i % len(KINDS)],
+            status=STATUS_CYCLE[i % len(STATUS_CYCLE)],  # type: ignore[arg-type]
+            created_at=created,
+            updated_at=created,
+            root_id=run_id,
+            role="dev",
+        )
+        (runs / run_id).mkdir()
+        atomic.write_json(runs / run_id / "run.json", record.to_json(), durable=False)
+        records.append(record)
+    return state, records
+
+
+def test_list_thousand(thousand: tuple[Path, list[RunRecord]]) -> None:
+    state, records = thousand
+    store = RunStore(state)
+    started = time.perf_counter()
+    listings = store.list()
+    elapsed = time.perf_counter() - started
+    assert len(listings) == 1000
+    assert [item.record for item in listings] == records[::-1]  # newest first
+    assert all(item.problem is None and item.heartbeat_at is None for item in listings)
+    assert elapsed < 1.0, f"listing 1,000 runs took {elapsed:.2f}s"
+
+
+def test_filters(thousand: tuple[Path, list[RunRecord]]) -> None:
+    store = RunStore(thousand[0])
+    records = thousand[1]
+    agents = store.list(kind="agent")
+    assert len(agents) == 200 and all(item.id.split("-")[1] == "agent" for item in agents)
+    failed = store.list(status="failed")
+    assert [item.record for item in failed] == [r for r in records[::-1] if r.status == "failed"]
+    both = store.list(kind="step", status="running")
+    expected = [r for r in records[::-1] if r.kind == "step" and r.status == "running"]
+    assert [item.record for item in both] == expected and expected
+    assert store.list(parent_id="nobody") == []
