@@ -1,0 +1,52 @@
+"""``agentctl init``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from agentctl.cli.context import print_json, state
+
+
+def init_command(
+    ctx: typer.Context,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite existing files with the shipped ones.")
+    ] = False,
+    test_command: Annotated[
+        str | None,
+        typer.Option("--test-command", help="The gate command (default: guessed from the repo)."),
+    ] = None,
+    base_branch: Annotated[
+        str | None,
+        typer.Option("--base-branch", help="Where work merges (default: the current branch)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Make this git repository an agentctl workspace (idempotent; --force to overwrite)."""
+    from agentctl.scaffold import init_workspace
+
+    option = state(ctx).workspace_option
+    report = init_workspace(
+        option or Path.cwd(), force=force, test_command=test_command, base_branch=base_branch
+    )
+    if as_json:
+        print_json(
+            {
+                "root": str(report.root),
+                "test_command": report.test_command,
+                "base_branch": report.base_branch,
+                "files": [{"path": p, "action": a} for p, a in report.files],
+            }
+        )
+        return
+    for path, action in report.files:
+        typer.echo(f"{action:>11}  {path}")
+    typer.echo(f"workspace: {report.root}")
+    typer.echo(
+        f"test command: {report.test_command or '(not guessed: set [project] test_command)'}"
+    )
+    typer.echo(f"base branch: {report.base_branch or '(detached HEAD: set [project] base_branch)'}")
+    typer.echo("next: agentctl doctor")

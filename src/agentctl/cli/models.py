@@ -1,0 +1,73 @@
+"""``agentctl models``: the models configured, their endpoints, prices and keys."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Any
+
+import typer
+
+from agentctl.cli.context import console, new_group, print_json, state
+
+app = new_group("Models: endpoints, prices (USD per million tokens) and API keys.")
+
+
+def _price(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
+
+
+@app.command("list")
+def list_models(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """List the models with provider, API, endpoint, price and whether the key is set."""
+    config = state(ctx).config
+    rows: list[dict[str, Any]] = []
+    for name, model in config.models.items():
+        env = model.key_env
+        rows.append(
+            {
+                "name": name,
+                "provider": model.provider,
+                "api": model.resolved_api,
+                "model": model.name,
+                "base_url": model.base_url,
+                "key_env": env,
+                "key_set": bool(os.environ.get(env)) if env else None,
+                "max_concurrency": model.max_concurrency,
+                "price": {
+                    "input": model.price.input,
+                    "output": model.price.output,
+                    "cache_write": model.price.cache_write,
+                    "cache_read": model.price.cache_read,
+                },
+                "source": config.origin("models", name),
+            }
+        )
+    if as_json:
+        print_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table(title="models (USD per million tokens)", title_justify="left")
+    for column in ("name", "provider/api", "model", "in", "out", "cache w", "cache r", "key"):
+        table.add_column(column, justify="right" if column in ("in", "out") else "left")
+    for row in rows:
+        key = (
+            "-"
+            if row["key_env"] is None
+            else (f"{row['key_env']} {'set' if row['key_set'] else 'MISSING'}")
+        )
+        price = row["price"]
+        table.add_row(
+            row["name"],
+            f"{row['provider']}/{row['api']}",
+            row["model"] + (f" @ {row['base_url']}" if row["base_url"] else ""),
+            _price(price["input"]),
+            _price(price["output"]),
+            _price(price["cache_write"]),
+            _price(price["cache_read"]),
+            key,
+        )
+    console().print(table)

@@ -1,0 +1,100 @@
+"""``agentctl roles``: which model, tools, limits and prompt each role has."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from agentctl.cli.context import console, new_group, print_json, state
+
+app = new_group("Roles: which model, which tools, which limits, which prompt.")
+
+
+def _models(models: tuple[str, ...]) -> str:
+    return " → ".join(models)
+
+
+@app.command("list")
+def list_roles(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """List the roles with their models (fallbacks after →) and tools."""
+    config = state(ctx).config
+    rows: list[dict[str, Any]] = [
+        {
+            "name": name,
+            "models": list(role.models),
+            "tools": list(role.tools),
+            "result": role.result,
+            "max_turns": role.max_turns,
+            "budget_usd": role.budget_usd,
+            "description": role.description,
+            "source": config.origin("roles", name),
+        }
+        for name, role in sorted(config.roles.items())
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table(title="roles", title_justify="left")
+    for column in ("name", "models", "tools", "budget", "description"):
+        table.add_column(column)
+    for row in rows:
+        budget = "-" if row["budget_usd"] is None else f"${row['budget_usd']:g}"
+        table.add_row(
+            row["name"],
+            _models(tuple(row["models"])),
+            ", ".join(row["tools"]),
+            budget,
+            row["description"],
+        )
+    console().print(table)
+
+
+@app.command("show")
+def show_role(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The role's name.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Show one role in full, prompt included, and the file it came from."""
+    from agentctl.config.convert import to_data
+
+    config = state(ctx).config
+    role = config.role(name)
+    data = to_data(role)
+    if as_json:
+        print_json({"name": name, "source": config.origin("roles", name), **data})
+        return
+    typer.echo(f"role {name}  ({config.origin('roles', name)})")
+    for key, value in data.items():
+        if key != "prompt":
+            typer.echo(f"  {key}: {value}")
+    typer.echo("  prompt: |")
+    for line in role.prompt.splitlines():
+        typer.echo(f"    {line}")
+
+
+@app.command("check")
+def check_roles(
+    ctx: typer.Context,
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Roles to check (default: all).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Validate every role file (and the config they depend on); exit 2 on a mistake."""
+    config = state(ctx).config
+    for name in names or []:
+        config.role(name)
+    checked = sorted(names or config.roles)
+    if as_json:
+        print_json({"ok": True, "roles": checked})
+        return
+    typer.echo(
+        f"ok: {len(checked)} role{'s' if len(checked) != 1 else ''} valid ({', '.join(checked)})"
+    )

@@ -1,0 +1,175 @@
+"""``agentctl doctor``: is this machine and workspace ready to run agents? Says what to fix.
+
+Each check is independent and cheap (no model is called): the config loads, every
+API key the configured roles need is set, git and bubblewrap are there, the state
+folder is writable.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from agentctl import failpoints
+from agentctl.config import Config
+from agentctl.errors import ConfigError, WorkspaceError
+from agentctl.workspace import Workspace
+
+Status = Literal["ok", "warn", "fail"]
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    status: Status
+    detail: str
+    hint: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DoctorReport:
+    checks: tuple[Check, ...]
+    config_error: bool
+
+    @property
+    def ok(self) -> bool:
+        return all(c.status != "fail" for c in self.checks)
+
+
+def _git() -> Check:
+    path = shutil.which("git")
+    if path is None:
+        return Check(
+            "git", "fail", "git is not installed", "install git (e.g. apt-get install git)"
+        )
+    try:
+        out = subprocess.run(
+            [path, "--version"], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Check("git", "fail", f"git does not run: {exc}")
+    return Check("git", "ok", out.stdout.strip())
+
+
+def _bubblewrap() -> Check:
+    path = shutil.which("bwrap")
+    if path is None:
+        return Check(
+            "sandbox",
+            "warn",
+            "bubblewrap (bwrap) is not installed: roles with sandbox = 'strict' cannot run",
+            "apt-get install bubblewrap",
+        )
+    try:
+        probe = subprocess.run(
+            [path, "--ro-bind", "/", "/", "--unshare-net", "--", "true"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Check("sandbox", "warn", f"bwrap does not run: {exc}")
+    if probe.returncode != 0:
+        reason = probe.stderr.strip().splitlines()[-1] if probe.stderr.strip() else "no output"
+        return Check(
+            "sandbox",
+            "warn",
+            f"bwrap is installed but cannot create a sandbox here: {reason}",
+            "unprivileged user namespaces may be off (sysctl kernel.unprivileged_userns_clone)",
+        )
+    return Check("sandbox", "ok", f"bubblewrap works ({path}): commands can run without network")
+
+
+def _state_dir(workspace: Workspace) -> Check:
+    directory = workspace.state_dir
+    probe = directory if directory.exists() else directory.parent
+    if os.access(probe, os.W_OK):
+        return Check("state", "ok", f"{directory} is writable")
+    return Check("state", "fail", f"{directory} is not writable", "fix its permissions")
+
+
+def _keys(needed: Mapping[str, list[str]], environ: Mapping[str, str]) -> list[Check]:
+    checks = []
+    for env, users in sorted(needed.items()):
+        who = ", ".join(users)
+        if environ.get(env):
+            checks.append(Check(f"key {env}", "ok", f"set (used by {who})"))
+        else:
+            checks.append(
+                Check(
+                    f"key {env}",
+                    "warn",
+                    f"not set; needed by {who}",
+                    f"export {env}=... or map those roles to another model",
+                )
+            )
+    return checks
+
+
+def run_doctor(
+    workspace_loader: Callable[[], Workspace],
+    config_loader: Callable[[], Config],
+    environ: Mapping[str, str] | None = None,
+) -> DoctorReport:
+    """Run every check; a broken config is one failed check, not an exception."""
+    environ = os.environ if environ is None else environ
+    checks = [Check("python", "ok", sys.version.split()[0])]
+    try:
+        workspace = workspace_loader()
+    except WorkspaceError as exc:
+        return DoctorReport((*checks, Check("workspace", "fail", str(exc))), config_error=True)
+    where = str(workspace.config_file) if workspace.config_file else "none (shipped defaults)"
+    checks.append(Check("workspace", "ok", f"{workspace.root} (config: {where})"))
+    if workspace.git_root is None:
+        checks.append(Check("repository", "warn", "not inside a git repository", "run `git init`"))
+    config_error = False
+    try:
+        config = config_loader()
+    except ConfigError as exc:
+        config_error = True
+        checks.extend(Check("config", "fail", str(e)) for e in exc.all)
+    else:
+        checks.append(Check("config", "ok", f"{len(config.files)} files, all valid"))
+        checks.extend(_keys(needed_keys(config), environ))
+        if not config.settings.project.test_command:
+            checks.append(
+                Check(
+                    "test command",
+                    "warn",
+                    "[project] test_command is not set: pipelines have no test gate",
+                    "set it in agentctl.toml",
+                )
+            )
+    checks.append(_git())
+    checks.append(_bubblewrap())
+    checks.append(_state_dir(workspace))
+    armed = failpoints.armed()
+    if armed:
+        checks.append(
+            Check(
+                "failpoints",
+                "warn",
+                f"{failpoints.ENV} arms {', '.join(sorted(armed))}",
+                f"unset {failpoints.ENV} unless you are testing crashes",
+            )
+        )
+    return DoctorReport(tuple(checks), config_error)
+
+
+def needed_keys(config: Config) -> dict[str, list[str]]:
+    """Environment variable → the roles (via their models) that need it."""
+    needed: dict[str, list[str]] = {}
+    for role_name, role in config.roles.items():
+        for model_name in role.models:
+            env = config.models[model_name].key_env
+            if env is not None:
+                label = f"{role_name} ({model_name})"
+                if label not in needed.setdefault(env, []):
+                    needed[env].append(label)
+    return needed

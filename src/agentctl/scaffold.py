@@ -1,0 +1,178 @@
+"""``agentctl init``: make a git repository an agentctl workspace, idempotently.
+
+Writes ``agentctl.toml`` (with the test command guessed from the repository and
+the current branch as the base branch), copies the shipped ``roles/`` and
+``pipelines/``, and adds ``.agentctl/`` to ``.gitignore``. An existing file is
+kept unless ``force``; running it twice changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from agentctl import atomic
+from agentctl.errors import WorkspaceError
+from agentctl.workspace import CONFIG_NAME, STATE_NAME, git_root_of, shipped_dir
+
+Action = Literal["created", "kept", "overwritten", "updated"]
+
+
+@dataclass
+class InitReport:
+    root: Path
+    test_command: str | None
+    base_branch: str | None
+    files: list[tuple[str, Action]] = field(default_factory=list)
+
+
+def guess_test_command(root: Path) -> str | None:
+    """The project's test command, guessed from the files a repository usually has."""
+    pyproject = root / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError):
+            data = {}
+        if "pytest" in data.get("tool", {}) or "pytest" in pyproject.read_text(errors="replace"):
+            return "python -m pytest -q"
+    if (root / "pytest.ini").is_file() or (root / "conftest.py").is_file():
+        return "python -m pytest -q"
+    if (root / "tox.ini").is_file() and "pytest" in (root / "tox.ini").read_text(errors="replace"):
+        return "python -m pytest -q"
+    package = root / "package.json"
+    if package.is_file():
+        try:
+            scripts = json.loads(package.read_text(encoding="utf-8")).get("scripts", {})
+        except (json.JSONDecodeError, OSError, UnicodeDecodeError, AttributeError):
+            scripts = {}
+        if isinstance(scripts, dict) and "test" in scripts:
+            return "npm test"
+    if (root / "Cargo.toml").is_file():
+        return "cargo test"
+    if (root / "go.mod").is_file():
+        return "go test ./..."
+    makefile = root / "Makefile"
+    if makefile.is_file() and "\ntest:" in "\n" + makefile.read_text(errors="replace"):
+        return "make test"
+    if any(root.glob("test*/test_*.py")) or any(root.glob("test_*.py")):
+        return "python -m unittest discover -v"
+    return None
+
+
+def current_branch(root: Path) -> str | None:
+    """The checked-out branch (also of a repository with no commit yet); None if detached."""
+    import git
+
+    try:
+        repo = git.Repo(root)
+        return str(repo.head.reference.name) if not repo.head.is_detached else None
+    except (git.exc.GitError, TypeError, ValueError):
+        return None
+
+
+def _toml_string(value: str) -> str:
+    return json.dumps(value)  # a JSON string is a valid TOML basic string
+
+
+def render_config(test_command: str | None, base_branch: str | None) -> str:
+    test_line = (
+        f"test_command = {_toml_string(test_command)}"
+        if test_command
+        else '# test_command = "python -m pytest -q"   # could not guess: set the gate command'
+    )
+    branch_line = (
+        f"base_branch = {_toml_string(base_branch)}"
+        if base_branch
+        else '# base_branch = "main"   # default: the branch checked out'
+    )
+    return f"""\
+# agentctl workspace configuration. Reference: `agentctl --help`, README.md.
+# Shipped defaults apply to everything not set here; roles/ and pipelines/ beside
+# this file override the shipped ones key by key.
+
+[project]
+{test_line}
+{branch_line}
+
+# A [models.<name>] table here replaces the shipped model of that name whole.
+# Secrets never live here: only the name of the environment variable that holds them.
+#
+# [models.coder-next]
+# provider = "openai"              # anthropic | openai (any OpenAI-compatible server)
+# api = "chat"                     # chat | responses
+# name = "qwen3-coder-next"
+# base_url = "http://localhost:8000/v1"
+# max_concurrency = 2
+# price = {{ input = 0.0, output = 0.0 }}
+
+[orchestrator]
+# pipeline = "coding-pipeline"
+# max_parallel = 2
+# triage = "model"                 # model | none
+
+[budgets]
+# daily_usd = 20.0
+# roles = {{ dev = 10.0, review = 3.0 }}
+
+[tracker]
+kind = "local"                     # local | linear
+
+[forge]
+kind = "local"                     # local | github
+"""
+
+
+def _write_if_absent(report: InitReport, path: Path, content: bytes, force: bool) -> None:
+    relative = str(path.relative_to(report.root))
+    if path.exists() and not force:
+        report.files.append((relative, "kept"))
+        return
+    existed = path.exists()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_bytes(path, content)
+    report.files.append((relative, "overwritten" if existed else "created"))
+
+
+def _ensure_gitignored(report: InitReport) -> None:
+    path = report.root / ".gitignore"
+    entry = f"{STATE_NAME}/"
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    lines = {line.strip() for line in text.splitlines()}
+    if {entry, STATE_NAME, f"/{entry}", f"/{STATE_NAME}"} & lines:
+        report.files.append((".gitignore", "kept"))
+        return
+    prefix = "" if not text or text.endswith("\n") else "\n"
+    atomic.write_text(path, f"{text}{prefix}{entry}\n")
+    report.files.append((".gitignore", "updated" if text else "created"))
+
+
+def init_workspace(
+    directory: Path,
+    *,
+    force: bool = False,
+    test_command: str | None = None,
+    base_branch: str | None = None,
+) -> InitReport:
+    """Make the git repository at or above ``directory`` an agentctl workspace."""
+    root = git_root_of(directory.resolve())
+    if root is None:
+        raise WorkspaceError(
+            f"{directory} is not inside a git repository",
+            hint="agentctl works on git repositories: run `git init` first",
+        )
+    report = InitReport(
+        root,
+        test_command or guess_test_command(root),
+        base_branch or current_branch(root),
+    )
+    config = render_config(report.test_command, report.base_branch)
+    _write_if_absent(report, root / CONFIG_NAME, config.encode(), force)
+    for kind in ("roles", "pipelines"):
+        for source in sorted(shipped_dir(kind).glob("*.toml")):
+            _write_if_absent(report, root / kind / source.name, source.read_bytes(), force)
+    _ensure_gitignored(report)
+    return report

@@ -1,0 +1,68 @@
+"""Shared fixtures: an isolated user config dir, real git repositories, the CLI runner."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from agentctl.cli import app
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No test reads the developer's ~/.config/agentctl, keys or armed fail points."""
+    monkeypatch.setenv("AGENTCTL_CONFIG_DIR", str(tmp_path_factory.mktemp("user-config")))
+    for name in ("AGENTCTL_FAILPOINT", "ANTHROPIC_API_KEY", "OPENAI_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=repo, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def make_repo(path: Path) -> Path:
+    """A real git repository on branch main with its own identity and one commit."""
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "-q", "-b", "main")
+    git(path, "config", "user.name", "agentctl tests")
+    git(path, "config", "user.email", "tests@agentctl.invalid")
+    (path / "README.md").write_text("# demo\n")
+    git(path, "add", "README.md")
+    git(path, "commit", "-q", "-m", "initial")
+    return path
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path / "repo")
+
+
+Invoke = Callable[..., Result]
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
+    """Run agentctl in-process through Typer's CliRunner, from a given directory."""
+
+    def invoke(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> Result:
+        if cwd is not None:
+            monkeypatch.chdir(cwd)
+        return CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
+
+    return invoke
+
+
+@pytest.fixture
+def workspace(repo: Path, cli: Invoke) -> Path:
+    """A repository after `agentctl init`."""
+    result = cli("init", cwd=repo)
+    assert result.exit_code == 0, result.output
+    return repo
