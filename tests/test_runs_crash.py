@@ -19,9 +19,9 @@ from agentctl.runs import Journal, RunStore, read_journal
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
-def run_python(code: str, *, failpoint: str = "", check_killed: bool = True) -> None:
+def python(code: str, failpoint: str = "") -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(SRC), "AGENTCTL_FAILPOINT": failpoint}
-    done = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-c", code],
         check=False,
         env=env,
@@ -29,6 +29,10 @@ def run_python(code: str, *, failpoint: str = "", check_killed: bool = True) -> 
         text=True,
         timeout=20,
     )
+
+
+def run_python(code: str, *, failpoint: str = "", check_killed: bool = True) -> None:
+    done = python(code, failpoint)
     if check_killed:
         assert done.returncode == -9, (done.returncode, done.stderr)
     else:
@@ -204,15 +208,7 @@ def test_file_too_large_without_mocks(tmp_path: Path) -> None:
     target = tmp_path / "run.json"
     target.write_bytes(b"old")
     code = FILE_LIMIT.replace("PATH", repr(str(target)))
-    env = {**os.environ, "PYTHONPATH": str(SRC)}
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        check=False,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=20,
-    )
+    done = python(code)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("StateError cannot write")
     assert target.read_bytes() == b"old"

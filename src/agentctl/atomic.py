@@ -20,7 +20,8 @@ from agentctl.errors import StateError
 TEMP_MARK = ".tmp."
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Make a rename or a new entry in ``directory`` durable."""
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -47,7 +48,7 @@ def write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:
         os.replace(tmp, path)
         failpoints.hit("atomic.after_rename")
         if durable:
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise _state_error(exc, path) from exc

@@ -77,3 +77,33 @@ def console() -> Console:
     from rich.console import Console
 
     return Console(highlight=False, soft_wrap=False)
+
+
+def usd(value: float | None) -> str:
+    return "-" if value is None else f"${value:g}"
+
+
+def print_table(
+    title: str | None, columns: tuple[str, ...], rows: list[tuple[str, ...]], **options: Any
+) -> None:
+    """A rich table of plain strings on stdout."""
+    from rich import box
+    from rich.table import Table
+
+    options.setdefault("box", box.SIMPLE_HEAD)
+    options.setdefault("pad_edge", False)
+    table = Table(title=title, title_justify="left", **options)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    console().print(table)
+
+
+def report_valid(kind: str, names: list[str], as_json: bool) -> None:
+    """The success line of ``roles check`` / ``pipeline validate`` (errors raise before)."""
+    if as_json:
+        print_json({"ok": True, kind: names})
+        return
+    noun = kind if len(names) != 1 else kind.removesuffix("s")
+    typer.echo(f"ok: {len(names)} {noun} valid ({', '.join(names)})")

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from agentctl.cli.context import console, new_group, print_json, state
+from agentctl.cli.context import new_group, print_json, print_table, state
 
 app = new_group("Models: endpoints, prices (USD per million tokens) and API keys.")
 
@@ -48,26 +48,28 @@ def list_models(
     if as_json:
         print_json(rows)
         return
-    from rich.table import Table
 
-    table = Table(title="models (USD per million tokens)", title_justify="left")
-    for column in ("name", "provider/api", "model", "in", "out", "cache w", "cache r", "key"):
-        table.add_column(column, justify="right" if column in ("in", "out") else "left")
-    for row in rows:
-        key = (
-            "-"
-            if row["key_env"] is None
-            else (f"{row['key_env']} {'set' if row['key_set'] else 'MISSING'}")
-        )
-        price = row["price"]
-        table.add_row(
-            row["name"],
-            f"{row['provider']}/{row['api']}",
-            row["model"] + (f" @ {row['base_url']}" if row["base_url"] else ""),
-            _price(price["input"]),
-            _price(price["output"]),
-            _price(price["cache_write"]),
-            _price(price["cache_read"]),
-            key,
-        )
-    console().print(table)
+    def key(row: dict[str, Any]) -> str:
+        if row["key_env"] is None:
+            return "(none needed)"
+        return f"{row['key_env']} {'set' if row['key_set'] else 'MISSING'}"
+
+    def api(row: dict[str, Any]) -> str:
+        return row["provider"] if row["api"] == "messages" else f"{row['provider']} {row['api']}"
+
+    print_table(
+        "models (USD per million tokens)",
+        ("name", "api", "model", "in", "out", "cache w/r", "key"),
+        [
+            (
+                r["name"],
+                api(r),
+                r["model"],
+                _price(r["price"]["input"]),
+                _price(r["price"]["output"]),
+                f"{_price(r['price']['cache_write'])}/{_price(r['price']['cache_read'])}",
+                key(r),
+            )
+            for r in rows
+        ],
+    )

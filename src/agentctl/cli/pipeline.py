@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from agentctl.cli.context import console, new_group, print_json, state
+from agentctl.cli.context import new_group, print_json, print_table, report_valid, state, usd
 
 if TYPE_CHECKING:
     from agentctl.config.schema import Step
@@ -43,15 +43,11 @@ def list_pipelines(
     if as_json:
         print_json(rows)
         return
-    from rich.table import Table
-
-    table = Table(title="pipelines", title_justify="left")
-    for column in ("name", "steps", "budget", "description"):
-        table.add_column(column)
-    for row in rows:
-        budget = "-" if row["budget_usd"] is None else f"${row['budget_usd']:g}"
-        table.add_row(row["name"], " → ".join(row["steps"]), budget, row["description"])
-    console().print(table)
+    print_table(
+        "pipelines",
+        ("name", "steps", "budget", "description"),
+        [(r["name"], " → ".join(r["steps"]), usd(r["budget_usd"]), r["description"]) for r in rows],
+    )
 
 
 @app.command("show")
@@ -86,22 +82,22 @@ def show_pipeline(
         typer.echo(f"  {pipeline.description}")
     if pipeline.inputs:
         typer.echo("  inputs: " + ", ".join(f"{k}={v!r}" for k, v in pipeline.inputs.items()))
-    from rich.table import Table
-
-    table = Table(show_edge=False)
-    for column in ("#", "id", "does", "models", "on fail", "when"):
-        table.add_column(column)
-    for i, (step, data) in enumerate(zip(pipeline.steps, steps, strict=True), 1):
-        on_fail = f"goto {step.on_fail.goto} (max {step.on_fail.max})" if step.on_fail else ""
-        table.add_row(
-            str(i),
-            step.id,
-            _what(step),
-            " → ".join(data.get("models", [])),
-            on_fail,
-            step.when or "",
-        )
-    console().print(table)
+    print_table(
+        None,
+        ("#", "id", "does", "models", "on fail", "when"),
+        [
+            (
+                str(i),
+                step.id,
+                _what(step),
+                " → ".join(data.get("models", [])),
+                f"goto {step.on_fail.goto} (max {step.on_fail.max})" if step.on_fail else "",
+                step.when or "",
+            )
+            for i, (step, data) in enumerate(zip(pipeline.steps, steps, strict=True), 1)
+        ],
+        show_edge=False,
+    )
 
 
 @app.command("validate")
@@ -116,9 +112,4 @@ def validate_pipelines(
     config = state(ctx).config
     for name in names or []:
         config.pipeline(name)
-    checked = sorted(names or config.pipelines)
-    if as_json:
-        print_json({"ok": True, "pipelines": checked})
-        return
-    plural = "s" if len(checked) != 1 else ""
-    typer.echo(f"ok: {len(checked)} pipeline{plural} valid ({', '.join(checked)})")
+    report_valid("pipelines", sorted(names or config.pipelines), as_json)

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from agentctl.cli.context import console, new_group, print_json, state
+from agentctl.cli.context import new_group, print_json, print_table, report_valid, state, usd
 
 app = new_group("Roles: which model, which tools, which limits, which prompt.")
 
@@ -20,7 +20,7 @@ def list_roles(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
-    """List the roles with their models (fallbacks after →) and tools."""
+    """List the roles with their models (fallbacks after →), limits and purpose."""
     config = state(ctx).config
     rows: list[dict[str, Any]] = [
         {
@@ -38,21 +38,20 @@ def list_roles(
     if as_json:
         print_json(rows)
         return
-    from rich.table import Table
-
-    table = Table(title="roles", title_justify="left")
-    for column in ("name", "models", "tools", "budget", "description"):
-        table.add_column(column)
-    for row in rows:
-        budget = "-" if row["budget_usd"] is None else f"${row['budget_usd']:g}"
-        table.add_row(
-            row["name"],
-            _models(tuple(row["models"])),
-            ", ".join(row["tools"]),
-            budget,
-            row["description"],
-        )
-    console().print(table)
+    print_table(
+        "roles",
+        ("name", "models", "turns", "budget", "description"),
+        [
+            (
+                r["name"],
+                _models(tuple(r["models"])),
+                str(r["max_turns"]),
+                usd(r["budget_usd"]),
+                r["description"],
+            )
+            for r in rows
+        ],
+    )
 
 
 @app.command("show")
@@ -91,10 +90,4 @@ def check_roles(
     config = state(ctx).config
     for name in names or []:
         config.role(name)
-    checked = sorted(names or config.roles)
-    if as_json:
-        print_json({"ok": True, "roles": checked})
-        return
-    typer.echo(
-        f"ok: {len(checked)} role{'s' if len(checked) != 1 else ''} valid ({', '.join(checked)})"
-    )
+    report_valid("roles", sorted(names or config.roles), as_json)

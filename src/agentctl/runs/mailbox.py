@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from agentctl import failpoints
+from agentctl import atomic, failpoints
 from agentctl.atomic import TEMP_MARK
 from agentctl.runs.oserrors import state_error
 from agentctl.runs.timefmt import format_ts, utc_now
@@ -59,7 +59,7 @@ class Mailbox:
                     seq = max(seq, self._last_seq()) + 1
             failpoints.hit("mailbox.after_post")
             tmp.unlink()
-            _fsync_dir(self.directory)
+            atomic.fsync_dir(self.directory)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             raise state_error(exc, self.directory, "post a message in") from exc
@@ -109,14 +109,6 @@ def _write_new(path: Path, value: dict[str, Any]) -> None:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
         os.fsync(fd)
     finally:
         os.close(fd)

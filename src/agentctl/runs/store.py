@@ -91,10 +91,10 @@ class RunStore:
             (tmp / "inbox").mkdir()
             (tmp / "outbox").mkdir()
             os.close(os.open(tmp / "events.jsonl", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
-            _fsync_dir(tmp)
+            atomic.fsync_dir(tmp)
             failpoints.hit("runs.before_publish")
             os.rename(tmp, final)
-            _fsync_dir(self.runs_dir)
+            atomic.fsync_dir(self.runs_dir)
         except BaseException as exc:
             import shutil
 
@@ -199,11 +199,3 @@ class RunStore:
         except OSError as exc:
             raise state_error(exc, self.runs_dir, "list") from exc
         return {name for name in names if parse_run_id(name) is not None}
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
