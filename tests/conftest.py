@@ -66,3 +66,20 @@ def workspace(repo: Path, cli: Invoke) -> Path:
     result = cli("init", cwd=repo)
     assert result.exit_code == 0, result.output
     return repo
+
+
+@pytest.fixture(scope="session")
+def conformance_dir() -> Path:
+    """The recorded conformance data, read in place from ``<project>/../shared/conformance``.
+
+    Skips when it is absent; fails instead when ``AGENTCTL_REQUIRE_CONFORMANCE=1`` (CI).
+    """
+    import os
+
+    path = Path(__file__).resolve().parents[1].parent / "shared" / "conformance"
+    if not path.is_dir():
+        message = f"conformance data not found at {path}"
+        if os.environ.get("AGENTCTL_REQUIRE_CONFORMANCE") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
