@@ -9,10 +9,20 @@ once, prints one line and exits with ``exit_code``::
     ├── ConfigError               exit 2  a TOML file is wrong (file, line, fix)
     ├── WorkspaceError            exit 2  no git repository / workspace where one is needed
     ├── NotFoundError             exit 2  a named run, role, pipeline or model does not exist
-    └── StateError                exit 1  a state file could not be read or written
-        ├── CorruptStateError             a state file is unreadable (set aside, never guessed)
-        ├── FutureStateError              a state file from a newer agentctl
-        └── TransitionError               an illegal run status change
+    ├── StateError                exit 1  a state file could not be read or written
+    │   ├── CorruptStateError             a state file is unreadable (set aside, never guessed)
+    │   ├── FutureStateError              a state file from a newer agentctl
+    │   └── TransitionError               an illegal run status change
+    ├── MissingKeyError           exit 2  a model's API key variable is not set
+    ├── BudgetExceeded            exit 1  a call would pass a budget: nothing was sent
+    └── ProviderError             exit 1  a model call failed (model, status, request id)
+        ├── TransientError                worth retrying: 408/409/429/5xx/529, timeouts,
+        │   │                             resets, stalls, mid-stream errors
+        │   └── RateLimitedError          429 with the wait the server asked for
+        └── PermanentError                retrying cannot help
+            ├── AuthError                 401/403: the key is wrong or lacks access
+            ├── QuotaError                402, insufficient_quota, billing: pause, do not retry
+            └── BadRequestError           400/404/413/422: the request itself is wrong
 """
 
 from __future__ import annotations
@@ -105,3 +115,78 @@ class FutureStateError(StateError):
 
 class TransitionError(StateError):
     """A run status change that the state machine does not allow."""
+
+
+class MissingKeyError(AgentctlError):
+    exit_code = EXIT_USAGE
+
+
+class BudgetExceeded(AgentctlError):
+    """A call was refused before it was sent, because it could pass a budget."""
+
+
+class ProviderError(AgentctlError):
+    """A model call failed; carries what a person needs to look it up."""
+
+    retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str | None = None,
+        status: int | None = None,
+        request_id: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.model = model
+        self.status = status
+        self.request_id = request_id
+
+    def __str__(self) -> str:
+        where = f"{self.model}: " if self.model else ""
+        ids = []
+        if self.status is not None:
+            ids.append(f"HTTP {self.status}")
+        if self.request_id:
+            ids.append(f"request {self.request_id}")
+        suffix = f" ({', '.join(ids)})" if ids else ""
+        return f"{where}{super().__str__()}{suffix}"
+
+
+class TransientError(ProviderError):
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str | None = None,
+        status: int | None = None,
+        request_id: str | None = None,
+        hint: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, model=model, status=status, request_id=request_id, hint=hint)
+        self.retry_after = retry_after  # seconds the server asked us to wait
+
+
+class RateLimitedError(TransientError):
+    pass
+
+
+class PermanentError(ProviderError):
+    pass
+
+
+class AuthError(PermanentError):
+    pass
+
+
+class QuotaError(PermanentError):
+    pass
+
+
+class BadRequestError(PermanentError):
+    pass

@@ -1,0 +1,147 @@
+"""One model call done right: concurrency slot, retries honouring retry-after, fallbacks.
+
+The SDKs' own retries are off (``max_retries=0``) so that every attempt is seen
+here: a transient failure (429, 5xx, 529, timeout, reset, stall, mid-stream error)
+is retried with backoff — waiting what ``retry-after`` asks, up to ``max_wait`` —
+but never after a tool call was already streamed; when a model's attempts are
+spent, or its key is refused or missing, the next model of the chain is tried.
+Quota/spend-cap and bad-request errors stop at once: retrying cannot help.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from agentctl.errors import AuthError, MissingKeyError, ProviderError, TransientError
+from agentctl.llm import Provider, make_provider
+from agentctl.llm.slots import slot
+from agentctl.llm.types import OnEvent, Request, Response, Restart, StreamEvent, ToolCallDelta
+
+if TYPE_CHECKING:
+    from agentctl.config.schema import Model
+
+ProviderFactory = Callable[[str, "Model"], Provider]
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One try that failed, for the journal: which model, which try, why, how long we waited."""
+
+    model: str
+    number: int
+    error: str
+    wait: float | None  # seconds before the next try; None when moving to the next model
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    response: Response
+    model: str  # the configured name of the model that answered
+    attempts: tuple[Attempt, ...]  # the failures before it, in order
+
+
+def backoff(attempt: int) -> float:
+    """The SDKs' schedule: ~0.5 s, ~1 s, ~2 s ... capped at 8 s, up to 25 % jitter down."""
+    return float(min(0.5 * 2**attempt, 8.0) * (1 - 0.25 * random.random()))
+
+
+class Caller:
+    """Calls a chain of configured models; one instance per process reuses connections."""
+
+    def __init__(
+        self,
+        models: Mapping[str, Model],
+        *,
+        lock_dir: Path | None = None,
+        environ: Mapping[str, str] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        factory: ProviderFactory | None = None,
+        max_wait: float = 300.0,
+        on_attempt: Callable[[Attempt], object] | None = None,
+    ) -> None:
+        self.models = models
+        self.lock_dir = lock_dir
+        self.sleep = sleep
+        self.max_wait = max_wait
+        self.on_attempt = on_attempt
+        self._factory = factory or (lambda name, model: make_provider(name, model, environ))
+        self._providers: dict[str, Provider] = {}
+
+    def provider(self, name: str) -> Provider:
+        if name not in self._providers:
+            self._providers[name] = self._factory(name, self.models[name])
+        return self._providers[name]
+
+    def complete(
+        self,
+        request: Request,
+        chain: Sequence[str],
+        *,
+        on_event: OnEvent | None = None,
+        stream: bool = True,
+    ) -> Outcome:
+        """The first answer from ``chain`` (model names, in order); raise the last failure."""
+        failures: list[Attempt] = []
+        last: ProviderError | MissingKeyError | None = None
+        for name in chain:
+            try:
+                response = self._one_model(name, request, on_event, stream, failures)
+            except (TransientError, AuthError, MissingKeyError) as exc:
+                last = exc
+                self._note(Attempt(name, 0, str(exc), None), failures)
+                if on_event and name != chain[-1]:
+                    on_event(Restart(f"falling back from {name}", name))
+                continue
+            return Outcome(response, name, tuple(failures))
+        assert last is not None, "an empty model chain"
+        if len(chain) > 1:
+            last.hint = f"tried {', '.join(chain)}; " + (last.hint or "all failed")
+        raise last
+
+    def _one_model(
+        self,
+        name: str,
+        request: Request,
+        on_event: OnEvent | None,
+        stream: bool,
+        failures: list[Attempt],
+    ) -> Response:
+        model = self.models[name]
+        provider = self.provider(name)
+        tries = model.max_retries + 1
+        for number in range(1, tries + 1):
+            streamed_tool = False
+
+            def relay(event: StreamEvent) -> None:
+                nonlocal streamed_tool
+                streamed_tool = streamed_tool or isinstance(event, ToolCallDelta)
+                assert on_event is not None
+                on_event(event)
+
+            try:
+                with slot(self.lock_dir or Path(".agentctl/locks"), name, model.max_concurrency):
+                    return provider.complete(
+                        request, on_event=relay if on_event else None, stream=stream
+                    )
+            except TransientError as exc:
+                if streamed_tool or number == tries:
+                    raise  # a half-streamed tool call is never replayed; or no tries left
+                wait = exc.retry_after if exc.retry_after is not None else backoff(number - 1)
+                if wait > self.max_wait:
+                    exc.hint = f"the server asked to wait {wait:g} s (more than {self.max_wait:g})"
+                    raise
+                self._note(Attempt(name, number, str(exc), wait), failures)
+                self.sleep(wait)
+                if on_event:
+                    on_event(Restart(f"retrying {name} after: {exc.message}", name))
+        raise AssertionError("unreachable")
+
+    def _note(self, attempt: Attempt, failures: list[Attempt]) -> None:
+        failures.append(attempt)
+        if self.on_attempt is not None:
+            self.on_attempt(attempt)
