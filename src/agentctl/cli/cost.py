@@ -1,0 +1,103 @@
+"""``agentctl cost``: what model calls cost, from the ledger, by model, role, day or run."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from agentctl.cli.context import print_table, state
+
+
+def cost_command(
+    ctx: typer.Context,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            metavar="WHEN",
+            help="From when: a duration back from now (12h, 1d, 7d) or a date (2026-11-01, "
+            "from midnight UTC). Default: 7d; with --run, all time.",
+            show_default=False,
+        ),
+    ] = None,
+    by: Annotated[
+        str,
+        typer.Option(
+            metavar="model|role|day|run",
+            help="One row per model, role, day or run (a run and all it started).",
+        ),
+    ] = "model",
+    run: Annotated[
+        str | None,
+        typer.Option(
+            "--run",
+            metavar="ID",
+            help="Only this run and every run below it (an id, prefix or suffix).",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON (exact USD).")] = False,
+    what_if: Annotated[
+        str | None,
+        typer.Option(
+            "--what-if",
+            metavar="MODEL",
+            help="Add a column pricing the same tokens at this configured model's price.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Show what model calls cost (from .agentctl/ledger/), with totals."""
+    from agentctl.cost.ledger import dumps
+    from agentctl.cost.pricing import format_usd
+    from agentctl.cost.report import build_report, parse_since
+
+    app_state = state(ctx)
+    start = parse_since(since) if since is not None else None
+    if since is None and run is None:
+        start = parse_since("7d")
+    price = app_state.config.model(what_if).price if what_if is not None else None
+    result = build_report(app_state.workspace.state_dir, by=by, since=start, run=run, what_if=price)
+    for problem in result.problems:
+        sys.stderr.write(f"agentctl: warning: ledger: {problem}\n")
+    if as_json:
+        value = result.to_json()
+        if what_if is not None:
+            value["what_if"] = what_if
+        indent = 2 if sys.stdout.isatty() else None
+        sys.stdout.write(dumps(value, indent=indent) + "\n")
+        return
+    scope = f"since {start:%Y-%m-%d %H:%M} UTC" if start is not None else "all time"
+    if run is not None:
+        scope = f"run tree of {run} ({len(result.run_ids)} runs), {scope}"
+    if not result.rows:
+        typer.echo(f"no model calls ({scope})")
+        return
+    columns: tuple[str, ...] = (
+        result.by,
+        "calls",
+        "input",
+        "output",
+        "cache write",
+        "cache read",
+        "cost",
+    )
+    if what_if is not None:
+        columns += (f"if {what_if}",)
+    rows: list[tuple[str, ...]] = []
+    for row in (*result.rows, result.total):
+        usage = row.usage
+        cells: tuple[str, ...] = (
+            row.key,
+            f"{row.calls:,}",
+            f"{usage.input_tokens:,}",
+            f"{usage.output_tokens:,}",
+            f"{usage.cache_write_tokens:,}",
+            f"{usage.cache_read_tokens:,}",
+            format_usd(row.cost),
+        )
+        if row.what_if_cost is not None:
+            cells += (format_usd(row.what_if_cost),)
+        rows.append(cells)
+    print_table(f"cost, {scope}", columns, rows)

@@ -1,0 +1,173 @@
+"""What ``agentctl cost`` shows: ledger entries summed by model, role, day or run tree.
+
+Costs are the ones recorded at call time (the price then in force); a what-if
+column re-prices the same tokens, call by call, at another model's price, so a
+long-context band applies exactly where it would have.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, get_args
+
+from agentctl.cost.ledger import Entry, Ledger
+from agentctl.cost.pricing import cost_of
+from agentctl.errors import UsageError
+from agentctl.llm.types import Usage
+from agentctl.runs.store import RunStore
+from agentctl.runs.timefmt import format_ts, parse_ts, utc_now
+
+if TYPE_CHECKING:
+    from agentctl.config.schema import Price
+
+By = Literal["model", "role", "day", "run"]
+BY: tuple[By, ...] = get_args(By)
+
+_DURATION = re.compile(r"^(\d+)([mhdw])$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_SINCE_HINT = "give a duration such as 12h, 1d or 7d, or a date such as 2026-11-01 (UTC)"
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    key: str
+    calls: int
+    usage: Usage
+    cost: Decimal
+    what_if_cost: Decimal | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"key": self.key, "calls": self.calls, **self.usage.to_json()}
+        out["cost_usd"] = self.cost
+        if self.what_if_cost is not None:
+            out["what_if_cost_usd"] = self.what_if_cost
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    by: By
+    rows: tuple[Row, ...]
+    total: Row
+    since: datetime | None = None
+    run_ids: frozenset[str] = frozenset()
+    problems: tuple[str, ...] = field(default=())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "since": format_ts(self.since) if self.since is not None else None,
+            "by": self.by,
+            "rows": [row.to_json() for row in self.rows],
+            "total": self.total.to_json(),
+        }
+
+
+def _key(entry: Entry, by: By) -> str:
+    if by == "model":
+        return entry.model
+    if by == "role":
+        return entry.role or "-"
+    if by == "day":
+        return entry.day.isoformat()
+    return entry.root_id
+
+
+@dataclass(slots=True)
+class _Sum:
+    calls: int = 0
+    usage: Usage = field(default_factory=Usage)
+    cost: Decimal = field(default_factory=Decimal)
+    what_if: Decimal = field(default_factory=Decimal)
+
+    def add(self, entry: Entry, what_if: Price | None) -> None:
+        self.calls += 1
+        self.usage += entry.usage
+        self.cost += entry.cost
+        if what_if is not None:
+            self.what_if += cost_of(entry.usage, what_if)
+
+    def row(self, key: str, what_if: Price | None) -> Row:
+        return Row(key, self.calls, self.usage, self.cost, self.what_if if what_if else None)
+
+
+def report(entries: Iterable[Entry], *, by: By, what_if: Price | None = None) -> Report:
+    """Rows per key with calls, tokens, cost (and what-if cost), plus a total row.
+
+    ``by="run"`` groups by ``root_id``: a chat and everything it started is one row.
+    Days and runs are listed oldest first, models and roles dearest first.
+    """
+    groups: dict[str, _Sum] = {}
+    total = _Sum()
+    for entry in entries:
+        groups.setdefault(_key(entry, by), _Sum()).add(entry, what_if)
+        total.add(entry, what_if)
+    rows = [group.row(key, what_if) for key, group in groups.items()]
+    if by in ("day", "run"):
+        rows.sort(key=lambda row: row.key)
+    else:
+        rows.sort(key=lambda row: (-row.cost, row.key))
+    return Report(by, tuple(rows), total.row("total", what_if))
+
+
+def descendants(state_dir: Path, run_id: str) -> set[str]:
+    """``run_id`` and every run below it, through ``parent_id`` links."""
+    children: dict[str, list[str]] = {}
+    for listing in RunStore(state_dir).list():
+        record = listing.record
+        if record is not None and record.parent_id is not None:
+            children.setdefault(record.parent_id, []).append(record.id)
+    found = {run_id}
+    todo = [run_id]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def parse_since(text: str, *, clock: Callable[[], datetime] = utc_now) -> datetime:
+    """``12h``, ``1d``, ``7d``, ``2w`` (back from now), or a date (its midnight UTC)."""
+    value = text.strip()
+    match = _DURATION.match(value)
+    if match is not None:
+        return clock() - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    try:
+        if len(value) == 10:
+            day = datetime.strptime(value, "%Y-%m-%d")
+            return day.replace(tzinfo=UTC)
+        return parse_ts(value)
+    except ValueError:
+        raise UsageError(f"cannot read --since {text!r}", hint=_SINCE_HINT) from None
+
+
+def check_by(by: str) -> By:
+    for choice in BY:
+        if by == choice:
+            return choice
+    raise UsageError(f"cannot group by {by!r}", hint=f"use one of {', '.join(BY)}")
+
+
+def build_report(
+    state_dir: Path,
+    *,
+    by: str,
+    since: datetime | None,
+    run: str | None = None,
+    what_if: Price | None = None,
+) -> Report:
+    """The whole ``agentctl cost`` query: ``run`` is a reference as ``runs show`` takes."""
+    grouping = check_by(by)
+    run_ids = None
+    if run is not None:
+        run_ids = descendants(state_dir, RunStore(state_dir).get(run).id)
+    ledger = Ledger(state_dir)
+    result = report(ledger.entries(since, run_ids=run_ids), by=grouping, what_if=what_if)
+    return replace(
+        result, since=since, run_ids=frozenset(run_ids or ()), problems=tuple(ledger.problems)
+    )
