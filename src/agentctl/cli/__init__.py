@@ -16,7 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 from agentctl import __version__
-from agentctl.cli import doctor, fastparams, init, models, pipeline, roles, runs
+from agentctl.cli import ask, cost, doctor, fastparams, init, models, pipeline, roles, runs
 from agentctl.cli.context import state
 from agentctl.errors import EXIT_INTERRUPTED, AgentctlError, ConfigError
 
@@ -103,10 +103,12 @@ def root(
 
 app.command("init")(init.init_command)
 app.command("doctor")(doctor.doctor_command)
+app.command("ask")(ask.ask_command)
 app.add_typer(roles.app, name="roles")
 app.add_typer(pipeline.app, name="pipeline")
 app.add_typer(models.app, name="models")
 app.add_typer(runs.app, name="runs")
+app.command("cost")(cost.cost_command)
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -84,7 +85,7 @@ def usd(value: float | None) -> str:
 
 
 def print_table(
-    title: str | None, columns: tuple[str, ...], rows: list[tuple[str, ...]], **options: Any
+    title: str | None, columns: tuple[str, ...], rows: Sequence[Sequence[str]], **options: Any
 ) -> None:
     """A rich table of plain strings on stdout."""
     from rich import box

@@ -73,3 +73,27 @@ def list_models(
             for r in rows
         ],
     )
+
+
+@app.command("test")
+def test_model(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The configured model to try.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Send a tiny request; report latency, usage and cost, or the exact error."""
+    from agentctl.oneshot import PROBE_PROMPT, ask
+
+    config = state(ctx).config
+    answer = ask(config, PROBE_PROMPT, model=name, role="models-test", max_tokens=16)
+    result = answer.to_json()
+    if as_json:
+        print_json(result)
+        return
+    usage = answer.response.usage
+    typer.echo(
+        f"ok: {name} ({answer.response.model}) answered {answer.response.text.strip()[:40]!r} "
+        f"in {answer.seconds * 1000:.0f} ms; {usage.prompt_tokens} tokens in, "
+        f"{usage.output_tokens} out; ${answer.cost:f}"
+        + (f"; request {answer.response.request_id}" if answer.response.request_id else "")
+    )

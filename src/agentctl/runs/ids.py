@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from agentctl.runs.timefmt import compact_ts
 
-KINDS = ("agent", "pipeline", "chat", "orchestrator", "step")
+KINDS = ("agent", "pipeline", "chat", "orchestrator", "step", "ask")
 
 # Any lowercase word is accepted as a kind when parsing, so runs of a kind added by a
 # newer agentctl still show up in listings instead of vanishing.
