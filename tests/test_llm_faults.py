@@ -238,3 +238,29 @@ def test_a_good_tool_call_streams_and_parses(api: str, server: LLMServer, tmp_pa
     assert response.stop_reason == "tool_use" and response.text == "Let me look."
     assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "Let me look."
     assert response.usage.output_tokens > 0 and response.request_id
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "whole"])
+def test_compatible_server_quirks_are_tolerated(stream: bool, tmp_path: Path) -> None:
+    """No [DONE], SSE comments between chunks (OpenRouter), errors without the wrapper (vLLM)."""
+    with LLMServer(chat_done=False, sse_comments=True) as quirky:
+        quirky.script(
+            "m",
+            Turn.tool_call("read", {"path": "a.py"}, text="Reading."),
+            Turn.error(
+                400,
+                body={
+                    "object": "error",
+                    "message": "max_tokens is too large",
+                    "type": "BadRequestError",
+                    "param": None,
+                    "code": 400,
+                },
+            ),
+        )
+        call, _ = caller(tmp_path, m=model("chat", quirky))
+        response = call.complete(ASK, ["m"], stream=stream).response
+        assert response.text == "Reading." and response.tool_calls[0].arguments == {"path": "a.py"}
+        with pytest.raises(BadRequestError, match="max_tokens is too large"):
+            call.complete(ASK, ["m"], stream=stream)
+        quirky.assert_complete()
