@@ -10,7 +10,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ def fsync_dir(directory: Path) -> None:
 
 def write_bytes(path: Path, data: bytes, *, durable: bool = True) -> None:
     """Replace ``path`` with ``data`` atomically; ``durable`` also survives power loss."""
-    tmp = path.with_name(f".{path.name}{TEMP_MARK}{os.getpid()}.{secrets.token_hex(4)}")
+    tmp = path.with_name(f".{path.name}{TEMP_MARK}{os.getpid()}.{os.urandom(4).hex()}")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:

@@ -1,22 +1,29 @@
-"""The ``agentctl`` command: a small root app with command groups mounted from cli/<group>.py.
+"""The ``agentctl`` command: a small root app with command groups from cli/<group>.py.
 
 Only this package imports Typer. Each command parses its arguments, calls one core
 function and renders the result. ``AgentctlError`` is caught once, in
 ``AgentctlGroup.invoke``, printed as one line per mistake, and turned into the
 documented exit code (0 ok, 1 failed, 2 usage or config, 130 interrupted).
+
+Groups are mounted lazily from ``COMMANDS`` (name → module:app): Typer builds a
+group by introspecting every signature, which costs more than the imports, so
+``agentctl runs list`` builds only ``runs`` and ``--help`` builds none.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer._click import Command, Context, HelpFormatter
+from typer._click.utils import make_default_short_help
 from typer.core import TyperGroup
 
 from agentctl import __version__
-from agentctl.cli import ask, cost, doctor, fastparams, init, models, pipeline, roles, runs
+from agentctl.cli import fastparams
 from agentctl.cli.context import state
 from agentctl.errors import EXIT_INTERRUPTED, AgentctlError, ConfigError
 
@@ -28,8 +35,53 @@ def report(error: AgentctlError) -> None:
         sys.stderr.write(f"agentctl: error: {item}\n")
 
 
+# The commands, in the order --help lists them: name → "module:Typer app".
+COMMANDS: dict[str, str] = {
+    "init": "agentctl.cli.init:app",
+    "doctor": "agentctl.cli.doctor:app",
+    "ask": "agentctl.cli.ask:app",
+    "cost": "agentctl.cli.cost:app",
+    "roles": "agentctl.cli.roles:app",
+    "pipeline": "agentctl.cli.pipeline:app",
+    "models": "agentctl.cli.models:app",
+    "runs": "agentctl.cli.runs:app",
+}
+
+
+def _app(name: str) -> typer.Typer:
+    module, _, attribute = COMMANDS[name].partition(":")
+    sub: typer.Typer = getattr(importlib.import_module(module), attribute)
+    return sub
+
+
+def _short_help(sub: typer.Typer) -> str:
+    """The first line of a group's help, or of a one-command app's docstring."""
+    text = sub.info.help if isinstance(sub.info.help, str) else ""
+    if not text and sub.registered_commands:
+        command = sub.registered_commands[0]
+        text = command.help or (command.callback.__doc__ if command.callback else "") or ""
+    return text
+
+
 class AgentctlGroup(TyperGroup):
-    """The root group: the one place where agentctl's errors become exit codes."""
+    """The root group: builds subcommands on demand; turns agentctl's errors into exit codes."""
+
+    def list_commands(self, ctx: Context) -> list[str]:
+        return [*self.commands, *(name for name in COMMANDS if name not in self.commands)]
+
+    def get_command(self, ctx: Context, cmd_name: str) -> Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            command = typer.main.get_command(_app(cmd_name))
+            command.name = cmd_name
+            self.commands[cmd_name] = command
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: Context, formatter: HelpFormatter) -> None:
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(map(len, names))
+        rows = [(name, make_default_short_help(_short_help(_app(name)), limit)) for name in names]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -99,16 +151,6 @@ def root(
     app_state = state(ctx)
     app_state.workspace_option = workspace
     app_state.sets = list(sets or [])
-
-
-app.command("init")(init.init_command)
-app.command("doctor")(doctor.doctor_command)
-app.command("ask")(ask.ask_command)
-app.add_typer(roles.app, name="roles")
-app.add_typer(pipeline.app, name="pipeline")
-app.add_typer(models.app, name="models")
-app.add_typer(runs.app, name="runs")
-app.command("cost")(cost.cost_command)
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from agentctl.cli.context import print_json, state
+from agentctl.cli.context import print_json, single, state
 
 if TYPE_CHECKING:
     from agentctl.llm.types import OnEvent
@@ -98,3 +98,6 @@ def ask_command(
     if answer.response.stop_reason not in ("end_turn", "stop_sequence"):
         sys.stderr.write(f"[stopped: {answer.response.stop_reason}]\n")
     sys.stderr.write(footer(answer) + "\n")
+
+
+app = single(ask_command)

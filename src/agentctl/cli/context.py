@@ -60,6 +60,18 @@ def new_group(help: str) -> typer.Typer:
     )
 
 
+def single(command: Any) -> typer.Typer:
+    """A one-command app (``agentctl init``, ``ask`` ...), mounted lazily by the root."""
+    app = typer.Typer(
+        rich_markup_mode=None,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    app.command()(command)
+    return app
+
+
 def state(ctx: typer.Context) -> AppState:
     root = ctx.find_root()
     if not isinstance(root.obj, AppState):
@@ -99,6 +111,45 @@ def print_table(
     for row in rows:
         table.add_row(*row)
     console().print(table)
+
+
+_ANSI = {"green": "32", "red": "31", "yellow": "33", "cyan": "36", "dim": "2", "bold": "1"}
+
+
+def print_columns(
+    columns: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    styles: Sequence[str | None] | None = None,
+) -> None:
+    """A plain aligned table, like ``docker ps``: ~100x cheaper than a rich table.
+
+    The last column is cut to the terminal width; ``styles`` (one per row) colours a
+    row's third cell (the status) when stdout is a terminal.
+    """
+    import shutil
+
+    tty = sys.stdout.isatty()
+    width = shutil.get_terminal_size((160, 24)).columns
+    widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
+    fixed = sum(widths[:-1]) + 2 * (len(columns) - 1)
+    widths[-1] = max(len(columns[-1]), min(widths[-1], width - fixed))
+
+    def line(cells: Sequence[str], style: str | None = None) -> str:
+        parts = []
+        for i, cell in enumerate(cells):
+            text = cell if len(cell) <= widths[i] else cell[: max(widths[i] - 1, 0)] + "…"
+            padded = text.ljust(widths[i]) if i < len(cells) - 1 else text
+            if tty and style and i == 2:
+                padded = f"\x1b[{_ANSI[style]}m{padded}\x1b[0m"
+            parts.append(padded)
+        return "  ".join(parts).rstrip()
+
+    out = [line(columns, None)]
+    if tty:
+        out[0] = f"\x1b[1m{out[0]}\x1b[0m"
+    out += [line(row, (styles or [None] * len(rows))[n]) for n, row in enumerate(rows)]
+    sys.stdout.write("\n".join(out) + "\n")
 
 
 def report_valid(kind: str, names: list[str], as_json: bool) -> None:

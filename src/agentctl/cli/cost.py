@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from agentctl.cli.context import print_table, state
+from agentctl.cli.context import print_table, single, state
 
 
 def cost_command(
@@ -101,3 +101,6 @@ def cost_command(
             cells += (format_usd(row.what_if_cost),)
         rows.append(cells)
     print_table(f"cost, {scope}", columns, rows)
+
+
+app = single(cost_command)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from agentctl.cli.context import print_json, state
+from agentctl.cli.context import print_json, single, state
 from agentctl.errors import EXIT_FAILED, EXIT_USAGE
 
 _MARK = {"ok": "ok  ", "warn": "warn", "fail": "FAIL"}
@@ -39,3 +39,6 @@ def doctor_command(
         raise typer.Exit(EXIT_USAGE)
     if not report.ok:
         raise typer.Exit(EXIT_FAILED)
+
+
+app = single(doctor_command)

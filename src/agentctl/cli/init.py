@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from agentctl.cli.context import print_json, state
+from agentctl.cli.context import print_json, single, state
 
 
 def init_command(
@@ -50,3 +50,6 @@ def init_command(
     )
     typer.echo(f"base branch: {report.base_branch or '(detached HEAD: set [project] base_branch)'}")
     typer.echo("next: agentctl doctor")
+
+
+app = single(init_command)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from agentctl.cli.context import console, new_group, print_json, state
+from agentctl.cli.context import new_group, print_columns, print_json, state
 
 app = new_group("Runs: every agent, pipeline and chat is a run directory under .agentctl/runs/.")
 
@@ -69,24 +69,23 @@ def list_runs(
     if not rows:
         typer.echo("no runs" + (" match" if kind or status or parent else " yet"))
         return
-    from rich.table import Table
-
-    table = Table(show_edge=False, pad_edge=False)
-    for column in ("id", "kind", "status", "role/pipeline", "model", "age", "took", "reason"):
-        table.add_column(column, no_wrap=column == "id")
-    for row in rows:
-        shown = row["display_status"]
-        table.add_row(
-            row["id"],
-            row["kind"] or "?",
-            f"[{_STYLE.get(shown, 'white')}]{shown}[/]",
-            row["role"] or row["pipeline"] or "",
-            row["model"] or "",
-            _age(row["age_s"]),
-            _age(row["duration_s"]),
-            row["stale"] or row["problem"] or row["reason"] or "",
-        )
-    console().print(table)
+    print_columns(
+        ("id", "kind", "status", "role/pipeline", "model", "age", "took", "reason"),
+        [
+            (
+                row["id"],
+                row["kind"] or "?",
+                row["display_status"],
+                row["role"] or row["pipeline"] or "",
+                row["model"] or "",
+                _age(row["age_s"]),
+                _age(row["duration_s"]),
+                row["stale"] or row["problem"] or row["reason"] or "",
+            )
+            for row in rows
+        ],
+        styles=[_STYLE.get(row["display_status"]) for row in rows],
+    )
     if total > len(rows):
         typer.echo(f"… {total - len(rows)} more (use --limit N or --json)")
 

@@ -15,7 +15,6 @@ import fcntl
 import json
 import os
 import re
-import secrets
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -45,7 +44,7 @@ _CLOCK_SLACK = timedelta(days=1)
 
 def dumps(value: Any, *, indent: int | None = None) -> str:
     """JSON text in which every Decimal is an exact JSON number (``0.0000125``)."""
-    mark = "dec" + secrets.token_hex(8)
+    mark = "dec" + os.urandom(8).hex()
 
     def default(obj: object) -> str:
         if isinstance(obj, Decimal):

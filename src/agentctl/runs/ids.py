@@ -7,8 +7,8 @@ in the same microsecond apart (and is short enough to type as a reference).
 
 from __future__ import annotations
 
+import os
 import re
-import secrets
 from datetime import UTC, datetime
 
 from agentctl.runs.timefmt import compact_ts
@@ -26,7 +26,7 @@ def new_run_id(kind: str, now: datetime) -> str:
     """A fresh id for a run of ``kind`` created at ``now`` (aware)."""
     if kind not in KINDS:
         raise ValueError(f"unknown run kind {kind!r}; expected one of {', '.join(KINDS)}")
-    return f"{compact_ts(now)}-{kind}-{secrets.token_hex(3)}"
+    return f"{compact_ts(now)}-{kind}-{os.urandom(3).hex()}"
 
 
 def parse_run_id(run_id: str) -> tuple[datetime, str, str] | None:

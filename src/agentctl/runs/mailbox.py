@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -47,7 +46,7 @@ class Mailbox:
         if clash:
             raise ValueError(f"message fields may not be named {', '.join(sorted(clash))}")
         ts = format_ts(self._clock())
-        tmp = self.directory / f".post{TEMP_MARK}{os.getpid()}.{secrets.token_hex(4)}"
+        tmp = self.directory / f".post{TEMP_MARK}{os.getpid()}.{os.urandom(4).hex()}"
         try:
             seq = self._last_seq() + 1
             while True:
