@@ -264,3 +264,30 @@ def test_compatible_server_quirks_are_tolerated(stream: bool, tmp_path: Path) ->
         with pytest.raises(BadRequestError, match="max_tokens is too large"):
             call.complete(ASK, ["m"], stream=stream)
         quirky.assert_complete()
+
+
+@pytest.mark.parametrize("api", ["messages", "responses"])
+def test_reasoning_is_sent_back_verbatim_on_the_next_turn(
+    api: str, server: LLMServer, tmp_path: Path
+) -> None:
+    """Thinking blocks (with signatures) / encrypted reasoning items must round-trip."""
+    server.script("m", Turn.thinking("Let me think about a.py.", "Reading it."), Turn.text("ok"))
+    budget = (
+        {"thinking_budget": 2048, "max_tokens": 8192}
+        if api == "messages"
+        else {"reasoning_effort": "low"}
+    )
+    call, _ = caller(tmp_path, m=model(api, server, **budget))
+    first = call.complete(ASK, ["m"]).response
+    assert first.thinking == "Let me think about a.py." or api == "responses"
+    history = (*ASK.messages, first.message(), Message("user", "go on"))
+    call.complete(Request(messages=history, tools=ASK.tools), ["m"])
+    sent = server.requests[1].body
+    if api == "messages":
+        assert server.requests[0].body["thinking"] == {"type": "enabled", "budget_tokens": 2048}
+        (thinking,) = [b for b in sent["messages"][1]["content"] if b["type"] == "thinking"]
+        assert thinking["thinking"] == "Let me think about a.py." and thinking["signature"]
+    else:
+        assert server.requests[0].body["include"] == ["reasoning.encrypted_content"]
+        (reasoning,) = [i for i in sent["input"] if i.get("type") == "reasoning"]
+        assert reasoning["encrypted_content"]
