@@ -1,0 +1,15 @@
+"""The confined tools a role agent uses: files, search, bash, read-only git.
+
+``Toolbox(root, names, ...)`` offers ``specs`` to the model and ``run(name, args)``
+returns a ``ToolResult``. Paths stay inside the workspace (``confine``), commands
+run in their own process group and, where bubblewrap works, without network
+(``sandbox``). ``web_fetch`` is not implemented yet and is left out of ``specs``.
+"""
+
+from __future__ import annotations
+
+from agentctl.tools.result import ToolResult
+from agentctl.tools.sandbox import bwrap_available
+from agentctl.tools.toolbox import Toolbox
+
+__all__ = ["ToolResult", "Toolbox", "bwrap_available"]

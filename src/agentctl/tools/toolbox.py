@@ -1,0 +1,167 @@
+"""The Toolbox: one role agent's enabled tools, confined to its workspace.
+
+``run`` never raises for a tool-level problem (a refused path, a missing file, a
+bad regex, a failing command): those come back as error results the model can act
+on. Every text it returns is redacted, and cut to ``max_output`` for the model
+while the journal keeps it whole.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from agentctl.config.schema import TOOLS
+from agentctl.errors import NotFoundError, StateError, UsageError, WorkspaceError
+from agentctl.llm.toolcheck import schema_errors
+from agentctl.llm.types import ToolSpec
+from agentctl.tools import confine, files, gitview, sandbox, search, shell
+from agentctl.tools.result import Output, ToolError, ToolResult, cut
+from agentctl.tools.specs import SPECS
+
+NOT_IMPLEMENTED = frozenset({"web_fetch"})
+SANDBOXES = ("auto", "none", "strict")
+
+
+class Toolbox:
+    """The tools ``names`` for the workspace ``root``; see ``agentctl.tools`` for the contract."""
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        names: Sequence[str],
+        *,
+        sandbox: str = "auto",
+        bash_timeout: float = 300.0,
+        env: Mapping[str, str] | None = None,
+        redact: Callable[[str], str] = lambda s: s,
+        max_output: int = 16_000,
+        on_process: Callable[[int], object] | None = None,
+    ) -> None:
+        unknown = [n for n in names if n not in TOOLS]
+        if unknown:
+            raise NotFoundError(
+                f"unknown tool {unknown[0]!r}", hint=f"known tools: {', '.join(TOOLS)}"
+            )
+        if sandbox not in SANDBOXES:
+            raise UsageError(f"sandbox must be one of {', '.join(SANDBOXES)}, not {sandbox!r}")
+        if bash_timeout <= 0 or max_output <= 0:
+            raise UsageError("bash_timeout and max_output must be positive")
+        try:
+            self.root = confine.canonical_root(root)
+        except ToolError as exc:
+            raise WorkspaceError(exc.message) from exc
+        self.names = tuple(dict.fromkeys(n for n in names if n not in NOT_IMPLEMENTED))
+        self.skipped = tuple(n for n in dict.fromkeys(names) if n in NOT_IMPLEMENTED)
+        self.sandbox = sandbox
+        self.bash_timeout = float(bash_timeout)
+        self.env = dict(env or {})
+        self.redact = redact
+        self.max_output = max_output
+        self.on_process = on_process
+        self.specs: tuple[ToolSpec, ...] = tuple(SPECS[n] for n in self.names)
+
+    def run(self, name: str, arguments: Mapping[str, Any] | Any) -> ToolResult:
+        """Run one tool call; problems come back as ``is_error`` results, never raised."""
+        if name not in self.names:
+            why = (
+                f"tool {name!r} is not enabled for this agent"
+                if name in TOOLS
+                else f"unknown tool {name!r}"
+            )
+            return self._finish(Output(f"{why}; tools: {', '.join(self.names)}", {}, True))
+        if not isinstance(arguments, Mapping):
+            return self._finish(Output(f"{name}: arguments must be a JSON object", {}, True))
+        errors = schema_errors(dict(arguments), SPECS[name].parameters)
+        if errors:
+            return self._finish(Output(f"{name}: {'; '.join(errors)}", {}, True))
+        try:
+            out = self._dispatch(name, dict(arguments))
+        except ToolError as exc:
+            out = Output(exc.message, dict(exc.meta), is_error=True)
+        except StateError as exc:  # from agentctl.atomic, e.g. the disk is full
+            out = Output(str(exc), {}, is_error=True)
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            out = Output(f"{name} failed: {where}{exc.strerror or exc}", {}, is_error=True)
+        return self._finish(out)
+
+    def _finish(self, out: Output) -> ToolResult:
+        full = self.redact(out.text)
+        content, truncated = cut(full, self.max_output)
+        meta = {k: self.redact(v) if isinstance(v, str) else v for k, v in out.meta.items()}
+        # The model did not see everything: cut here, or a tool stopped at its own limit.
+        meta["truncated"] = truncated or bool(out.meta.get("truncated"))
+        return ToolResult(content, full, out.is_error, meta)
+
+    def _dispatch(self, name: str, a: dict[str, Any]) -> Output:
+        root = self.root
+        if name == "read":
+            return files.read(root, a["path"], a.get("offset"), a.get("limit"))
+        if name == "write":
+            return files.write(root, a["path"], a["content"])
+        if name == "edit":
+            return files.edit(root, a["path"], a["old"], a["new"], a.get("replace_all", False))
+        if name == "glob":
+            return search.glob(root, a["pattern"], a.get("path"))
+        if name == "grep":
+            return search.grep(
+                root,
+                a["pattern"],
+                a.get("path"),
+                a.get("glob"),
+                a.get("ignore_case", False),
+                a.get("max_results"),
+            )
+        if name == "bash":
+            return self._bash(a["command"], a.get("timeout"))
+        if name == "git_diff":
+            return gitview.git_diff(
+                root, self.env, a.get("staged", False), a.get("path"), self.bash_timeout
+            )
+        if name == "git_status":
+            return gitview.git_status(root, self.env, self.bash_timeout)
+        raise ToolError(f"tool {name!r} has no implementation")  # pragma: no cover
+
+    def _bash(self, command: str, timeout: float | None) -> Output:
+        if timeout is not None and timeout <= 0:
+            raise ToolError(f"timeout must be positive, not {timeout}")
+        limit = self.bash_timeout if timeout is None else min(float(timeout), self.bash_timeout)
+        bash = shutil.which("bash")
+        if bash is None:
+            raise ToolError("bash is not installed on this machine")
+        argv = [bash, "-c", command]
+        sandboxed = False
+        if self.sandbox != "none":
+            ok, why = sandbox.bwrap_status()
+            if ok:
+                argv = sandbox.wrap(self.root, argv)
+                sandboxed = True
+            elif self.sandbox == "strict":
+                raise ToolError(
+                    f"this role needs the bubblewrap sandbox, which is unavailable: {why}; "
+                    f"{sandbox.INSTALL_HINT}",
+                    sandboxed=False,
+                )
+        done = shell.run(
+            argv, cwd=self.root, env=self.env, timeout=limit, on_process=self.on_process
+        )
+        meta: dict[str, Any] = {
+            "exit_code": done.exit_code,
+            "timed_out": done.timed_out,
+            "pgid": done.pgid,
+            "sandboxed": sandboxed,
+            "output_dropped": done.dropped,
+        }
+        if done.pipe_held:
+            meta["pipe_held"] = True
+        output = done.output if done.output else "(no output)\n"
+        if done.timed_out:
+            head = f"timed out after {limit:g}s (the process group was killed)"
+        elif done.exit_code < 0:
+            head = f"killed by signal {-done.exit_code}"
+        else:
+            head = f"exit code {done.exit_code}"
+        return Output(f"{head}\n{output}", meta, is_error=done.timed_out or done.exit_code != 0)
