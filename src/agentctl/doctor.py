@@ -57,33 +57,19 @@ def _git() -> Check:
 
 
 def _bubblewrap() -> Check:
-    path = shutil.which("bwrap")
-    if path is None:
-        return Check(
-            "sandbox",
-            "warn",
-            "bubblewrap (bwrap) is not installed: roles with sandbox = 'strict' cannot run",
-            "apt-get install bubblewrap",
-        )
-    try:
-        probe = subprocess.run(
-            [path, "--ro-bind", "/", "/", "--unshare-net", "--", "true"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return Check("sandbox", "warn", f"bwrap does not run: {exc}")
-    if probe.returncode != 0:
-        reason = probe.stderr.strip().splitlines()[-1] if probe.stderr.strip() else "no output"
-        return Check(
-            "sandbox",
-            "warn",
-            f"bwrap is installed but cannot create a sandbox here: {reason}",
-            "unprivileged user namespaces may be off (sysctl kernel.unprivileged_userns_clone)",
-        )
-    return Check("sandbox", "ok", f"bubblewrap works ({path}): commands can run without network")
+    from agentctl.tools.sandbox import bwrap_status
+
+    ok, reason = bwrap_status()
+    if ok:
+        return Check("sandbox", "ok", "bubblewrap works: commands can run without network")
+    hint = (
+        "apt-get install bubblewrap"
+        if "not installed" in reason
+        else ("unprivileged user namespaces may be off (sysctl kernel.unprivileged_userns_clone)")
+    )
+    return Check(
+        "sandbox", "warn", f"{reason}: roles with sandbox = 'strict' cannot run commands", hint
+    )
 
 
 def _state_dir(workspace: Workspace) -> Check:

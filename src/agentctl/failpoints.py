@@ -22,6 +22,9 @@ POINTS: dict[str, str] = {
     "journal.mid_append": "half of a journal line written (leaves a torn tail)",
     "journal.after_append": "a journal line fully written",
     "mailbox.after_post": "a message file published in an inbox/outbox",
+    "agent.after_tool_start": "a tool call's intent journaled, the tool not yet run",
+    "agent.after_tool_run": "a tool ran, its result not yet journaled",
+    "agent.after_llm_call": "a model answer journaled, not yet in the transcript",
     "runs.before_publish": "a new run directory complete under its temp name, not yet renamed",
 }
 

@@ -40,6 +40,7 @@ COMMANDS: dict[str, str] = {
     "init": "agentctl.cli.init:app",
     "doctor": "agentctl.cli.doctor:app",
     "ask": "agentctl.cli.ask:app",
+    "agent": "agentctl.cli.agent:app",
     "cost": "agentctl.cli.cost:app",
     "roles": "agentctl.cli.roles:app",
     "pipeline": "agentctl.cli.pipeline:app",

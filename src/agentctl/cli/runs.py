@@ -174,3 +174,83 @@ def tail_run(
             emit(event)
     except BrokenPipeError:  # `runs tail ID | head` ends quietly
         sys.stderr.close()
+
+
+@app.command("cancel")
+def cancel(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(metavar="ID", help="Run id, or a unique prefix/suffix.")],
+    grace: Annotated[
+        float, typer.Option(min=0, help="Seconds to wait after SIGTERM before SIGKILL.")
+    ] = 3.0,
+) -> None:
+    """Cancel a run: ask it to stop, then kill its whole process group and its tools'."""
+    from agentctl.agent.supervise import cancel_run
+    from agentctl.runs import RunStore
+
+    run = RunStore(state(ctx).workspace.state_dir).get(run_id)
+    typer.echo(f"{run.id}: {cancel_run(run, grace=grace)}")
+
+
+@app.command("resume")
+def resume(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(metavar="ID", help="Run id, or a unique prefix/suffix.")],
+    detach: Annotated[bool, typer.Option(help="Print the run id and return at once.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Continue an interrupted, failed or paused agent from its transcript."""
+    from agentctl.agent.supervise import resume_run
+    from agentctl.cli.agent import follow_run
+    from agentctl.runs import RunStore
+
+    app_state = state(ctx)
+    run = RunStore(app_state.workspace.state_dir).get(run_id)
+    previous = resume_run(app_state.config, run)
+    if detach:
+        typer.echo(f"{run.id}: resumed (was {previous})")
+        return
+    code = follow_run(run, as_json)
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command("gc")
+def gc(
+    ctx: typer.Context,
+    older_than: Annotated[
+        str, typer.Option(help="Age of finished runs to remove, e.g. 7d, 12h.")
+    ] = "7d",
+    dry_run: Annotated[bool, typer.Option(help="Only say what would be removed.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Remove finished runs older than a given age (running and paused runs are kept)."""
+    from datetime import timedelta
+
+    from agentctl.agent.supervise import gc_runs
+    from agentctl.config.convert import parse_duration
+    from agentctl.errors import UsageError
+
+    seconds = parse_duration(older_than)
+    if seconds is None:
+        raise UsageError(f"--older-than {older_than!r} is not a duration", hint="e.g. 7d or 12h")
+    removed = gc_runs(state(ctx).workspace.state_dir, timedelta(seconds=seconds), dry_run=dry_run)
+    if as_json:
+        print_json({"removed": removed, "dry_run": dry_run})
+        return
+    verb = "would remove" if dry_run else "removed"
+    typer.echo(f"{verb} {len(removed)} run{'s' if len(removed) != 1 else ''}")
+
+
+@app.command("send")
+def send(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(metavar="ID", help="Run id, or a unique prefix/suffix.")],
+    text: Annotated[str, typer.Argument(help="The message; the agent's model reads it next turn.")],
+) -> None:
+    """Send a message to a running agent (its inbox); it is given to the model at the next turn."""
+    from agentctl.runs import RunStore
+
+    run = RunStore(state(ctx).workspace.state_dir).get(run_id)
+    seq = run.inbox.post({"type": "message", "text": text, "from": "the person running agentctl"})
+    typer.echo(f"{run.id}: message {seq} queued")

@@ -1,0 +1,1 @@
+"""Role agents: the tool loop, its transcript, and agents as supervised processes."""

@@ -1,0 +1,255 @@
+"""Agents as processes: spawn, watch, cancel, resume, and the worker's own main.
+
+A parent creates the run (input.json first), then spawns ``python -m agentctl agent
+worker RUN`` in a new session with an allowlisted environment and its output in
+process.log. The worker records pid, pgid and heartbeat, runs the loop, writes
+output.json and its final status. Cancel asks politely (inbox, SIGTERM), then
+kills the whole group and every tool process group the journal recorded; a
+resumed agent continues from its transcript.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from agentctl.config import Config
+from agentctl.errors import UsageError
+from agentctl.runs import (
+    TERMINAL,
+    Run,
+    RunStore,
+    follow,
+    pid_alive,
+    read_journal,
+    stale_reason,
+    utc_now,
+)
+from agentctl.runs.summary import DEFAULT_STALE_AFTER
+
+HEARTBEAT_EVERY = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRequest:
+    role: str
+    task: str
+    cwd: Path
+    model: str | None = None
+    budget_usd: float | None = None
+    max_turns: int | None = None
+
+
+def chain_of(config: Config, role: str, model: str | None) -> list[str]:
+    chain = [model] if model else list(config.role(role).models)
+    for name in chain:
+        config.model(name)
+    return chain
+
+
+def start_agent(
+    config: Config,
+    request: AgentRequest,
+    *,
+    sets: tuple[str, ...] = (),
+    parent: Run | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Run:
+    """Create an agent run and spawn its worker process (detached; returns at once)."""
+    config.role(request.role)
+    chain = chain_of(config, request.role, request.model)
+    cwd = request.cwd.resolve()
+    if not cwd.is_dir():
+        raise UsageError(f"--cwd {request.cwd}: no such directory")
+    run = RunStore(config.workspace.state_dir).create(
+        "agent",
+        input={
+            "task": request.task,
+            "role": request.role,
+            "cwd": str(cwd),
+            "model": request.model,
+            "models": chain,
+            "budget_usd": request.budget_usd,
+            "max_turns": request.max_turns,
+            "sets": list(sets),
+        },
+        parent=parent,
+        role=request.role,
+        model=chain[0],
+        workspace=str(config.workspace.root),
+        worktree=str(cwd),
+    )
+    spawn_worker(config, run, environ)
+    return run
+
+
+def spawn_worker(config: Config, run: Run, environ: Mapping[str, str] | None = None) -> int:
+    """Start ``agentctl agent worker RUN`` in its own session; returns its pid."""
+    from agentctl.agent.env import agent_env
+
+    data = run.read_input()
+    keys = {config.models[m].key_env for m in data["models"]} - {None}
+    argv = [sys.executable, "-m", "agentctl", "--workspace", str(config.workspace.root)]
+    for item in data.get("sets", []):
+        argv += ["--set", item]
+    argv += ["agent", "worker", run.id]
+    with run.paths.process_log.open("ab") as log:
+        process = subprocess.Popen(
+            argv,
+            cwd=config.workspace.root,
+            env=agent_env(sorted(k for k in keys if k), environ),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    run.journal.append("process.spawned", durable=True, pid=process.pid)
+    return process.pid
+
+
+def watch(run: Run, *, poll: float = 0.1) -> Iterator[dict[str, Any]]:
+    """Events of ``run`` as they happen, until its latest worker ends (or dies without a word).
+
+    The latest ``process.spawned`` pid is the worker being watched: a resumed run
+    starts out ``failed`` or ``paused``, and only that worker's own final status ends
+    the watch.
+    """
+    spawned = [
+        e["pid"]
+        for e in read_journal(run.paths.events).events
+        if e.get("type") == "process.spawned"
+    ]
+    worker = spawned[-1] if spawned else None
+
+    def done() -> bool:
+        record = run.load()
+        finished = record.status in TERMINAL or record.status == "paused"
+        if worker is None:
+            return finished
+        if record.pid == worker and finished:
+            return True
+        return not pid_alive(worker, None)
+
+    yield from follow(run.paths.events, poll=poll, stop=done)
+
+
+def _tool_groups(run: Run) -> list[int]:
+    return [
+        int(e["pgid"])
+        for e in read_journal(run.paths.events).events
+        if e.get("type") == "tool.process" and isinstance(e.get("pgid"), int)
+    ]
+
+
+def _signal_group(pgid: int, sig: int) -> bool:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def cancel_run(run: Run, *, grace: float = 3.0, sleep: Callable[[float], None] = time.sleep) -> str:
+    """Cancel ``run``: inbox message, SIGTERM to its group, then SIGKILL to all it started."""
+    record = run.load()
+    if record.status in TERMINAL:
+        return f"already {record.status}"
+    run.inbox.post({"type": "cancel"})
+    alive = bool(record.pid) and record.host == socket.gethostname()
+    if alive and record.pid and record.pgid:
+        _signal_group(record.pgid, signal.SIGTERM)
+        waited = 0.0
+        while waited < grace and pid_alive(record.pid, record.pid_start):
+            sleep(0.05)
+            waited += 0.05
+        _signal_group(record.pgid, signal.SIGKILL)
+    for pgid in _tool_groups(run):
+        _signal_group(pgid, signal.SIGKILL)
+    record = run.load()
+    if record.status not in TERMINAL:
+        run.transition("canceled", reason="canceled on request")
+    return "canceled"
+
+
+def resume_run(config: Config, run: Run, environ: Mapping[str, str] | None = None) -> str:
+    """Continue an interrupted agent from its transcript, in a new worker process."""
+    record = run.load()
+    if record.kind != "agent":
+        raise UsageError(f"run {run.id} is a {record.kind}; only agent runs resume for now")
+    if record.status in ("succeeded", "canceled"):
+        raise UsageError(f"run {run.id} is {record.status}; only unfinished runs resume")
+    if record.status == "running":
+        stale = stale_reason(
+            record,
+            run.heartbeat_at(),
+            utc_now(),
+            host=socket.gethostname(),
+            heartbeat_timeout=DEFAULT_STALE_AFTER,
+        )
+        if stale is None:
+            raise UsageError(
+                f"run {run.id} is still running (pid {record.pid})",
+                hint="cancel it first (agentctl runs cancel), or wait",
+            )
+        run.transition("failed", reason=f"stale: {stale}")
+    for pgid in _tool_groups(run):  # a killed agent's tool commands may still be running
+        _signal_group(pgid, signal.SIGKILL)
+    run.journal.append("resume.requested", durable=True, previous=record.status)
+    spawn_worker(config, run, environ)
+    return record.status
+
+
+def gc_runs(state_dir: Path, older_than: timedelta, *, dry_run: bool = False) -> list[str]:
+    """Remove finished runs (succeeded, failed, canceled) older than ``older_than``."""
+    import shutil
+
+    cutoff = utc_now() - older_than
+    removed = []
+    for listing in RunStore(state_dir).list():
+        record = listing.record
+        if record is None or record.status not in TERMINAL:
+            continue
+        if (record.finished_at or record.updated_at) > cutoff:
+            continue
+        removed.append(listing.id)
+        if not dry_run:
+            shutil.rmtree(listing.dir, ignore_errors=True)
+    return removed
+
+
+class Heartbeat:
+    """Beats in a daemon thread; also turns an inbox ``cancel`` into the cancel flag."""
+
+    def __init__(self, run: Run, every: float = HEARTBEAT_EVERY) -> None:
+        self.run = run
+        self.every = every
+        self.cancel = threading.Event()
+        self._stop = threading.Event()
+        self._seen = 0
+        self._thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
+
+    def start(self) -> Heartbeat:
+        self.run.heartbeat()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.every):
+            self.run.heartbeat()
+            for message in self.run.inbox.read(after=self._seen):
+                self._seen = message.seq
+                if message.body.get("type") == "cancel":
+                    self.cancel.set()

@@ -1,0 +1,93 @@
+"""The agent process itself: ``agentctl agent worker RUN`` (spawned, never typed by hand).
+
+It owns its run directory from start to end: records its pid and process group,
+beats, builds the model caller and the confined toolbox, runs the loop, and always
+leaves a final status — also when it is told to stop or something breaks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import traceback
+from pathlib import Path
+from types import FrameType
+
+from agentctl.agent.env import tool_env
+from agentctl.agent.loop import AgentLoop, Ending, Limits
+from agentctl.agent.supervise import Heartbeat, chain_of
+from agentctl.config import Config
+from agentctl.cost.ledger import Ledger
+from agentctl.errors import TransitionError
+from agentctl.llm.call import Caller
+from agentctl.redact import Redactor
+from agentctl.runs import RunStore
+from agentctl.tools import Toolbox
+
+
+def work(config: Config, run_id: str) -> int:
+    """Run the agent of ``run_id`` to an ending; returns the process exit code."""
+    run = RunStore(config.workspace.state_dir).get(run_id)
+    data = run.read_input()
+    role = config.role(data["role"])
+    chain = chain_of(config, data["role"], data.get("model"))
+    run.mark_started(os.getpid(), os.getpgid(0))
+    heartbeat = Heartbeat(run).start()
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        heartbeat.cancel.set()
+
+    signal.signal(signal.SIGTERM, on_term)
+    keys = sorted({k for k in (config.models[m].key_env for m in chain) if k})
+    redact = Redactor.from_environ(os.environ, keys)
+    toolbox = Toolbox(
+        Path(data["cwd"]),
+        [t for t in role.tools if t != "web_fetch"],
+        sandbox=role.sandbox,
+        bash_timeout=role.bash_timeout,
+        env=tool_env(role.env),
+        redact=redact,
+        on_process=lambda pgid: run.journal.append("tool.process", durable=True, pgid=pgid),
+    )
+    caller = Caller(
+        config.models,
+        lock_dir=config.workspace.state_dir / "locks",
+        on_attempt=lambda a: run.journal.append(
+            "llm.retry", model=a.model, attempt=a.number, error=redact(a.error), wait=a.wait
+        ),
+    )
+    loop = AgentLoop(
+        run=run,
+        config=config,
+        role_name=data["role"],
+        role=role,
+        chain=chain,
+        caller=caller,
+        toolbox=toolbox,
+        limits=Limits.of(
+            role, {k: data.get(k) for k in ("budget_usd", "max_turns") if data.get(k)}
+        ),
+        redact=redact.redact_obj,
+        cancelled=heartbeat.cancel.is_set,
+    )
+    try:
+        ending = loop.run_to_end(data["task"])
+    except Exception as exc:  # the loop's own bug or an unexpected failure: still end clearly
+        traceback.print_exc()
+        ending = Ending("failed", "error", f"internal error: {type(exc).__name__}: {exc}")
+    finally:
+        heartbeat.stop()
+    spent = Ledger(config.workspace.state_dir).spent(since=None, run_ids={run.id})
+    output = {
+        "ending": ending.ending,
+        "reason": redact(ending.reason),
+        "cost_usd": str(spent),
+        "model": chain[loop.current],
+        **redact.redact_obj(ending.output),
+    }
+    run.write_output(output)
+    # A canceller may already have recorded the end (it killed us while we finished).
+    with contextlib.suppress(TransitionError):
+        run.transition(ending.status, reason=redact(ending.reason))
+    return 0 if ending.status == "succeeded" else 1

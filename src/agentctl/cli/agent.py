@@ -1,0 +1,121 @@
+"""``agentctl agent run``: one role agent as its own process, watched live or detached."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from agentctl.cli.context import new_group, print_json, state
+from agentctl.errors import EXIT_FAILED, EXIT_INTERRUPTED
+
+if TYPE_CHECKING:
+    from agentctl.runs import Run
+
+app = new_group("Role agents: one process each, a tool loop in a confined workspace.")
+
+
+def describe(event: dict[str, Any]) -> str | None:
+    """One progress line for an event (None for events not worth a line)."""
+    kind = event.get("type")
+    if kind == "llm.call":
+        usage = event.get("usage", {})
+        tokens = usage.get("input_tokens", 0) + usage.get("cache_read_tokens", 0)
+        tokens += usage.get("cache_write_tokens", 0)
+        return (
+            f"· {event.get('model')}: {tokens} in, {usage.get('output_tokens', 0)} out, "
+            f"${event.get('cost_usd')} ({event.get('stop_reason')})"
+        )
+    if kind == "tool.start":
+        args = ", ".join(f"{k}={str(v)[:60]!r}" for k, v in (event.get("arguments") or {}).items())
+        return f"→ {event.get('name')}({args})"
+    if kind == "tool.result" and event.get("is_error"):
+        first = str(event.get("content", "")).strip().splitlines()[:1]
+        return f"  ✗ {first[0][:120] if first else 'error'}"
+    if kind == "tool.invalid":
+        return f"  ✗ invalid {event.get('name')} call: {event.get('error')}"
+    if kind in ("model.switch", "budget.stop", "llm.retry"):
+        detail = event.get("reason") or event.get("error") or ""
+        return f"! {kind}: {event.get('to') or event.get('model') or ''} {detail}".rstrip()
+    if kind == "status":
+        return f"= {event.get('to')}" + (f": {event['reason']}" if event.get("reason") else "")
+    return None
+
+
+def follow_run(run: Run, as_json: bool) -> int:
+    """Print progress until the run ends; print the answer; return the exit code."""
+    from agentctl.agent.supervise import cancel_run, watch
+
+    try:
+        for event in watch(run):
+            line = describe(event)
+            if line and not as_json:
+                sys.stderr.write(line + "\n")
+    except KeyboardInterrupt:
+        cancel_run(run)
+        sys.stderr.write(f"agentctl: canceled {run.id}\n")
+        return EXIT_INTERRUPTED
+    record = run.load()
+    output = run.read_output() or {}
+    if as_json:
+        print_json({"run_id": run.id, "status": record.status, **output})
+    elif output.get("verdict"):
+        typer.echo(f"verdict: {output['verdict']}\n{output.get('summary', '')}")
+        for comment in output.get("comments", []):
+            where = ":".join(str(comment[k]) for k in ("file", "line") if comment.get(k))
+            typer.echo(f"- {where + ': ' if where else ''}{comment.get('body', '')}")
+    elif output.get("text"):
+        typer.echo(output["text"])
+    if not as_json:
+        sys.stderr.write(
+            f"{record.status} ({output.get('ending', record.reason or '')}) · "
+            f"${output.get('cost_usd', '0')} · run {run.id}\n"
+        )
+    return 0 if record.status == "succeeded" else EXIT_FAILED
+
+
+@app.command("run")
+def run_agent(
+    ctx: typer.Context,
+    role: Annotated[str, typer.Argument(help="The role, e.g. dev, review, research.")],
+    task: Annotated[str, typer.Argument(help="What to do; '-' reads it from stdin.")],
+    cwd: Annotated[Path | None, typer.Option(help="The agent's workspace (default: here).")] = None,
+    model: Annotated[str | None, typer.Option(help="Use this model instead of the role's.")] = None,
+    budget: Annotated[float | None, typer.Option(min=0, help="USD cap for this run.")] = None,
+    max_turns: Annotated[int | None, typer.Option(min=1, help="Model calls at most.")] = None,
+    detach: Annotated[bool, typer.Option(help="Print the run id and return at once.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Run a role agent on a task as its own process; Ctrl-C cancels it."""
+    from agentctl.agent.supervise import AgentRequest, start_agent
+
+    app_state = state(ctx)
+    text = sys.stdin.read() if task == "-" else task
+    request = AgentRequest(role, text, cwd or Path.cwd(), model, budget, max_turns)
+    run = start_agent(app_state.config, request, sets=tuple(app_state.sets))
+    if detach:
+        if as_json:
+            print_json({"run_id": run.id})
+        else:
+            typer.echo(run.id)
+        return
+    code = follow_run(run, as_json)
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command("worker", hidden=True)
+def worker(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="The run this process works on.")],
+) -> None:
+    """The agent process (spawned by agentctl)."""
+    from agentctl.agent.worker import work
+
+    code = work(state(ctx).config, run_id)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # skip interpreter teardown: the run is on disk, nothing else matters
