@@ -263,3 +263,36 @@ def test_a_model_list_moves_on_after_a_refusal(
     (switch,) = [e for e in events if e["type"] == "model.switch"]
     assert (switch["to"], switch["reason"]) == ("messages", "refusal")
     server.assert_complete()
+
+
+def test_the_review_role_submits_a_verdict_through_finish(
+    project: Path, server: LLMServer, cli: Invoke
+) -> None:
+    verdict = {
+        "verdict": "request_changes",
+        "summary": "add() subtracts.",
+        "comments": [{"file": "calc.py", "line": 2, "body": "use a + b"}],
+    }
+    server.script("chat-x", Turn.text("Looks fine to me."), Turn.tool_call("finish", verdict))
+    result = cli("agent", "run", "review", "review the change", "--model", "chat", "--json")
+    assert result.exit_code == 0, result.stderr
+    output = json.loads(result.stdout)
+    assert output["ending"] == "verdict" and output["verdict"] == "request_changes"
+    assert output["comments"] == verdict["comments"]
+    nudge = server.requests[1].body["messages"][-1]["content"]
+    assert "finish tool" in nudge  # a plain-text answer is not a verdict
+    tools = {t["function"]["name"] for t in server.requests[0].body["tools"]}
+    assert "finish" in tools and "write" not in tools and "bash" not in tools
+
+
+def test_gc_removes_old_finished_runs_only(project: Path, cli: Invoke) -> None:
+    from agentctl.testing.runs import make_finished_runs
+
+    old = make_finished_runs(project / ".agentctl", 3)  # finished on 2026-11-25 09:00
+    live = RunStore(project / ".agentctl").create("agent", input={})
+    result = cli("runs", "gc", "--older-than", "1h", "--dry-run", "--json")
+    assert sorted(json.loads(result.stdout)["removed"]) == sorted(old)
+    assert all((project / ".agentctl" / "runs" / i).exists() for i in old)
+    cli("runs", "gc", "--older-than", "1h")
+    left = {p.name for p in (project / ".agentctl" / "runs").iterdir()}
+    assert left == {live.id}

@@ -18,17 +18,34 @@ if TYPE_CHECKING:
 app = new_group("Role agents: one process each, a tool loop in a confined workspace.")
 
 
-def describe(event: dict[str, Any]) -> str | None:
-    """One progress line for an event (None for events not worth a line)."""
-    kind = event.get("type")
-    if kind == "llm.call":
+class Progress:
+    """Turns journal events into progress lines: turn, model, tokens, cost so far, tools."""
+
+    def __init__(self) -> None:
+        from decimal import Decimal
+
+        self.turn = 0
+        self.spent = Decimal(0)
+
+    def line(self, event: dict[str, Any]) -> str | None:
+        if event.get("type") != "llm.call":
+            return describe(event)
+        from decimal import Decimal
+
+        self.turn += 1
+        self.spent += Decimal(str(event.get("cost_usd") or 0))
         usage = event.get("usage", {})
         tokens = usage.get("input_tokens", 0) + usage.get("cache_read_tokens", 0)
         tokens += usage.get("cache_write_tokens", 0)
         return (
-            f"· {event.get('model')}: {tokens} in, {usage.get('output_tokens', 0)} out, "
-            f"${event.get('cost_usd')} ({event.get('stop_reason')})"
+            f"turn {self.turn} · {event.get('model')}: {tokens} in, "
+            f"{usage.get('output_tokens', 0)} out · ${self.spent:f} so far"
         )
+
+
+def describe(event: dict[str, Any]) -> str | None:
+    """One progress line for an event other than a model call (None: not worth a line)."""
+    kind = event.get("type")
     if kind == "tool.start":
         args = ", ".join(f"{k}={str(v)[:60]!r}" for k, v in (event.get("arguments") or {}).items())
         return f"→ {event.get('name')}({args})"
@@ -49,9 +66,10 @@ def follow_run(run: Run, as_json: bool) -> int:
     """Print progress until the run ends; print the answer; return the exit code."""
     from agentctl.agent.supervise import cancel_run, watch
 
+    progress = Progress()
     try:
         for event in watch(run):
-            line = describe(event)
+            line = progress.line(event)
             if line and not as_json:
                 sys.stderr.write(line + "\n")
     except KeyboardInterrupt:
