@@ -60,7 +60,7 @@ def project(tmp_path: Path, server: LLMServer, monkeypatch: pytest.MonkeyPatch) 
     return repo
 
 
-def tests_pass(repo: Path) -> bool:
+def unittest_passes(repo: Path) -> bool:
     done = subprocess.run([sys.executable, "-m", "unittest", "-q"], cwd=repo, capture_output=True)
     return done.returncode == 0
 
@@ -75,12 +75,12 @@ def test_a_dev_agent_fixes_a_failing_test(
     api: str, project: Path, server: LLMServer, cli: Invoke
 ) -> None:
     server.script(APIS[api], *FIX)
-    assert not tests_pass(project)
+    assert not unittest_passes(project)
     result = cli("agent", "run", "dev", "Make the tests pass", "--model", api)
     assert result.exit_code == 0, result.stderr
     assert result.stdout.strip() == "Fixed add(): it subtracted. The tests pass now."
     assert "→ edit(" in result.stderr and "succeeded (answer)" in result.stderr
-    assert tests_pass(project)
+    assert unittest_passes(project)
     server.assert_complete()
     run = only_run(project)
     assert run.load().status == "succeeded"
