@@ -15,6 +15,9 @@ once, prints one line and exits with ``exit_code``::
     │   └── TransitionError               an illegal run status change
     ├── MissingKeyError           exit 2  a model's API key variable is not set
     ├── BudgetExceeded            exit 1  a call would pass a budget: nothing was sent
+    ├── GitError                  exit 1  a git operation failed (command and git's words)
+    │   └── MergeRefusedError             a merge was refused: moved head, not a fast-forward,
+    │                                     dirty base checkout, closed pull request
     └── ProviderError             exit 1  a model call failed (model, status, request id)
         ├── TransientError                worth retrying: 408/409/429/5xx/529, timeouts,
         │   │                             resets, stalls, mid-stream errors
@@ -123,6 +126,14 @@ class MissingKeyError(AgentctlError):
 
 class BudgetExceeded(AgentctlError):
     """A call was refused before it was sent, because it could pass a budget."""
+
+
+class GitError(AgentctlError):
+    """A git operation failed; the message carries the command and what git said."""
+
+
+class MergeRefusedError(GitError):
+    """A merge that would not be safe was not attempted (nothing changed)."""
 
 
 class ProviderError(AgentctlError):

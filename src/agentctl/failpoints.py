@@ -25,6 +25,9 @@ POINTS: dict[str, str] = {
     "agent.after_tool_start": "a tool call's intent journaled, the tool not yet run",
     "agent.after_tool_run": "a tool ran, its result not yet journaled",
     "agent.after_llm_call": "a model answer journaled, not yet in the transcript",
+    "pipeline.after_child_start": "a role step's agent started, the pipeline not yet waiting",
+    "pipeline.after_gate": "a gate command ran, its step not yet finished",
+    "pipeline.after_action": "a built-in action done, its step not yet finished",
     "runs.before_publish": "a new run directory complete under its temp name, not yet renamed",
 }
 

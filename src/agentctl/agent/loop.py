@@ -28,7 +28,7 @@ from agentctl.config.schema import Role
 from agentctl.cost.budget import BudgetGuard
 from agentctl.cost.ledger import Ledger
 from agentctl.cost.pricing import upper_bound
-from agentctl.errors import ProviderError, QuotaError
+from agentctl.errors import MissingKeyError, ProviderError, QuotaError
 from agentctl.llm.call import Caller
 from agentctl.llm.types import Message, Request, Response, ToolCall, ToolSpec
 from agentctl.oneshot import estimate_tokens
@@ -167,7 +167,7 @@ class AgentLoop:
             outcome = self.caller.complete(request, self.chain[self.current :])
         except QuotaError as exc:
             raise Ending("paused", "budget", f"provider spend limit: {exc}") from exc
-        except ProviderError as exc:
+        except (ProviderError, MissingKeyError) as exc:
             raise Ending("failed", "error", str(exc)) from exc
         if outcome.model != name:
             self.current = self.chain.index(outcome.model)

@@ -93,16 +93,26 @@ def start_agent(
     return run
 
 
-def spawn_worker(config: Config, run: Run, environ: Mapping[str, str] | None = None) -> int:
-    """Start ``agentctl agent worker RUN`` in its own session; returns its pid."""
+def spawn_worker(
+    config: Config,
+    run: Run,
+    environ: Mapping[str, str] | None = None,
+    *,
+    group: str = "agent",
+) -> int:
+    """Start ``agentctl <group> worker RUN`` in its own session; returns its pid.
+
+    Its environment holds the keys of the models in the run's input (``models``) and
+    nothing else secret.
+    """
     from agentctl.agent.env import agent_env
 
     data = run.read_input()
-    keys = {config.models[m].key_env for m in data["models"]} - {None}
+    keys = {config.models[m].key_env for m in data.get("models", ())} - {None}
     argv = [sys.executable, "-m", "agentctl", "--workspace", str(config.workspace.root)]
     for item in data.get("sets", []):
         argv += ["--set", item]
-    argv += ["agent", "worker", run.id]
+    argv += [group, "worker", run.id]
     with run.paths.process_log.open("ab") as log:
         process = subprocess.Popen(
             argv,
@@ -175,17 +185,30 @@ def cancel_run(run: Run, *, grace: float = 3.0, sleep: Callable[[float], None] =
         _signal_group(record.pgid, signal.SIGKILL)
     for pgid in _tool_groups(run):
         _signal_group(pgid, signal.SIGKILL)
+    for child in RunStore(run.dir.parent.parent).list(parent_id=run.id):  # its agents too
+        if child.record is not None and child.record.status not in TERMINAL:
+            cancel_run(RunStore(run.dir.parent.parent).get(child.id), grace=grace, sleep=sleep)
     record = run.load()
     if record.status not in TERMINAL:
         run.transition("canceled", reason="canceled on request")
     return "canceled"
 
 
-def resume_run(config: Config, run: Run, environ: Mapping[str, str] | None = None) -> str:
-    """Continue an interrupted agent from its transcript, in a new worker process."""
+def resume_run(
+    config: Config,
+    run: Run,
+    environ: Mapping[str, str] | None = None,
+    *,
+    budget_usd: float | None = None,
+) -> str:
+    """Continue an interrupted run in a new worker process (an agent from its transcript).
+
+    ``budget_usd`` raises (or sets) the run's cap: journaled as ``budget.set``, which
+    the worker reads over the cap in input.json (what was asked stays as it was).
+    """
     record = run.load()
-    if record.kind != "agent":
-        raise UsageError(f"run {run.id} is a {record.kind}; only agent runs resume for now")
+    if record.kind not in ("agent", "pipeline"):
+        raise UsageError(f"run {run.id} is a {record.kind} run; agents and pipelines resume")
     if record.status in ("succeeded", "canceled"):
         raise UsageError(f"run {run.id} is {record.status}; only unfinished runs resume")
     if record.status == "running":
@@ -204,8 +227,10 @@ def resume_run(config: Config, run: Run, environ: Mapping[str, str] | None = Non
         run.transition("failed", reason=f"stale: {stale}")
     for pgid in _tool_groups(run):  # a killed agent's tool commands may still be running
         _signal_group(pgid, signal.SIGKILL)
+    if budget_usd is not None:
+        run.journal.append("budget.set", durable=True, budget_usd=budget_usd)
     run.journal.append("resume.requested", durable=True, previous=record.status)
-    spawn_worker(config, run, environ)
+    spawn_worker(config, run, environ, group=record.kind)
     return record.status
 
 

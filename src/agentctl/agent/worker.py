@@ -13,6 +13,7 @@ import signal
 import traceback
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from agentctl.agent.env import tool_env
 from agentctl.agent.loop import AgentLoop, Ending, Limits
@@ -22,8 +23,17 @@ from agentctl.cost.ledger import Ledger
 from agentctl.errors import TransitionError
 from agentctl.llm.call import Caller
 from agentctl.redact import Redactor
-from agentctl.runs import RunStore
+from agentctl.runs import Run, RunStore, read_journal
 from agentctl.tools import Toolbox
+
+
+def overrides(run: Run, data: dict[str, Any]) -> dict[str, Any]:
+    """The limits asked for in input.json, with the latest ``budget.set`` over them."""
+    out = {k: data[k] for k in ("budget_usd", "max_turns") if data.get(k) is not None}
+    for event in read_journal(run.paths.events).events:
+        if event.get("type") == "budget.set":
+            out["budget_usd"] = event["budget_usd"]
+    return out
 
 
 def work(config: Config, run_id: str) -> int:
@@ -65,9 +75,7 @@ def work(config: Config, run_id: str) -> int:
         chain=chain,
         caller=caller,
         toolbox=toolbox,
-        limits=Limits.of(
-            role, {k: data.get(k) for k in ("budget_usd", "max_turns") if data.get(k)}
-        ),
+        limits=Limits.of(role, overrides(run, data)),
         redact=redact.redact_obj,
         cancelled=heartbeat.cancel.is_set,
     )

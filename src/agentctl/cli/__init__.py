@@ -37,6 +37,7 @@ def report(error: AgentctlError) -> None:
 
 # The commands, in the order --help lists them: name → "module:Typer app".
 COMMANDS: dict[str, str] = {
+    "demo": "agentctl.cli.demo:app",
     "init": "agentctl.cli.init:app",
     "doctor": "agentctl.cli.doctor:app",
     "ask": "agentctl.cli.ask:app",
@@ -46,6 +47,7 @@ COMMANDS: dict[str, str] = {
     "pipeline": "agentctl.cli.pipeline:app",
     "models": "agentctl.cli.models:app",
     "runs": "agentctl.cli.runs:app",
+    "tickets": "agentctl.cli.tickets:app",
 }
 
 

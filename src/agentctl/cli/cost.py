@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from agentctl.cli.context import print_table, single, state
+
+if TYPE_CHECKING:
+    from agentctl.cost.report import Report
 
 
 def cost_command(
@@ -50,7 +53,6 @@ def cost_command(
 ) -> None:
     """Show what model calls cost (from .agentctl/ledger/), with totals."""
     from agentctl.cost.ledger import dumps
-    from agentctl.cost.pricing import format_usd
     from agentctl.cost.report import build_report, parse_since
 
     app_state = state(ctx)
@@ -74,6 +76,13 @@ def cost_command(
     if not result.rows:
         typer.echo(f"no model calls ({scope})")
         return
+    print_report(result, f"cost, {scope}", what_if)
+
+
+def print_report(result: Report, title: str, what_if: str | None = None) -> None:
+    """The cost table: one row per group and a total."""
+    from agentctl.cost.pricing import format_usd
+
     columns: tuple[str, ...] = (
         result.by,
         "calls",
@@ -100,7 +109,7 @@ def cost_command(
         if row.what_if_cost is not None:
             cells += (format_usd(row.what_if_cost),)
         rows.append(cells)
-    print_table(f"cost, {scope}", columns, rows)
+    print_table(title, columns, rows)
 
 
 app = single(cost_command)

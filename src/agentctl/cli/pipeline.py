@@ -113,3 +113,141 @@ def validate_pipelines(
     for name in names or []:
         config.pipeline(name)
     report_valid("pipelines", sorted(names or config.pipelines), as_json)
+
+
+def _inputs(items: list[str] | None) -> dict[str, str]:
+    from agentctl.errors import UsageError
+
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set {item!r} is not key=value", hint="e.g. --set branch=feature-x")
+        out[key.strip()] = value
+    return out
+
+
+@app.command("run")
+def run_pipeline(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The pipeline, e.g. feature.")],
+    task: Annotated[str | None, typer.Option(help="The task text ({inputs.task}).")] = None,
+    ticket: Annotated[str | None, typer.Option(help="A ticket id ({ticket.*}).")] = None,
+    sets: Annotated[
+        list[str] | None,
+        typer.Option("--set", metavar="KEY=VALUE", help="Set an input (repeatable)."),
+    ] = None,
+    detach: Annotated[bool, typer.Option(help="Print the run id and return at once.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option(help="Print the steps, models and a cost range; run nothing.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Run a pipeline as its own process, with its steps shown live."""
+    from agentctl.pipeline.estimate import dry_run as plan
+    from agentctl.pipeline.process import start_pipeline
+
+    app_state = state(ctx)
+    config = app_state.config
+    if dry_run:
+        steps, low, high = plan(config, name)
+        if as_json:
+            from agentctl.cost.ledger import dumps
+
+            value = {"pipeline": name, "steps": steps, "cost_usd": {"low": low, "high": high}}
+            typer.echo(dumps(value))  # USD as exact JSON numbers
+            return
+        print_table(
+            f"pipeline {name} (dry run: nothing runs)",
+            ("#", "step", "does", "model", "on fail"),
+            [
+                (str(i), s["id"], s["does"], s["model"], s["on_fail"])
+                for i, s in enumerate(steps, 1)
+            ],
+        )
+        typer.echo(f"estimated cost: ${low:f} to ${high:f} (one pass, up to every loop and cap)")
+        return
+    run = start_pipeline(
+        config, name, task=task, ticket_id=ticket, inputs=_inputs(sets), sets=tuple(app_state.sets)
+    )
+    if detach:
+        print_json({"run_id": run.id}) if as_json else typer.echo(run.id)
+        return
+    code = follow_pipeline(run, as_json)
+    if code:
+        raise typer.Exit(code)
+
+
+def follow_pipeline(run: Any, as_json: bool) -> int:
+    """Step lines as they happen, then the summary: branch, merge, cost."""
+    import sys
+
+    from agentctl.agent.supervise import cancel_run, watch
+    from agentctl.errors import EXIT_FAILED, EXIT_INTERRUPTED
+
+    try:
+        for event in watch(run):
+            kind = event.get("type")
+            if as_json:
+                continue
+            if kind == "step.start":
+                sys.stderr.write(f"▶ {event['step']} ({event.get('kind')})\n")
+            elif kind == "step.finish":
+                mark = {"ok": "✓", "skipped": "–"}.get(event.get("status", ""), "✗")
+                sys.stderr.write(f"{mark} {event['step']} {event.get('status')}\n")
+            elif kind == "step.goto":
+                first = str(event.get("failure", "")).strip().splitlines()[:1]
+                sys.stderr.write(
+                    f"↺ {event['step']} failed → back to {event['to']} "
+                    f"({event['count']}): {first[0][:100] if first else ''}\n"
+                )
+    except KeyboardInterrupt:
+        cancel_run(run)
+        sys.stderr.write(f"agentctl: canceled {run.id}\n")
+        return EXIT_INTERRUPTED
+    record = run.load()
+    output = run.read_output() or {}
+    if as_json:
+        print_json({"run_id": run.id, "status": record.status, **output})
+    else:
+        details = [f"{record.status} ({output.get('ending', '')})"]
+        if output.get("branch"):
+            details.append(f"branch {output['branch']}")
+        if output.get("merged"):
+            details.append(f"merged {str(output['merged'])[:12]}")
+        details.append(f"${output.get('cost_usd', '0')}")
+        typer.echo(" · ".join(details) + f" · run {run.id}")
+        if record.status != "succeeded" and output.get("reason"):
+            typer.echo(str(output["reason"])[-1500:])
+    return 0 if record.status == "succeeded" else EXIT_FAILED
+
+
+@app.command("new")
+def new_pipeline(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The new pipeline's name, e.g. feature-x.")],
+    base: Annotated[str, typer.Option("--from", help="The pipeline it extends.")] = "feature",
+    task: Annotated[str, typer.Option(help="The task text it runs with.")] = "",
+    force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write pipelines/NAME.toml extending another pipeline with its own task."""
+    from agentctl.pipeline.files import new_pipeline as write
+
+    path = write(state(ctx).config, name, base, task, force=force)
+    typer.echo(f"wrote {path}; run it with: agentctl pipeline run {name}")
+
+
+@app.command("worker", hidden=True)
+def worker(
+    ctx: typer.Context, run_id: Annotated[str, typer.Argument(help="The pipeline run.")]
+) -> None:
+    """The pipeline process (spawned by agentctl)."""
+    import os
+    import sys
+
+    from agentctl.pipeline.process import work
+
+    code = work(state(ctx).config, run_id)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -197,20 +197,28 @@ def resume(
     ctx: typer.Context,
     run_id: Annotated[str, typer.Argument(metavar="ID", help="Run id, or a unique prefix/suffix.")],
     detach: Annotated[bool, typer.Option(help="Print the run id and return at once.")] = False,
+    budget: Annotated[
+        float | None, typer.Option(min=0, help="A new USD cap for the run (e.g. after a pause).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Continue an interrupted, failed or paused agent from its transcript."""
+    """Continue an interrupted, failed or paused agent or pipeline where it stopped."""
     from agentctl.agent.supervise import resume_run
     from agentctl.cli.agent import follow_run
     from agentctl.runs import RunStore
 
     app_state = state(ctx)
     run = RunStore(app_state.workspace.state_dir).get(run_id)
-    previous = resume_run(app_state.config, run)
+    previous = resume_run(app_state.config, run, budget_usd=budget)
     if detach:
         typer.echo(f"{run.id}: resumed (was {previous})")
         return
-    code = follow_run(run, as_json)
+    if run.load().kind == "pipeline":
+        from agentctl.cli.pipeline import follow_pipeline
+
+        code = follow_pipeline(run, as_json)
+    else:
+        code = follow_run(run, as_json)
     if code:
         raise typer.Exit(code)
 

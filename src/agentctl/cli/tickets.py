@@ -1,0 +1,116 @@
+"""``agentctl tickets``: add, list and show tickets of the local tracker."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from agentctl.cli.context import new_group, print_columns, print_json, state
+from agentctl.errors import UsageError
+
+if TYPE_CHECKING:
+    from agentctl.tracker_local import LocalTracker
+
+app = new_group("Tickets of the local tracker (.agentctl/tickets/), the default work queue.")
+
+
+def _tracker(ctx: typer.Context) -> LocalTracker:
+    from agentctl.tracker_local import LocalTracker
+
+    app_state = state(ctx)
+    settings = app_state.config.settings.tracker
+    if settings.kind != "local":
+        raise UsageError(
+            f"the {settings.kind.capitalize()} tracker is not available in this release; "
+            '`agentctl tickets` works with [tracker] kind = "local"'
+        )
+    workspace = app_state.workspace
+    return LocalTracker(workspace.state_dir, tickets_dir=workspace.root / settings.local.path)
+
+
+@app.command("add")
+def add(
+    ctx: typer.Context,
+    title: Annotated[str, typer.Argument(metavar="TITLE", help="What needs doing, in a line.")],
+    description: Annotated[
+        str, typer.Option("--description", "-d", help="The details an agent will read.")
+    ] = "",
+    labels: Annotated[
+        list[str] | None, typer.Option("--label", "-l", help="A label (repeatable).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Add a ticket in state Todo."""
+    ticket = _tracker(ctx).add(title, description, labels or ())
+    if as_json:
+        print_json(ticket.to_json())
+        return
+    typer.echo(f"added {ticket.id}: {ticket.title}")
+
+
+@app.command("list")
+def list_tickets(
+    ctx: typer.Context,
+    states: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--state",
+            "-s",
+            help="Only tickets in this state (repeatable): todo, in_progress, in_review, "
+            "done, canceled. Default: open tickets.",
+        ),
+    ] = None,
+    labels: Annotated[
+        list[str] | None, typer.Option("--label", "-l", help="Only tickets with this label.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """List open tickets (not Done or Canceled), oldest first."""
+    tickets = _tracker(ctx).list(states=states or None, labels=labels or ())
+    if as_json:
+        print_json([t.to_json() for t in tickets])
+        return
+    if not tickets:
+        typer.echo("no tickets" + (" match" if states or labels else " open"))
+        return
+    print_columns(
+        ("id", "state", "labels", "title"),
+        [(t.id, t.state, ",".join(t.labels), t.title) for t in tickets],
+    )
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    ticket_id: Annotated[str, typer.Argument(metavar="ID", help="Ticket id, e.g. T-3.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Show one ticket with its description and comments."""
+    tracker = _tracker(ctx)
+    ticket = tracker.get(ticket_id)
+    record = tracker.record(ticket.id)
+    if as_json:
+        print_json(
+            {
+                **ticket.to_json(),
+                "comments": record["comments"],
+                "created": record.get("created"),
+                "updated": record.get("updated"),
+            }
+        )
+        return
+    typer.echo(f"{ticket.id}  {ticket.title}")
+    typer.echo(f"state: {ticket.state}")
+    if ticket.labels:
+        typer.echo(f"labels: {', '.join(ticket.labels)}")
+    if record.get("created"):
+        typer.echo(f"created: {record['created']}")
+    if ticket.description:
+        typer.echo("")
+        typer.echo(ticket.description.rstrip())
+    if record["comments"]:
+        typer.echo("")
+        typer.echo(f"comments ({len(record['comments'])}):")
+        for comment in record["comments"]:
+            typer.echo(f"  {comment['at']}  {comment['body']}")

@@ -1,0 +1,159 @@
+"""The merge queue: the only code in agentctl that merges.
+
+One queue per repository, a ``flock`` held for the whole of one merge, so two merges
+never race for the base branch. Each merge brings the branch up to date with the base
+(a merge commit, no rebase), runs the project's test command on exactly that result,
+and asks the forge to merge *that* SHA and nothing else. A model's words never reach
+this far: the gates are an approval recorded on the pull request and a green command.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from agentctl import gitops
+from agentctl.errors import AgentctlError
+from agentctl.runs.journal import Journal
+from agentctl.seams import Forge, PullRequest
+
+Status = Literal["merged", "conflict", "gate_failed", "already_merged", "not_approved"]
+GATE_TAIL = 4000  # characters of gate output kept in the outcome
+NO_GATE = "no test command configured: set [project] test_command"
+
+
+@dataclass(frozen=True, slots=True)
+class MergeOutcome:
+    status: Status
+    sha: str | None = None  # merged: the new base head; otherwise the branch head seen
+    detail: str = ""
+    gate_output: str = ""
+
+    @property
+    def merged(self) -> bool:
+        return self.status in ("merged", "already_merged")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "sha": self.sha,
+            "detail": self.detail,
+            "gate_output": self.gate_output,
+        }
+
+
+def queue_lock(state_dir: Path) -> Path:
+    return state_dir / "locks" / "merge-queue.lock"
+
+
+def merge_pr(
+    forge: Forge,
+    pr_number: int,
+    *,
+    repo_root: Path,
+    state_dir: Path,
+    gate: str | None,
+    timeout: float = 1800,
+    journal: Journal | None = None,
+    env: Mapping[str, str] | None = None,
+) -> MergeOutcome:
+    """Merge one approved pull request if its up-to-date head passes ``gate``.
+
+    ``env`` is the gate's environment (default: the basic allowlist of a tool, never
+    the orchestrator's tracker or forge tokens: the gate runs code an agent wrote).
+    """
+    with gitops.locked(queue_lock(state_dir)):
+        pr = forge.get_pr(pr_number)
+        if pr.state == "merged":
+            return MergeOutcome("already_merged", pr.merge_sha, f"#{pr.number} is already merged")
+        if pr.state != "open":
+            return MergeOutcome("not_approved", pr.head_sha, f"#{pr.number} is {pr.state}")
+        if not _approved(pr, repo_root):
+            return MergeOutcome(
+                "not_approved",
+                pr.head_sha,
+                f"#{pr.number} has no approval of its head {pr.head_sha[:12]} "
+                f"(review: {pr.review_state})",
+            )
+        if not gate:
+            return MergeOutcome("gate_failed", pr.head_sha, NO_GATE)
+        tree = gitops.ensure_worktree(repo_root, state_dir, pr.branch, pr.base)
+        update = gitops.update_from_base(tree, pr.base)
+        if not update.ok:
+            return MergeOutcome("conflict", update.sha, update.detail)
+        passed, output = _run_gate(gate, tree, timeout, env)
+        if not passed:
+            return MergeOutcome("gate_failed", update.sha, f"`{gate}` failed", output)
+        return _merge(forge, pr, update.sha, journal, output)
+
+
+def _merge(
+    forge: Forge, pr: PullRequest, sha: str, journal: Journal | None, output: str
+) -> MergeOutcome:
+    """Intent (durable) → forge merge → result: a crash between is settled by SHA later."""
+    if journal is not None:
+        journal.append(
+            "merge.intent", durable=True, pr=pr.number, branch=pr.branch, base=pr.base, sha=sha
+        )
+    try:
+        merged = forge.merge(pr.number, expected_head=sha)
+    except AgentctlError as exc:
+        if journal is not None:
+            journal.append("merge.result", durable=True, pr=pr.number, sha=sha, error=str(exc))
+        raise
+    if journal is not None:
+        journal.append(
+            "merge.result", durable=True, pr=pr.number, sha=sha, merge_sha=merged.merge_sha
+        )
+    detail = f"#{pr.number} ({pr.branch}) merged into {pr.base} at {merged.merge_sha}"
+    return MergeOutcome("merged", merged.merge_sha, detail, output)
+
+
+def _approved(pr: PullRequest, repo_root: Path) -> bool:
+    """Approved on its head, or on a head it reached only by merging its base in.
+
+    Bringing a branch up to date adds a merge commit of already-merged code; an approval
+    survives that (so a queue interrupted after the update can finish), not new work.
+    """
+    if pr.review_state != "none":
+        return pr.review_state == "approved"
+    heads = _base_merge_chain(repo_root, pr.head_sha, pr.base)
+    for review in reversed(pr.reviews):
+        if review.head_sha in heads:
+            return review.verdict == "approve"
+    return False
+
+
+def _base_merge_chain(repo_root: Path, sha: str, base: str, limit: int = 20) -> set[str]:
+    """``sha`` and the first parents it reached through merges whose other side is ``base``'s."""
+    repo = gitops.open_repo(repo_root)
+    base_sha = gitops.head(repo_root, base)
+    chain = {sha}
+    for _ in range(limit):
+        parents = gitops.run_git(repo, "rev-list", "--parents", "-n", "1", sha).split()[1:]
+        if len(parents) != 2 or not gitops.is_ancestor(repo_root, parents[1], base_sha):
+            break
+        sha = parents[0]
+        chain.add(sha)
+    return chain
+
+
+def _run_gate(
+    gate: str, tree: Path, timeout: float, env: Mapping[str, str] | None
+) -> tuple[bool, str]:
+    """Run the test command in its own process group; the group dies with it."""
+    from agentctl.agent.env import tool_env
+    from agentctl.tools import shell
+
+    done = shell.run(
+        ["/bin/sh", "-c", gate],
+        cwd=str(tree),
+        env=dict(env) if env is not None else tool_env(),
+        timeout=timeout,
+    )
+    output = done.output[-GATE_TAIL:]
+    if done.timed_out:
+        return False, f"{output}\n[gate timed out after {timeout:g}s]"
+    return done.exit_code == 0, output

@@ -1,0 +1,184 @@
+"""The pipeline engine: steps in order, each a child run, resumable from its journal.
+
+The pipeline's own events.jsonl is its state: ``step.start``/``step.finish`` with the
+step's outputs, ``step.goto`` for a loop back (with the failure carried into the
+next prompt), and the intents and results of side effects. A resumed pipeline
+replays the journal to learn where it was and what each finished step produced,
+then continues; actions check the world (branch, commit, PR, merge) before acting,
+so a resume never makes a second PR or a second merge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from agentctl.config import Config
+from agentctl.config.schema import Pipeline, Step
+from agentctl.cost.ledger import Ledger
+from agentctl.cost.report import descendants
+from agentctl.pipeline.render import holds, render
+from agentctl.runs import Run, read_journal
+
+FAILURE_NOTE = (
+    "\n\nThe previous attempt did not pass. Step {step!r} failed with:\n\n{failure}\n\n"
+    "Fix what it reports."
+)
+
+
+class StepFailed(Exception):
+    """A step did not pass; ``failure`` is what the next attempt is told."""
+
+    def __init__(self, failure: str, outputs: Mapping[str, Any] | None = None) -> None:
+        super().__init__(failure)
+        self.failure = failure
+        self.outputs = dict(outputs or {})
+
+
+class Paused(Exception):
+    """The pipeline must wait (a budget reached): resumable once the cause is fixed."""
+
+
+@dataclass
+class State:
+    """What the journal says: outputs by step, loop counts, where to continue."""
+
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    gotos: dict[str, int] = field(default_factory=dict)
+    position: int = 0
+    failure: tuple[str, str] | None = None  # (step id, failure text) for the next role step
+    child: dict[str, str] = field(default_factory=dict)  # step id → its running child run id
+
+    @classmethod
+    def replay(cls, run: Run, pipeline: Pipeline) -> State:
+        state = cls()
+        ids = [s.id for s in pipeline.steps]
+        for event in read_journal(run.paths.events).events:
+            kind, step = event.get("type"), str(event.get("step"))
+            if kind == "step.child":
+                state.child[step] = event["run_id"]
+            elif kind == "step.finish":
+                state.outputs[step] = event.get("outputs", {})
+                state.position = ids.index(step) + 1
+                state.child.pop(step, None)
+                if event.get("status") == "ok" and state.failure and state.failure[0] == step:
+                    state.failure = None
+            elif kind == "step.goto":
+                state.gotos[step] = event["count"]
+                state.position = ids.index(event["to"])
+                state.failure = (step, str(event["failure"]))
+                for later in ids[state.position :]:
+                    state.child.pop(later, None)
+        return state
+
+
+StepRunner = Callable[[Step, str, "Engine"], dict[str, Any]]
+
+
+@dataclass
+class Engine:
+    run: Run
+    config: Config
+    name: str
+    pipeline: Pipeline
+    values: dict[str, Any]  # inputs, ticket, project, run: the template values
+    runners: Mapping[str, StepRunner]  # "role" | "run" | "uses" → how to run that kind
+    state: State = field(init=False)
+    current_step: str = ""
+
+    def __post_init__(self) -> None:
+        self.state = State.replay(self.run, self.pipeline)
+        for step in self.pipeline.steps:  # a resumed pipeline works in the same worktree
+            made = self.state.outputs.get(step.id, {})
+            if step.uses == "git.worktree" and made.get("path"):
+                self.values["run"].update(branch=made["branch"], worktree=made["path"])
+
+    def repo_root(self) -> Path:
+        return self.config.workspace.git_root or self.config.workspace.root
+
+    def template_values(self) -> dict[str, Any]:
+        return {**self.values, "steps": self.state.outputs}
+
+    def spent(self) -> Decimal:
+        state_dir = self.config.workspace.state_dir
+        return Ledger(state_dir).spent(since=None, run_ids=descendants(state_dir, self.run.id))
+
+    def remaining_budget(self) -> Decimal | None:
+        if self.pipeline.budget_usd is None:
+            return None
+        return Decimal(str(self.pipeline.budget_usd)) - self.spent()
+
+    def run_all(self) -> dict[str, Any]:
+        """Run from where the journal says to the end; returns the pipeline's outputs."""
+        steps = self.pipeline.steps
+        while self.state.position < len(steps):
+            step = steps[self.state.position]
+            if step.when is not None and not holds(step.when, self.template_values()):
+                self._finish(step, "skipped", {"status": "skipped"})
+                continue
+            remaining = self.remaining_budget()
+            if remaining is not None and remaining <= 0 and step.kind == "role":
+                raise Paused(f"pipeline budget ${self.pipeline.budget_usd:g} reached")
+            self.run.journal.append("step.start", durable=True, step=step.id, kind=step.kind)
+            try:
+                outputs = self.runners[step.kind](step, self._prompt_note(step), self)
+            except StepFailed as failed:
+                self._failed(step, failed)
+                continue
+            self._finish(step, "ok", {"status": "ok", **outputs})
+        return self.state.outputs
+
+    def _prompt_note(self, step: Step) -> str:
+        if step.kind != "role" or self.state.failure is None:
+            return ""
+        where, failure = self.state.failure
+        return FAILURE_NOTE.format(step=where, failure=failure.strip()[-6000:])
+
+    def _finish(self, step: Step, status: str, outputs: dict[str, Any]) -> None:
+        self.run.journal.append(
+            "step.finish", durable=True, step=step.id, status=status, outputs=outputs
+        )
+        self.state.outputs[step.id] = outputs
+        self.state.position += 1
+        self.state.child.pop(step.id, None)
+        if status == "ok" and self.state.failure and self.state.failure[0] == step.id:
+            self.state.failure = None  # the step that failed passes now: the note is done
+        self.run.update(step=step.id)
+
+    def _failed(self, step: Step, failed: StepFailed) -> None:
+        outputs = {"status": "failed", "failure": failed.failure[-6000:], **failed.outputs}
+        if step.on_fail is None:
+            self.run.journal.append(
+                "step.finish", durable=True, step=step.id, status="failed", outputs=outputs
+            )
+            raise StepFailed(f"step {step.id!r} failed: {failed.failure[-2000:]}")
+        count = self.state.gotos.get(step.id, 0) + 1
+        if count > step.on_fail.max:
+            self.run.journal.append(
+                "step.finish", durable=True, step=step.id, status="failed", outputs=outputs
+            )
+            raise StepFailed(
+                f"step {step.id!r} failed {count} times (on_fail max {step.on_fail.max}): "
+                f"{failed.failure[-2000:]}"
+            )
+        self.state.outputs[step.id] = outputs
+        self.run.journal.append(
+            "step.goto",
+            durable=True,
+            step=step.id,
+            to=step.on_fail.goto,
+            count=count,
+            failure=failed.failure[-6000:],
+        )
+        ids = [s.id for s in self.pipeline.steps]
+        self.state.gotos[step.id] = count
+        self.state.position = ids.index(step.on_fail.goto)
+        self.state.failure = (step.id, failed.failure)
+        for later in ids[self.state.position :]:  # those steps run afresh: new child runs
+            self.state.child.pop(later, None)
+
+    def render(self, template: str) -> str:
+        return render(template, self.template_values())

@@ -1,0 +1,161 @@
+"""Pipelines as processes: start one (detached worker), and the worker's own main."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import traceback
+from collections.abc import Mapping
+from decimal import Decimal
+from types import FrameType
+from typing import Any
+
+from agentctl.agent.supervise import Heartbeat, spawn_worker
+from agentctl.config import Config
+from agentctl.config.schema import Pipeline
+from agentctl.cost.ledger import Ledger
+from agentctl.cost.report import descendants
+from agentctl.errors import NotFoundError, TransitionError, UsageError
+from agentctl.pipeline.engine import Engine, Paused, StepFailed
+from agentctl.pipeline.steps import RUNNERS
+from agentctl.runs import Run, RunStore
+
+
+def models_of(config: Config, pipeline: Pipeline) -> list[str]:
+    """Every model a role step may call: its API key is all the pipeline process holds."""
+    names: list[str] = []
+    for step in pipeline.steps:
+        if step.role is not None:
+            for name in [step.model] if step.model else config.role(step.role).models:
+                if name not in names:
+                    names.append(name)
+    return names
+
+
+def start_pipeline(
+    config: Config,
+    name: str,
+    *,
+    task: str | None = None,
+    ticket_id: str | None = None,
+    inputs: Mapping[str, str] | None = None,
+    sets: tuple[str, ...] = (),
+    environ: Mapping[str, str] | None = None,
+) -> Run:
+    """Create a pipeline run and spawn its worker; returns at once."""
+    pipeline = find(config, name)
+    values: dict[str, str] = {**pipeline.inputs, **(inputs or {})}
+    if task is not None:
+        values["task"] = task
+    ticket: dict[str, Any] | None = None
+    if ticket_id is not None:
+        from agentctl.tracker_local import LocalTracker
+
+        found = LocalTracker(config.workspace.state_dir).get(ticket_id)
+        ticket = found.to_json()
+        if not values.get("task"):
+            values["task"] = f"{found.title}\n\n{found.description}".strip()
+    if not values.get("task") and any(s.role for s in pipeline.steps):
+        raise UsageError(
+            f"pipeline {name!r} needs a task",
+            hint=f"pass --task TEXT or --ticket ID (or set [inputs] task in pipelines/{name}.toml)",
+        )
+    run = RunStore(config.workspace.state_dir).create(
+        "pipeline",
+        input={
+            "pipeline": name,
+            "inputs": values,
+            "ticket": ticket,
+            "models": models_of(config, pipeline),
+            "sets": list(sets),
+        },
+        pipeline=name,
+        ticket=ticket_id,
+        workspace=str(config.workspace.root),
+    )
+    spawn_worker(config, run, environ, group="pipeline")
+    return run
+
+
+def find(config: Config, name: str) -> Pipeline:
+    """The pipeline ``name``; an unknown one names those that exist and how to make one."""
+    try:
+        return config.pipeline(name)
+    except NotFoundError as exc:
+        known = ", ".join(sorted(config.pipelines))
+        raise NotFoundError(
+            f"{exc.message} ({exc.hint})"
+            if exc.hint and "did you mean" in exc.hint
+            else exc.message,
+            hint=f"pipelines: {known}; make one with "
+            f'`agentctl pipeline new {name} --from feature --task "..."`',
+        ) from None
+
+
+def base_branch(config: Config) -> str:
+    configured = config.settings.project.base_branch
+    if configured:
+        return configured
+    from agentctl.scaffold import current_branch
+
+    return current_branch(config.workspace.git_root or config.workspace.root) or "main"
+
+
+def work(config: Config, run_id: str) -> int:
+    """The pipeline process: run (or resume) the steps; always leave a final status."""
+    run = RunStore(config.workspace.state_dir).get(run_id)
+    data = run.read_input()
+    name = data["pipeline"]
+    run.mark_started(os.getpid(), os.getpgid(0))
+    heartbeat = Heartbeat(run).start()
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    values: dict[str, Any] = {
+        "inputs": dict(data["inputs"]),
+        "ticket": data.get("ticket") or {},
+        "project": {
+            "test_command": config.settings.project.test_command or "",
+            "base_branch": base_branch(config),
+        },
+        "run": {"id": run.id},
+    }
+    engine = Engine(run, config, name, config.pipeline(name), values, RUNNERS)
+    status, ending, reason = "succeeded", "done", "all steps passed"
+    try:
+        engine.run_all()
+    except Paused as paused:
+        status, ending, reason = "paused", "budget", str(paused)
+    except StepFailed as failed:
+        status, ending, reason = "failed", "step_failed", failed.failure
+    except KeyboardInterrupt:
+        status, ending, reason = "canceled", "canceled", "canceled on request"
+    except Exception as exc:  # a bug or an unexpected failure still ends the run clearly
+        traceback.print_exc()
+        status, ending, reason = "failed", "error", f"internal error: {type(exc).__name__}: {exc}"
+    finally:
+        heartbeat.stop()
+    state_dir = config.workspace.state_dir
+    spent = Ledger(state_dir).spent(since=None, run_ids=descendants(state_dir, run.id))
+    steps = engine.state.outputs
+    run.write_output(
+        {
+            "ending": ending,
+            "reason": reason[-4000:],
+            "cost_usd": str(spent if isinstance(spent, Decimal) else 0),
+            "branch": values["run"].get("branch"),
+            "worktree": values["run"].get("worktree"),
+            "steps": {
+                k: {kk: vv for kk, vv in v.items() if kk != "output"} for k, v in steps.items()
+            },
+            "merged": next(
+                (v.get("sha") for v in steps.values() if v.get("sha") and "pr" in v), None
+            ),
+        }
+    )
+    with contextlib.suppress(TransitionError):  # a canceller may have recorded the end
+        run.transition(status, reason=reason[:500])
+    return 0 if status == "succeeded" else 1

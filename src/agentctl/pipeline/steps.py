@@ -1,0 +1,410 @@
+"""How each kind of step runs: a role agent process, a gate command, a built-in action.
+
+Every step is a child run of the pipeline (an agent run for ``role`` steps, a
+``step`` run for the others), so ``runs show`` and ``cost --run`` see the whole tree.
+Actions look at the world before acting (an existing worktree, PR or merge is
+reused), which is what makes a resumed pipeline safe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agentctl import atomic, failpoints
+from agentctl.agent.env import tool_env
+from agentctl.agent.supervise import AgentRequest, resume_run, start_agent, watch
+from agentctl.config.schema import Step
+from agentctl.errors import UsageError
+from agentctl.pipeline.engine import Engine, Paused, StepFailed
+from agentctl.runs import TERMINAL, RunStore, read_journal
+
+if TYPE_CHECKING:
+    from agentctl.seams import Forge, Tracker
+
+TAIL = 4000
+
+
+# -- role -------------------------------------------------------------------------
+
+
+def run_role(step: Step, note: str, engine: Engine) -> dict[str, Any]:
+    """Spawn the role's agent (or resume the one a crash left), wait, read its output."""
+    assert step.role is not None
+    store = RunStore(engine.config.workspace.state_dir)
+    child_id = engine.state.child.get(step.id)
+    if child_id is not None:
+        child = store.get(child_id)
+        record = child.load()
+        if record.status not in TERMINAL:  # killed with us, or paused: carry on from its transcript
+            raised = _budget(engine, step) if record.status == "paused" else None
+            with contextlib.suppress(UsageError):  # UsageError: it is still running; watch it
+                resume_run(engine.config, child, budget_usd=raised)
+    else:
+        prompt = engine.render(step.prompt or "{inputs.task}") + note
+        budget = _budget(engine, step)
+        child = start_agent(
+            engine.config,
+            AgentRequest(
+                role=step.role,
+                task=prompt,
+                cwd=Path(engine.values["run"].get("worktree") or engine.config.workspace.root),
+                model=step.model,
+                budget_usd=budget,
+            ),
+            parent=engine.run,
+            sets=tuple(engine.run.read_input().get("sets", [])),
+        )
+        engine.run.journal.append("step.child", durable=True, step=step.id, run_id=child.id)
+        engine.state.child[step.id] = child.id
+        failpoints.hit("pipeline.after_child_start")
+    for _ in watch(child):
+        pass
+    record = child.load()
+    output = child.read_output() or {}
+    outputs = {
+        "output": output.get("text", ""),
+        "verdict": output.get("verdict", ""),
+        "comments": _comments(output),
+        "cost": output.get("cost_usd", "0"),
+        "model": output.get("model", ""),
+        "run_id": child.id,
+    }
+    if output.get("verdict"):
+        _review_on_open_pr(engine, outputs)
+    if record.status == "paused":
+        raise Paused(f"step {step.id!r}: {record.reason}")
+    if record.status != "succeeded":
+        raise StepFailed(f"the {step.role} agent {record.status}: {record.reason}", outputs)
+    if output.get("verdict") == "request_changes":
+        raise StepFailed(
+            f"review requested changes:\n{output.get('summary', '')}\n{outputs['comments']}",
+            outputs,
+        )
+    return outputs
+
+
+def _budget(engine: Engine, step: Step) -> float | None:
+    """A role step's cap: the role's, the step's and what the pipeline has left, lowest."""
+    assert step.role is not None
+    caps = [
+        Decimal(str(c))
+        for c in (engine.config.role(step.role).budget_usd, step.budget_usd)
+        if c is not None
+    ]
+    remaining = engine.remaining_budget()
+    if remaining is not None:
+        caps.append(max(remaining, Decimal(0)))
+    return float(min(caps)) if caps else None
+
+
+def _comments(output: dict[str, Any]) -> str:
+    lines = []
+    for comment in output.get("comments", []) or []:
+        where = ":".join(str(comment[k]) for k in ("file", "line") if comment.get(k))
+        lines.append(f"- {where + ': ' if where else ''}{comment.get('body', '')}")
+    return "\n".join(lines)
+
+
+# -- run (a gate) ------------------------------------------------------------------
+
+
+def run_command(command: str, cwd: Path, timeout: float) -> tuple[int, str]:
+    """``bash -c command`` in its own process group; the whole group dies on timeout."""
+    process = subprocess.Popen(
+        ["bash", "-c", command],
+        cwd=cwd,
+        env=tool_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        out, _ = process.communicate(timeout=timeout)
+        code = process.returncode
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        out, _ = process.communicate()
+        code = -9
+        out += f"\n[timed out after {timeout:g} s]".encode()
+    else:
+        with contextlib.suppress(ProcessLookupError):  # nothing it started outlives the gate
+            os.killpg(process.pid, signal.SIGKILL)
+    return code, out.decode(errors="replace")
+
+
+def run_gate(step: Step, note: str, engine: Engine) -> dict[str, Any]:
+    assert step.run is not None
+    command = engine.render(step.run).strip()
+    if not command:
+        raise StepFailed("no command to run: set [project] test_command in agentctl.toml")
+    cwd = Path(engine.values["run"].get("worktree") or engine.config.workspace.root)
+    child = _step_run(engine, step, {"command": command, "cwd": str(cwd)})
+    code, output = run_command(command, cwd, step.timeout or 1800.0)
+    failpoints.hit("pipeline.after_gate")
+    outputs = {"output": output[-TAIL:], "exit_code": code}
+    child.write_output(outputs)
+    child.transition("succeeded" if code == 0 else "failed", reason=f"exit {code}")
+    if code != 0:
+        raise StepFailed(f"`{command}` exited {code}:\n{output[-TAIL:]}", outputs)
+    return outputs
+
+
+def _step_run(engine: Engine, step: Step, data: dict[str, Any]):  # type: ignore[no-untyped-def]
+    child = RunStore(engine.config.workspace.state_dir).create(
+        "step",
+        input={"step": step.id, **data},
+        parent=engine.run,
+        step=step.id,
+        pipeline=engine.name,
+        workspace=str(engine.config.workspace.root),
+    )
+    child.mark_started(os.getpid(), os.getpgid(0))
+    engine.run.journal.append("step.child", durable=True, step=step.id, run_id=child.id)
+    return child
+
+
+# -- uses (built-in actions) ---------------------------------------------------------
+
+
+def run_action(step: Step, note: str, engine: Engine) -> dict[str, Any]:
+    assert step.uses is not None
+    args = {k: engine.render(v) if isinstance(v, str) else v for k, v in step.with_.items()}
+    engine.current_step = step.id
+    child = _step_run(engine, step, {"action": step.uses, "with": args})
+    try:
+        outputs = ACTIONS[step.uses](engine, args)
+        failpoints.hit("pipeline.after_action")
+    except StepFailed as failed:
+        child.write_output({"failure": failed.failure[-TAIL:], **failed.outputs})
+        child.transition("failed", reason=failed.failure[:200])
+        raise
+    child.write_output(outputs)
+    child.transition("succeeded")
+    return outputs
+
+
+def _services(engine: Engine) -> tuple[Tracker, Forge]:
+    from agentctl.forge_local import LocalForge
+    from agentctl.tracker_local import LocalTracker
+
+    state_dir = engine.config.workspace.state_dir
+    return LocalTracker(state_dir), LocalForge(engine.repo_root(), state_dir)
+
+
+def _base(engine: Engine) -> str:
+    return str(engine.values["project"]["base_branch"])
+
+
+def git_worktree(engine: Engine, args: dict[str, Any]) -> dict[str, Any]:
+    from agentctl.gitops import ensure_worktree
+
+    ticket = engine.values.get("ticket") or {}
+    branch = args.get("branch") or f"agentctl/{ticket.get('id') or engine.run.id[-6:]}"
+    base = args.get("base") or _base(engine)
+    path = ensure_worktree(engine.repo_root(), engine.config.workspace.state_dir, branch, base)
+    engine.values["run"].update(branch=branch, worktree=str(path))
+    engine.run.update(worktree=str(path))
+    return {"branch": branch, "path": str(path)}
+
+
+def git_commit(engine: Engine, args: dict[str, Any]) -> dict[str, Any]:
+    """Commit the agent's change; a crash after the commit is found, not committed twice."""
+    from agentctl.gitops import commit_all, head
+
+    worktree = Path(engine.values["run"]["worktree"])
+    message = args.get("message") or f"agentctl: {engine.values['inputs'].get('task', '')}"
+    subject = message.strip().splitlines()[0][:72] if message.strip() else "agentctl change"
+    done = _this_attempt(engine, "git.commit")
+    if done is not None:
+        return {"sha": done}
+    engine.run.journal.append(
+        "effect.intent", durable=True, action="git.commit", base=head(worktree)
+    )
+    sha = commit_all(worktree, f"{subject}\n\n{message}".strip())
+    if sha is None:
+        raise StepFailed("the agent changed nothing: an empty change is not a passing step")
+    engine.run.journal.append("effect.result", durable=True, action="git.commit", sha=sha)
+    return {"sha": sha}
+
+
+def _this_attempt(engine: Engine, action: str) -> str | None:
+    """The result of ``action`` from an attempt of this step that a crash cut short.
+
+    When the step's previous start has neither a finish nor a goto after it, the
+    pipeline died inside it: a journaled result is reused, and an intent without a
+    result is checked against the world (did HEAD move past the intent's base?).
+    """
+    from agentctl.gitops import head
+
+    step = engine.current_step
+    events = read_journal(engine.run.paths.events).events
+    starts = [
+        i for i, e in enumerate(events) if e.get("type") == "step.start" and e.get("step") == step
+    ]
+    if len(starts) < 2:
+        return None
+    window = events[starts[-2] : starts[-1]]
+    if any(e.get("type") in ("step.finish", "step.goto") and e.get("step") == step for e in window):
+        return None  # the previous attempt ended properly: this is a new attempt
+    intent = None
+    for event in window:
+        if event.get("action") != action:
+            continue
+        if event.get("type") == "effect.result":
+            return str(event["sha"])
+        intent = event
+    if intent is not None:
+        now = head(Path(engine.values["run"]["worktree"]))
+        if now != intent.get("base"):
+            engine.run.journal.append(
+                "effect.result", durable=True, action=action, sha=now, found=True
+            )
+            return now
+    return None
+
+
+def forge_open_pr(engine: Engine, args: dict[str, Any]) -> dict[str, Any]:
+    _, forge = _services(engine)
+    pr = forge.open_pr(
+        branch=engine.values["run"]["branch"],
+        base=_base(engine),
+        title=args.get("title") or engine.values["inputs"].get("task", "agentctl change")[:72],
+        body=args.get("body", ""),
+        ticket=(engine.values.get("ticket") or {}).get("id"),
+    )
+    return {"pr": pr.number, "url": pr.url}
+
+
+def _latest_verdict(engine: Engine, step_id: str | None = None) -> dict[str, Any] | None:
+    for step in reversed(engine.pipeline.steps):
+        outputs = engine.state.outputs.get(step.id, {})
+        if (step_id is None or step.id == step_id) and outputs.get("verdict"):
+            return outputs
+    return None
+
+
+def _record_review(engine: Engine, number: int, found: dict[str, Any]) -> str:
+    from agentctl.seams import Review
+
+    _, forge = _services(engine)
+    pr = forge.get_pr(number)
+    if not any(r.head_sha == pr.head_sha and r.verdict == found["verdict"] for r in pr.reviews):
+        comments = tuple(
+            {"body": line[2:]}
+            for line in found.get("comments", "").splitlines()
+            if line.startswith("- ")
+        )
+        forge.add_review(
+            number,
+            Review(
+                verdict=found["verdict"],
+                summary=found.get("output", ""),
+                comments=comments,
+                author="agentctl review",
+                head_sha=pr.head_sha,
+            ),
+        )
+    return str(found["verdict"])
+
+
+def _review_on_open_pr(engine: Engine, outputs: dict[str, Any]) -> None:
+    """A verdict is recorded on the branch's open pull request the moment it exists."""
+    branch = engine.values["run"].get("branch")
+    if not branch:
+        return
+    _, forge = _services(engine)
+    pr = forge.find_pr(branch)
+    if pr is not None and pr.state == "open":
+        _record_review(engine, pr.number, outputs)
+
+
+def forge_review(engine: Engine, args: dict[str, Any]) -> dict[str, Any]:
+    found = _latest_verdict(engine, args.get("step"))
+    if found is None:
+        raise StepFailed(f"step {args.get('step')!r} has no verdict to record")
+    number = _pr_number(engine)
+    return {"verdict": _record_review(engine, number, found)}
+
+
+def _pr_number(engine: Engine) -> int:
+    _, forge = _services(engine)
+    pr = forge.find_pr(engine.values["run"]["branch"])
+    if pr is None or pr.state != "open":
+        pr = forge.open_pr(
+            branch=engine.values["run"]["branch"],
+            base=_base(engine),
+            title=str(engine.values["inputs"].get("task", "agentctl change"))[:72],
+            body="",
+            ticket=(engine.values.get("ticket") or {}).get("id"),
+        )
+    return pr.number
+
+
+def forge_merge(engine: Engine, args: dict[str, Any]) -> dict[str, Any]:
+    from agentctl.mergequeue import merge_pr
+
+    _, forge = _services(engine)
+    number = _pr_number(engine)
+    found = _latest_verdict(engine)
+    if found is not None:
+        _record_review(engine, number, found)
+    gate = args.get("gate") or engine.values["project"].get("test_command")
+    outcome = merge_pr(
+        forge,
+        number,
+        repo_root=engine.repo_root(),
+        state_dir=engine.config.workspace.state_dir,
+        gate=gate or None,
+        journal=engine.run.journal,
+    )
+    if outcome.status not in ("merged", "already_merged"):
+        detail = outcome.detail + ("\n" + outcome.gate_output if outcome.gate_output else "")
+        raise StepFailed(f"merge {outcome.status}: {detail}", {"pr": number})
+    return {"sha": outcome.sha, "pr": number}
+
+
+def tracker_set_state(engine: Engine, args: dict[str, Any]) -> dict[str, Any]:
+    ticket = engine.values.get("ticket") or {}
+    if not ticket.get("id"):
+        return {"output": "no ticket: nothing to move"}
+    tracker, _ = _services(engine)
+    tracker.set_state(ticket["id"], args["state"])
+    return {"output": f"{ticket['id']} → {args['state']}"}
+
+
+def tracker_comment(engine: Engine, args: dict[str, Any]) -> dict[str, Any]:
+    ticket = engine.values.get("ticket") or {}
+    if not ticket.get("id"):
+        return {"output": "no ticket: nothing to comment on"}
+    tracker, _ = _services(engine)
+    tracker.comment(ticket["id"], args["body"])
+    return {"output": "commented"}
+
+
+def report_write(engine: Engine, args: dict[str, Any]) -> dict[str, Any]:
+    reports = engine.config.workspace.state_dir / "reports"
+    reports.mkdir(parents=True, exist_ok=True)
+    path = reports / (args.get("name") or f"{engine.run.id}.md")
+    atomic.write_text(path, str(args["content"]).rstrip() + "\n")
+    return {"path": str(path)}
+
+
+ACTIONS = {
+    "git.worktree": git_worktree,
+    "git.commit": git_commit,
+    "forge.open_pr": forge_open_pr,
+    "forge.review": forge_review,
+    "forge.merge": forge_merge,
+    "tracker.set_state": tracker_set_state,
+    "tracker.comment": tracker_comment,
+    "report.write": report_write,
+}
+
+RUNNERS = {"role": run_role, "run": run_gate, "uses": run_action}

@@ -1,0 +1,179 @@
+"""The tracker and forge seams: two protocols and the values that cross them.
+
+The pipeline engine and the orchestrator speak only these, so the local ticket folder
+and local branches work exactly like Linear and GitHub. Implementations inherit
+nothing; the values are frozen and serialise to plain JSON (records, ``--json``).
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, runtime_checkable
+
+Verdict = Literal["approve", "request_changes"]
+PrState = Literal["open", "merged", "closed"]
+ReviewState = Literal["approved", "changes_requested", "none"]
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """One unit of work; ``key`` is what a person types (``T-3``, ``ENG-42``)."""
+
+    id: str
+    title: str
+    description: str = ""
+    state: str = "Todo"
+    labels: tuple[str, ...] = ()
+    url: str = ""
+    key: str = ""  # human key; the id when a tracker has no separate one
+    comments: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            object.__setattr__(self, "key", self.id)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "key": self.key,
+            "title": self.title,
+            "description": self.description,
+            "state": self.state,
+            "labels": list(self.labels),
+            "url": self.url,
+            "comments": list(self.comments),
+        }
+
+
+@runtime_checkable
+class Tracker(Protocol):
+    def list(
+        self, *, states: Sequence[str] | None = None, labels: Sequence[str] = ()
+    ) -> builtins.list[Ticket]:
+        """Open tickets (or those in ``states``) carrying every label in ``labels``."""
+        ...
+
+    def get(self, ticket_id: str) -> Ticket:
+        """``NotFoundError`` when there is no such ticket."""
+        ...
+
+    def set_state(self, ticket_id: str, state: str) -> Ticket:
+        """Idempotent; an unknown state is a ``UsageError``."""
+        ...
+
+    def comment(self, ticket_id: str, body: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    """A verdict on one head SHA: a newer commit makes it history, not approval."""
+
+    verdict: Verdict
+    summary: str
+    comments: tuple[Mapping[str, Any], ...] = ()
+    author: str = "agentctl"
+    head_sha: str = ""
+    at: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict,
+            "summary": self.summary,
+            "comments": [dict(c) for c in self.comments],
+            "author": self.author,
+            "head_sha": self.head_sha,
+            "at": self.at,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Review:
+        return cls(
+            verdict=data["verdict"],
+            summary=str(data.get("summary", "")),
+            comments=tuple(dict(c) for c in data.get("comments", ())),
+            author=str(data.get("author", "agentctl")),
+            head_sha=str(data.get("head_sha", "")),
+            at=str(data.get("at", "")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PullRequest:
+    number: int
+    branch: str
+    base: str
+    title: str
+    body: str
+    state: PrState
+    head_sha: str
+    reviews: tuple[Review, ...] = ()
+    merge_sha: str | None = None
+    url: str = ""
+    ticket: str | None = None
+
+    @property
+    def review_state(self) -> ReviewState:
+        """The latest review of the *current* head decides; older heads do not count."""
+        for review in reversed(self.reviews):
+            if review.head_sha and review.head_sha == self.head_sha:
+                return "approved" if review.verdict == "approve" else "changes_requested"
+        return "none"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "branch": self.branch,
+            "base": self.base,
+            "title": self.title,
+            "body": self.body,
+            "state": self.state,
+            "head_sha": self.head_sha,
+            "review_state": self.review_state,
+            "reviews": [r.to_json() for r in self.reviews],
+            "merge_sha": self.merge_sha,
+            "url": self.url,
+            "ticket": self.ticket,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PullRequest:
+        return cls(
+            number=int(data["number"]),
+            branch=str(data["branch"]),
+            base=str(data["base"]),
+            title=str(data.get("title", "")),
+            body=str(data.get("body", "")),
+            state=data["state"],
+            head_sha=str(data.get("head_sha", "")),
+            reviews=tuple(Review.from_json(r) for r in data.get("reviews", ())),
+            merge_sha=data.get("merge_sha"),
+            url=str(data.get("url", "")),
+            ticket=data.get("ticket"),
+        )
+
+
+@runtime_checkable
+class Forge(Protocol):
+    def open_pr(
+        self, *, branch: str, base: str, title: str, body: str, ticket: str | None = None
+    ) -> PullRequest:
+        """Idempotent: the open PR of ``branch`` is returned (head refreshed), never a second."""
+        ...
+
+    def find_pr(self, branch: str) -> PullRequest | None:
+        """The open PR of ``branch``, else its newest, else None."""
+        ...
+
+    def get_pr(self, number: int) -> PullRequest: ...
+
+    def list_prs(self, *, state: str | None = "open") -> builtins.list[PullRequest]: ...
+
+    def add_review(self, number: int, review: Review) -> PullRequest: ...
+
+    def comment(self, number: int, body: str) -> None: ...
+
+    def merge(self, number: int, *, expected_head: str) -> PullRequest:
+        """Merge only at exactly ``expected_head``; a PR merged at that head returns as is."""
+        ...

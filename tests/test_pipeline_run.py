@@ -1,0 +1,206 @@
+"""Pipelines end to end: real processes, real git, scripted models; crashes and resumes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agentctl.demo import prepare
+from agentctl.runs import RunStore, read_journal
+from agentctl.testing.llm_server import LLMServer, Turn
+from tests.conftest import Invoke, git
+
+
+@pytest.fixture
+def server() -> Iterator[LLMServer]:
+    with LLMServer() as running:
+        yield running
+
+
+def unittest_passes(path: Path) -> bool:
+    done = subprocess.run([sys.executable, "-m", "unittest", "-q"], cwd=path, capture_output=True)
+    return done.returncode == 0
+
+
+def merged_once(repo: Path) -> bool:
+    """One PR, merged, and its merge SHA is what main points at (or an ancestor of it)."""
+    (pr,) = pr_records(repo)
+    sha = str(pr["merge_sha"])
+    on_main = git(repo, "merge-base", "--is-ancestor", sha, "main") == ""
+    return pr["state"] == "merged" and on_main
+
+
+def pr_records(repo: Path) -> list[dict[str, object]]:
+    return [json.loads(p.read_text()) for p in sorted((repo / ".agentctl" / "prs").glob("*.json"))]
+
+
+def test_demo_runs_a_ticket_end_to_end(tmp_path: Path, cli: Invoke) -> None:
+    target = tmp_path / "demo"
+    result = cli("demo", "--dir", str(target), env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "SCRIPTED" in result.stdout
+    assert "↺ review failed → back to implement (1)" in result.stderr
+    assert "ticket T-1: Done" in result.stdout
+    assert "what it cost" in result.stdout and "total" in result.stdout
+    assert unittest_passes(target)  # main holds the fix and the new test, and passes
+    assert "test_add_negative" in (target / "test_calc.py").read_text()
+    (pr,) = pr_records(target)
+    assert pr["state"] == "merged"
+    assert [r["verdict"] for r in pr["reviews"]] == ["request_changes", "approve"]  # type: ignore[index]
+
+
+@pytest.fixture
+def project(tmp_path: Path, server: LLMServer, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The demo's project and config, without the demo's script."""
+    demo = prepare(tmp_path / "project", server, scripted=False)
+    monkeypatch.chdir(demo.root)
+    return demo.root
+
+
+FIX = [
+    Turn.tool_call("edit", {"path": "calc.py", "old": "return a - b", "new": "return a + b"}),
+    Turn.text("Fixed."),
+]
+APPROVE = [
+    Turn.tool_call("finish", {"verdict": "approve", "summary": "Good.", "comments": []}),
+]
+
+
+def test_a_new_feature_pipeline_runs_to_a_merge(
+    project: Path, server: LLMServer, cli: Invoke
+) -> None:
+    result = cli("pipeline", "new", "fix-add", "--from", "feature", "--task", "Fix add()")
+    assert result.exit_code == 0, result.stderr
+    assert 'extends = "feature"' in (project / "pipelines" / "fix-add.toml").read_text()
+    server.script("demo-coder", *FIX)
+    server.script("demo-reviewer", *APPROVE)
+    result = cli("pipeline", "run", "fix-add")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "merged" in result.stdout
+    assert unittest_passes(project)
+    assert merged_once(project)
+    server.assert_complete()
+
+
+def test_a_red_gate_loops_back_with_its_output_then_fails_clearly(
+    project: Path, server: LLMServer, cli: Invoke
+) -> None:
+    attempts = [
+        Turn.tool_call("write", {"path": f"note{i}.txt", "content": "not a fix"}) for i in range(3)
+    ]
+    server.script("demo-coder", *[t for a in attempts for t in (a, Turn.text("done?"))])
+    head = git(project, "rev-parse", "main")
+    result = cli("pipeline", "run", "feature", "--task", "Fix add()")
+    assert result.exit_code == 1
+    assert "step 'test' failed 3 times (on_fail max 2)" in result.stdout
+    assert "FAILED" in result.stdout  # the unittest output is in the reason
+    second = [r for r in server.requests if r.model == "demo-coder"][2].body["messages"]
+    assert "Step 'test' failed with" in second[1]["content"]  # the failure went to the dev agent
+    assert git(project, "rev-parse", "main") == head  # main untouched
+    server.assert_complete()
+
+
+@pytest.mark.parametrize(
+    "failpoint",
+    ["pipeline.after_action", "pipeline.after_child_start", "pipeline.after_gate"],
+)
+def test_kill_9_in_a_step_then_resume_makes_one_pr_and_one_merge(
+    project: Path, server: LLMServer, cli: Invoke, monkeypatch: pytest.MonkeyPatch, failpoint: str
+) -> None:
+    server.script("demo-coder", *FIX)
+    server.script("demo-reviewer", *APPROVE)
+    monkeypatch.setenv("AGENTCTL_FAILPOINT", failpoint)
+    first = cli("pipeline", "run", "demo", "--ticket", "T-1")
+    monkeypatch.delenv("AGENTCTL_FAILPOINT")
+    (listing,) = RunStore(project / ".agentctl").list(kind="pipeline")
+    assert first.exit_code == 1 and listing.record and listing.record.status == "running"
+    resumed = cli("runs", "resume", listing.id)
+    assert resumed.exit_code == 0, resumed.stdout + resumed.stderr
+    assert merged_once(project)
+    assert unittest_passes(project)
+    events = read_journal(listing.dir / "events.jsonl").events
+    assert sum(e["type"] == "merge.result" for e in events) == 1
+    server.assert_complete()
+
+
+def test_dry_run_prints_steps_models_and_a_cost_range(project: Path, cli: Invoke) -> None:
+    result = cli("pipeline", "run", "demo", "--dry-run", "--json")
+    plan = json.loads(result.stdout)
+    assert [s["id"] for s in plan["steps"]][:3] == ["worktree", "start", "implement"]
+    assert plan["steps"][2]["model"] == "demo-coder"
+    assert 0 < plan["cost_usd"]["low"] < plan["cost_usd"]["high"] <= 2.0
+    assert RunStore(project / ".agentctl").list() == []  # nothing ran
+
+
+def test_an_unknown_pipeline_lists_what_exists(project: Path, cli: Invoke) -> None:
+    result = cli("pipeline", "run", "featur")
+    assert result.exit_code == 2 and "did you mean 'feature'?" in result.stderr
+
+
+def test_a_budget_reached_mid_pipeline_pauses_and_resume_completes_after_raising_it(
+    project: Path, server: LLMServer, cli: Invoke
+) -> None:
+    demo = project / "pipelines" / "demo.toml"
+    demo.write_text(demo.read_text().replace("budget_usd = 2.0", "budget_usd = 0.00001"))
+    result = cli("pipeline", "run", "demo", "--ticket", "T-1")
+    assert result.exit_code == 1 and "paused (budget)" in result.stdout
+    assert server.requests == []  # no call that could pass the budget was sent
+    demo.write_text(demo.read_text().replace("budget_usd = 0.00001", "budget_usd = 2.0"))
+    server.script("demo-coder", *FIX)
+    server.script("demo-reviewer", *APPROVE)
+    (listing,) = RunStore(project / ".agentctl").list(kind="pipeline")
+    resumed = cli("runs", "resume", listing.id)
+    assert resumed.exit_code == 0, resumed.stdout + resumed.stderr
+    assert merged_once(project) and unittest_passes(project)
+    server.assert_complete()
+
+
+CONFLICTING = """\
+description = "implement, then a change lands on main, then merge"
+
+[[steps]]
+id = "worktree"
+uses = "git.worktree"
+
+[[steps]]
+id = "implement"
+role = "dev"
+prompt = "{inputs.task}"
+
+[[steps]]
+id = "commit"
+uses = "git.commit"
+
+[[steps]]
+id = "review"
+role = "review"
+
+[[steps]]
+id = "meanwhile"
+run = "cd {project.root} && sed -i 's/a - b/b + a/' calc.py && git commit -qam 'fixed on main'"
+
+[[steps]]
+id = "merge"
+uses = "forge.merge"
+"""
+
+
+def test_a_conflict_with_main_fails_clearly_and_never_breaks_main(
+    project: Path, server: LLMServer, cli: Invoke
+) -> None:
+    (project / "pipelines" / "conflict.toml").write_text(
+        CONFLICTING.replace("{project.root}", str(project))
+    )
+    server.script("demo-coder", *FIX)
+    server.script("demo-reviewer", *APPROVE)
+    result = cli("pipeline", "run", "conflict", "--task", "Fix add()")
+    assert result.exit_code == 1
+    assert "merge conflict" in result.stdout and "calc.py" in result.stdout
+    assert git(project, "log", "-1", "--format=%s", "main") == "fixed on main"
+    assert unittest_passes(project)  # main is whole: the other fix, not a half-merge
+    assert git(project, "status", "--porcelain", "--untracked-files=no") == ""
