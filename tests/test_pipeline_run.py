@@ -204,3 +204,52 @@ def test_a_conflict_with_main_fails_clearly_and_never_breaks_main(
     assert git(project, "log", "-1", "--format=%s", "main") == "fixed on main"
     assert unittest_passes(project)  # main is whole: the other fix, not a half-merge
     assert git(project, "status", "--porcelain", "--untracked-files=no") == ""
+
+
+def test_coding_pipeline_stops_at_a_reviewed_pr_for_the_orchestrator(
+    project: Path, server: LLMServer, cli: Invoke
+) -> None:
+    server.script("demo-coder", *FIX)
+    server.script("demo-reviewer", *APPROVE)
+    result = cli("pipeline", "run", "coding-pipeline", "--ticket", "T-1")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    (pr,) = pr_records(project)
+    assert pr["state"] == "open" and pr["branch"] == "agentctl/T-1"
+    assert [r["verdict"] for r in pr["reviews"]] == ["approve"]  # type: ignore[index]
+    shown = json.loads(cli("tickets", "show", "T-1", "--json").stdout)
+    assert shown["state"] == "In Review"
+    assert "fixed" not in git(project, "log", "--format=%s", "main").lower()  # not merged
+    server.assert_complete()
+
+
+def test_review_pr_records_its_verdict_on_the_branch_pr(
+    project: Path, server: LLMServer, cli: Invoke
+) -> None:
+    git(project, "branch", "topic")
+    verdict = {
+        "verdict": "request_changes",
+        "summary": "Needs tests.",
+        "comments": [{"file": "calc.py", "line": 5, "body": "test this"}],
+    }
+    server.script("demo-reviewer", Turn.tool_call("finish", verdict))
+    result = cli("pipeline", "run", "review-pr", "--set", "branch=topic")
+    assert result.exit_code == 1  # request_changes: the review step did not pass
+    (pr,) = pr_records(project)
+    assert pr["branch"] == "topic"
+    assert pr["reviews"][0]["verdict"] == "request_changes"  # type: ignore[index]
+    assert pr["reviews"][0]["comments"] == [{"body": "calc.py:5: test this"}]  # type: ignore[index]
+
+
+def test_research_writes_its_answer_into_a_report(
+    project: Path, server: LLMServer, cli: Invoke
+) -> None:
+    (project / "roles" / "research.toml").write_text(
+        (project / "roles" / "research.toml")
+        .read_text()
+        .replace('model = ["qwen3-32b", "haiku", "sonnet"]', 'model = "demo-coder"')
+    )
+    server.script("demo-coder", Turn.text("# Answer\n\nadd() subtracts (calc.py:5)."))
+    result = cli("pipeline", "run", "research", "--task", "Why does test_add fail?", "--json")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)["steps"]["report"]["path"]
+    assert Path(report).read_text() == "# Answer\n\nadd() subtracts (calc.py:5).\n"
