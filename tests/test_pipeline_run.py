@@ -253,3 +253,29 @@ def test_research_writes_its_answer_into_a_report(
     assert result.exit_code == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)["steps"]["report"]["path"]
     assert Path(report).read_text() == "# Answer\n\nadd() subtracts (calc.py:5).\n"
+
+
+def test_coding_pipeline_run_again_continues_from_the_pr_review(
+    project: Path, server: LLMServer, cli: Invoke
+) -> None:
+    changes = {
+        "verdict": "request_changes",
+        "summary": "Also test negatives.",
+        "comments": [{"file": "test_calc.py", "line": 8, "body": "add a negative case"}],
+    }
+    server.script("demo-coder", *FIX)
+    server.script("demo-reviewer", Turn.tool_call("finish", changes))
+    assert cli("pipeline", "run", "coding-pipeline", "--ticket", "T-1").exit_code == 1
+    server.script(
+        "demo-coder",
+        Turn.tool_call("write", {"path": "test_negative.py", "content": "# a negative case\n"}),
+        Turn.text("Added."),
+    )
+    server.script("demo-reviewer", *APPROVE)
+    again = cli("pipeline", "run", "coding-pipeline", "--ticket", "T-1")
+    assert again.exit_code == 0, again.stdout + again.stderr
+    (pr,) = pr_records(project)  # the same PR, not a second one
+    assert [r["verdict"] for r in pr["reviews"]] == ["request_changes", "approve"]  # type: ignore[index]
+    first_prompt = [r for r in server.requests if r.model == "demo-coder"][2].body["messages"][1]
+    assert "add a negative case" in first_prompt["content"]
+    server.assert_complete()

@@ -184,17 +184,37 @@ def follow_pipeline(run: Any, as_json: bool) -> int:
 
     from agentctl.agent.supervise import cancel_run, watch
     from agentctl.errors import EXIT_FAILED, EXIT_INTERRUPTED
+    from agentctl.runs import parse_ts
 
+    started: dict[str, Any] = {}
     try:
         for event in watch(run):
             kind = event.get("type")
             if as_json:
                 continue
             if kind == "step.start":
+                started[event["step"]] = parse_ts(event["ts"])
                 sys.stderr.write(f"▶ {event['step']} ({event.get('kind')})\n")
             elif kind == "step.finish":
                 mark = {"ok": "✓", "skipped": "–"}.get(event.get("status", ""), "✗")
-                sys.stderr.write(f"{mark} {event['step']} {event.get('status')}\n")
+                out = event.get("outputs") or {}
+                took = ""
+                if event["step"] in started:
+                    took = (
+                        f" {(parse_ts(event['ts']) - started[event['step']]).total_seconds():.1f}s"
+                    )
+                extra = "".join(
+                    f" · {label}{str(out[key])[:12] if key == 'sha' else out[key]}"
+                    for key, label in (
+                        ("model", ""),
+                        ("cost", "$"),
+                        ("verdict", ""),
+                        ("exit_code", "exit "),
+                        ("sha", ""),
+                    )
+                    if out.get(key) not in (None, "", "0")
+                )
+                sys.stderr.write(f"{mark} {event['step']} {event.get('status')}{took}{extra}\n")
             elif kind == "step.goto":
                 first = str(event.get("failure", "")).strip().splitlines()[:1]
                 sys.stderr.write(
@@ -217,6 +237,11 @@ def follow_pipeline(run: Any, as_json: bool) -> int:
             details.append(f"merged {str(output['merged'])[:12]}")
         details.append(f"${output.get('cost_usd', '0')}")
         typer.echo(" · ".join(details) + f" · run {run.id}")
+        from agentctl.cost.report import build_report
+
+        by_role = build_report(run.dir.parent.parent, by="role", since=None, run=run.id)
+        if by_role.rows:
+            typer.echo("cost by role: " + ", ".join(f"{r.key} ${r.cost:f}" for r in by_role.rows))
         if record.status != "succeeded" and output.get("reason"):
             typer.echo(str(output["reason"])[-1500:])
     return 0 if record.status == "succeeded" else EXIT_FAILED

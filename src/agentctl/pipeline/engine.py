@@ -91,6 +91,9 @@ class Engine:
 
     def __post_init__(self) -> None:
         self.state = State.replay(self.run, self.pipeline)
+        feedback = self.values["inputs"].get("review_feedback")
+        if feedback and not self.state.outputs:  # a PR's review comments start the first attempt
+            self.state.failure = ("review", str(feedback))
         for step in self.pipeline.steps:  # a resumed pipeline works in the same worktree
             made = self.state.outputs.get(step.id, {})
             if step.uses == "git.worktree" and made.get("path"):

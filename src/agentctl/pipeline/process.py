@@ -56,6 +56,9 @@ def start_pipeline(
         ticket = found.to_json()
         if not values.get("task"):
             values["task"] = f"{found.title}\n\n{found.description}".strip()
+        feedback = review_feedback(config, f"agentctl/{ticket_id}")
+        if feedback:
+            values.setdefault("review_feedback", feedback)
     if not values.get("task") and any(s.role for s in pipeline.steps):
         raise UsageError(
             f"pipeline {name!r} needs a task",
@@ -76,6 +79,31 @@ def start_pipeline(
     )
     spawn_worker(config, run, environ, group="pipeline")
     return run
+
+
+def review_feedback(config: Config, branch: str) -> str:
+    """The changes a review asked for on ``branch``'s open PR, for the next dev attempt.
+
+    Run again for the same ticket, a pipeline continues on the existing branch and PR
+    and starts from what the review said, instead of starting over.
+    """
+    from agentctl.forge_local import LocalForge
+
+    forge = LocalForge(
+        config.workspace.git_root or config.workspace.root, config.workspace.state_dir
+    )
+    pr = forge.find_pr(branch)
+    if pr is None or pr.state != "open" or pr.review_state != "changes_requested":
+        return ""
+    review = pr.reviews[-1]
+    lines = [review.summary] + [
+        "- "
+        + ":".join(str(c[k]) for k in ("file", "line") if c.get(k))
+        + (": " if c.get("file") else "")
+        + str(c.get("body", ""))
+        for c in review.comments
+    ]
+    return f"Pull request #{pr.number} review asked for changes:\n" + "\n".join(lines)
 
 
 def find(config: Config, name: str) -> Pipeline:
