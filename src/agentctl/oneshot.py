@@ -17,13 +17,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from agentctl.config import Config
 from agentctl.cost.budget import BudgetGuard
-from agentctl.cost.ledger import Ledger
+from agentctl.cost.ledger import Entry, Ledger
 from agentctl.cost.pricing import upper_bound
 from agentctl.errors import BudgetExceeded, MissingKeyError, ProviderError, QuotaError
-from agentctl.llm.call import Attempt, Caller
+from agentctl.llm.call import Attempt, Caller, Outcome
 from agentctl.llm.types import Message, OnEvent, Request, Response
 from agentctl.runs import Run, RunStore, utc_now
 
@@ -52,6 +53,31 @@ class Answer:
             "request_id": self.response.request_id,
             "retries": len(self.attempts),
         }
+
+
+def record_call(config: Config, run: Run, ledger: Ledger, outcome: Outcome, **extra: Any) -> Entry:
+    """Price a finished call into the ledger and journal it (usage, cost, request id)."""
+    response = outcome.response
+    entry = ledger.charge(
+        run=run.load(),
+        model_name=outcome.model,
+        model=config.models[outcome.model],
+        usage=response.usage,
+        model_id=response.model,
+        request_id=response.request_id,
+    )
+    run.journal.append(
+        "llm.call",
+        durable=True,
+        model=outcome.model,
+        model_id=response.model,
+        request_id=response.request_id,
+        stop_reason=response.stop_reason,
+        usage=response.usage.to_json(),
+        cost_usd=str(entry.cost),
+        **extra,
+    )
+    return entry
 
 
 def estimate_tokens(request: Request) -> int:
@@ -161,25 +187,7 @@ def _call(
     outcome = caller.complete(request, chain, on_event=on_event)
     seconds = time.monotonic() - started
     response = outcome.response
-    entry = ledger.charge(
-        run=run.load(),
-        model_name=outcome.model,
-        model=config.models[outcome.model],
-        usage=response.usage,
-        model_id=response.model,
-        request_id=response.request_id,
-    )
-    run.journal.append(
-        "llm.call",
-        durable=True,
-        model=outcome.model,
-        model_id=response.model,
-        request_id=response.request_id,
-        stop_reason=response.stop_reason,
-        usage=response.usage.to_json(),
-        cost_usd=str(entry.cost),
-        seconds=round(seconds, 3),
-    )
+    entry = record_call(config, run, ledger, outcome, seconds=round(seconds, 3))
     return Answer(run.id, outcome.model, response, entry.cost, seconds, outcome.attempts)
 
 

@@ -31,7 +31,7 @@ from agentctl.cost.pricing import upper_bound
 from agentctl.errors import MissingKeyError, ProviderError, QuotaError
 from agentctl.llm.call import Caller
 from agentctl.llm.types import Message, Request, Response, ToolCall, ToolSpec
-from agentctl.oneshot import estimate_tokens
+from agentctl.oneshot import estimate_tokens, record_call
 from agentctl.runs import Run, read_journal, utc_now
 from agentctl.tools import Toolbox
 
@@ -174,28 +174,11 @@ class AgentLoop:
             self.run.journal.append(
                 "model.switch", durable=True, to=outcome.model, reason="failure"
             )
-        response = outcome.response
-        entry = self.ledger.charge(
-            run=self.run.load(),
-            model_name=outcome.model,
-            model=self.config.models[outcome.model],
-            usage=response.usage,
-            model_id=response.model,
-            request_id=response.request_id,
-        )
-        self.run.journal.append(
-            "llm.call",
-            durable=True,
-            model=outcome.model,
-            model_id=response.model,
-            request_id=response.request_id,
-            stop_reason=response.stop_reason,
-            usage=response.usage.to_json(),
-            cost_usd=str(entry.cost),
-            tool_calls=len(response.tool_calls),
+        record_call(
+            self.config, self.run, self.ledger, outcome, tool_calls=len(outcome.response.tool_calls)
         )
         failpoints.hit("agent.after_llm_call")
-        return response
+        return outcome.response
 
     def _check_budget(self, request: Request, name: str) -> None:
         """Before the call, never after: the most it can cost must fit every cap.
