@@ -42,6 +42,7 @@ def test_init_in_an_empty_repository_then_checks_pass(tmp_path: Path, cli: Invok
         "review-pr.toml",
     ]
     assert ".agentctl/" in (repo / ".gitignore").read_text().splitlines()
+    assert (repo / "HEARTBEAT.md").is_file()
     assert 'base_branch = "trunk"' in (repo / "agentctl.toml").read_text()
     assert cli("roles", "check").exit_code == 0
     result = cli("pipeline", "validate")

@@ -2,8 +2,10 @@
 
 Writes ``agentctl.toml`` (with the test command guessed from the repository and
 the current branch as the base branch), copies the shipped ``roles/`` and
-``pipelines/``, and adds ``.agentctl/`` to ``.gitignore``. An existing file is
-kept unless ``force``; running it twice changes nothing the second time.
+``pipelines/``, writes a ``HEARTBEAT.md`` whose examples are inactive (so a fresh
+workspace's first orchestrator tick is idle), and adds ``.agentctl/`` to
+``.gitignore``. An existing file is kept unless ``force``; running it twice changes
+nothing the second time.
 """
 
 from __future__ import annotations
@@ -174,5 +176,8 @@ def init_workspace(
     for kind in ("roles", "pipelines"):
         for source in sorted(shipped_dir(kind).glob("*.toml")):
             _write_if_absent(report, root / kind / source.name, source.read_bytes(), force)
+    from agentctl.orchestrator.heartbeat import HEARTBEAT_TEMPLATE
+
+    _write_if_absent(report, root / "HEARTBEAT.md", HEARTBEAT_TEMPLATE.encode(), force)
     _ensure_gitignored(report)
     return report

@@ -43,10 +43,12 @@ COMMANDS: dict[str, str] = {
     "ask": "agentctl.cli.ask:app",
     "agent": "agentctl.cli.agent:app",
     "cost": "agentctl.cli.cost:app",
+    "status": "agentctl.cli.status:app",
     "roles": "agentctl.cli.roles:app",
     "pipeline": "agentctl.cli.pipeline:app",
     "models": "agentctl.cli.models:app",
     "runs": "agentctl.cli.runs:app",
+    "orchestrate": "agentctl.cli.orchestrate:app",
     "tickets": "agentctl.cli.tickets:app",
 }
 

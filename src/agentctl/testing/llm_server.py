@@ -177,6 +177,15 @@ class LLMServer:
         with self._lock:
             self._turns.setdefault(model, deque()).extend(turns)
 
+    def script_for(self, model: str, marker: str, *turns: Turn) -> None:
+        """Turns for the conversations of ``model`` whose first user message has ``marker``.
+
+        Concurrent agents on one model each get their own script this way, whatever
+        order their requests arrive in; a request matching no marker takes the
+        model's plain queue.
+        """
+        self.script(f"{model}\x00{marker}", *turns)
+
     @property
     def requests(self) -> list[Recorded]:
         with self._lock:
@@ -251,7 +260,7 @@ class LLMServer:
             tokens = {"input_tokens": count_request_tokens("messages", body)}
             handler.send_whole(200, JSON_HEADERS + id_header, _json(tokens))
             return
-        turn = self._take(model)
+        turn = self._take(model, _first_user_text(body))
         if turn is None:
             self._record(record)
             message = f"unexpected extra request for model {model}"
@@ -288,8 +297,12 @@ class LLMServer:
         bearer = headers.get("authorization", "")
         return bearer == f"Bearer {self._api_key}" or headers.get("x-api-key") == self._api_key
 
-    def _take(self, model: str) -> Turn | None:
+    def _take(self, model: str, first: str = "") -> Turn | None:
         with self._lock:
+            prefix = f"{model}\x00"
+            for key, keyed in self._turns.items():
+                if key.startswith(prefix) and keyed and key[len(prefix) :] in first:
+                    return keyed.popleft()
             for key in (model, "*"):
                 queue = self._turns.get(key)
                 if queue:
@@ -429,3 +442,17 @@ def _send_error(
 
 def _json(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _first_user_text(body: dict[str, Any]) -> str:
+    """The text of a request's first user message, whichever API shape it has."""
+    items = body.get("messages") or body.get("input") or []
+    if isinstance(items, str):
+        return items
+    for item in items:
+        if isinstance(item, dict) and item.get("role") == "user":
+            content = item.get("content", "")
+            if isinstance(content, list):
+                return " ".join(str(c.get("text", "")) for c in content if isinstance(c, dict))
+            return str(content)
+    return ""

@@ -1,0 +1,112 @@
+"""``.agentctl/orchestrator/``: the orchestrator's fixed address, whether a tick runs or not.
+
+``inbox/`` (instructions from the main session), ``outbox/`` (reports to it),
+``state.json`` (the last state digest, when each heartbeat duty last ran, the
+inbox cursor, the fencing counter), ``ticks.jsonl`` (one entry per tick) and
+``tick.lock`` (``flock``: a second tick exits at once; the kernel frees it when a
+holder dies, even on kill -9). Leases (``.agentctl/leases/<ticket>.json``) make
+"one active pipeline per ticket" hold across racing ticks.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agentctl import atomic
+from agentctl.errors import CorruptStateError
+from agentctl.runs import Journal, Mailbox
+
+STATE_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Home:
+    dir: Path
+    leases: Path
+
+    @classmethod
+    def of(cls, state_dir: Path) -> Home:
+        return cls(state_dir / "orchestrator", state_dir / "leases")
+
+    @property
+    def inbox(self) -> Mailbox:
+        return Mailbox(self.dir / "inbox")
+
+    @property
+    def outbox(self) -> Mailbox:
+        return Mailbox(self.dir / "outbox")
+
+    @property
+    def ticks(self) -> Journal:
+        return Journal(self.dir / "ticks.jsonl")
+
+    def make(self) -> None:
+        for path in (self.dir / "inbox", self.dir / "outbox", self.leases):
+            path.mkdir(parents=True, exist_ok=True)
+
+    def load_state(self) -> dict[str, Any]:
+        path = self.dir / "state.json"
+        try:
+            data = json.loads(path.read_text("utf-8"))
+        except FileNotFoundError:
+            return {"schema_version": STATE_VERSION}
+        except (OSError, ValueError) as exc:
+            raise CorruptStateError(
+                f"{path}: unreadable orchestrator state ({exc})", path=path
+            ) from exc
+        if not isinstance(data, dict):
+            raise CorruptStateError(f"{path}: not a JSON object", path=path)
+        return data
+
+    def save_state(self, state: dict[str, Any]) -> None:
+        atomic.write_json(self.dir / "state.json", {**state, "schema_version": STATE_VERSION})
+
+    @contextmanager
+    def tick_lock(self) -> Iterator[bool]:
+        """Yield True while this process holds the tick lock, False if another tick does."""
+        self.make()
+        fd = os.open(self.dir / "tick.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)
+
+    def claim(self, ticket: str, token: int, run_id: str | None = None) -> bool:
+        """Create the ticket's lease; False when one exists (another tick claimed it)."""
+        self.make()
+        path = self.lease_path(ticket)
+        tmp = path.with_name(f".{path.name}{atomic.TEMP_MARK}{os.getpid()}")
+        atomic.write_json(tmp, {"ticket": ticket, "token": token, "run_id": run_id})
+        try:
+            os.link(tmp, path)  # atomic create-if-absent, like the mailboxes
+        except FileExistsError:
+            return False
+        finally:
+            tmp.unlink(missing_ok=True)
+        return True
+
+    def lease(self, ticket: str) -> dict[str, Any] | None:
+        try:
+            data = json.loads(self.lease_path(ticket).read_text("utf-8"))
+        except (FileNotFoundError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def set_lease(self, ticket: str, data: dict[str, Any]) -> None:
+        atomic.write_json(self.lease_path(ticket), data)
+
+    def lease_path(self, ticket: str) -> Path:
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in ticket)
+        return self.leases / f"{safe}.json"

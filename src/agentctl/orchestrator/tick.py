@@ -1,0 +1,391 @@
+"""One orchestrator tick: deterministic code first, a model only when there is judgment.
+
+In order: take the tick lock (a second tick exits at once), reap stale runs,
+cancel runs that made no progress, read the inbox, poll the tracker once, claim
+ready tickets with leases and start pipelines up to ``max_parallel`` within the
+budgets, watch the open pull requests no live pipeline owns (review missing →
+a review pipeline; approved → the merge queue, then the ticket to Done; changes
+requested → the coding pipeline again, bounded), hand due HEARTBEAT.md duties to
+the orchestrator role, and report to the outbox only when something changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from agentctl.config import Config
+from agentctl.errors import AgentctlError
+from agentctl.orchestrator.home import Home
+from agentctl.runs import TERMINAL, RunStore, stale_reason, utc_now
+from agentctl.runs.timefmt import format_ts
+
+MAX_FIX_ROUNDS = 2  # a ticket's pipeline is started again at most this often after review
+
+
+@dataclass
+class TickReport:
+    started: list[str] = field(default_factory=list)
+    merged: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)
+    reaped: list[str] = field(default_factory=list)
+    canceled: list[str] = field(default_factory=list)
+    instructions: list[str] = field(default_factory=list)
+    duties: list[str] = field(default_factory=list)
+    model_calls: int = 0
+    skipped: str | None = None  # why the tick did nothing (another tick holds the lock)
+
+    @property
+    def changed(self) -> bool:
+        return any(
+            (
+                self.started,
+                self.merged,
+                self.failed,
+                self.reaped,
+                self.canceled,
+                self.instructions,
+                self.duties,
+            )
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v not in (None, [])} | {
+            "model_calls": self.model_calls
+        }
+
+    def summary(self) -> str:
+        if self.skipped:
+            return self.skipped
+        parts = [f"{len(v)} {k}" for k, v in self.__dict__.items() if isinstance(v, list) and v]
+        return ", ".join(parts) or "idle"
+
+
+@dataclass
+class Tick:
+    config: Config
+    clock: Callable[[], datetime] = utc_now
+    dry_run: bool = False
+    report: TickReport = field(default_factory=TickReport)
+
+    def __post_init__(self) -> None:
+        self.state_dir = self.config.workspace.state_dir
+        self.home = Home.of(self.state_dir)
+        self.orch = self.config.settings.orchestrator
+        self.store = RunStore(self.state_dir)
+
+    # -- the tick -------------------------------------------------------------------
+
+    def run(self) -> TickReport:
+        with self.home.tick_lock() as held:
+            if not held:
+                self.report.skipped = "a tick is in progress; this one exits"
+                return self.report
+            state = self.home.load_state()
+            self._reap(state)
+            self._watchdog()
+            self._inbox(state)
+            self._dispatch(state)
+            self._watch_prs(state)
+            self._duties(state)
+            state["last_digest"] = self._digest()
+            state["last_tick"] = format_ts(self.clock())
+            if not self.dry_run:
+                self.home.save_state(state)
+                self.home.ticks.append(
+                    "tick", summary=self.report.summary(), **self.report.to_json()
+                )
+                if self.report.changed:
+                    self.home.outbox.post(
+                        {
+                            "type": "report",
+                            "summary": self.report.summary(),
+                            **self.report.to_json(),
+                            "spend_today": self._spend(),
+                        }
+                    )
+        return self.report
+
+    # -- runs -----------------------------------------------------------------------
+
+    def _live(self) -> list[Any]:
+        return [
+            listing
+            for listing in self.store.list()
+            if listing.record is not None
+            and listing.record.status not in TERMINAL
+            and listing.record.status != "paused"
+        ]
+
+    def _reap(self, state: dict[str, Any]) -> None:
+        """Stale runs (process gone or heartbeat too old): resume pipelines, fail the rest."""
+        import socket
+
+        from agentctl.agent.supervise import resume_run
+
+        resumes: dict[str, int] = state.setdefault("resumes", {})
+        for listing in self._live():
+            record = listing.record
+            if record.status != "running" or record.parent_id is not None:
+                continue  # a child is its parent pipeline's business
+            why = stale_reason(
+                record,
+                listing.heartbeat_at,
+                self.clock(),
+                host=socket.gethostname(),
+                heartbeat_timeout=timedelta(seconds=self.orch.stale_after),
+            )
+            if why is None or self.dry_run:
+                continue
+            run = self.store.get(listing.id)
+            count = resumes.get(listing.id, 0)
+            if record.kind == "pipeline" and count < self.orch.max_resumes:
+                resumes[listing.id] = count + 1
+                resume_run(self.config, run)
+                self.report.reaped.append(f"{listing.id}: {why}; resumed ({count + 1})")
+            else:
+                run.transition("failed", reason=f"stale: {why}")
+                self.report.reaped.append(f"{listing.id}: {why}; marked failed")
+
+    def _watchdog(self) -> None:
+        """Cancel a run whose journal has not moved for ``no_progress_timeout``."""
+        from agentctl.agent.supervise import cancel_run
+
+        limit = self.clock().timestamp() - self.orch.no_progress_timeout
+        for listing in self._live():
+            if listing.record.parent_id is not None:
+                continue
+            events = listing.dir / "events.jsonl"
+            try:
+                moved = events.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            if moved < limit and not self.dry_run:
+                cancel_run(self.store.get(listing.id), grace=1.0)
+                self.report.canceled.append(
+                    f"{listing.id}: no progress for {self.orch.no_progress_timeout:g} s"
+                )
+
+    # -- inbox and tickets ------------------------------------------------------------
+
+    def _inbox(self, state: dict[str, Any]) -> None:
+        seen = int(state.get("inbox_seen", 0))
+        for message in self.home.inbox.read(after=seen):
+            text = message.body.get("text") or json.dumps(message.body)
+            self.report.instructions.append(str(text))
+            seen = message.seq
+        state["inbox_seen"] = seen
+
+    def _tracker(self) -> Any:
+        from agentctl.tracker_local import LocalTracker
+
+        return LocalTracker(self.state_dir)
+
+    def _dispatch(self, state: dict[str, Any]) -> None:
+        """Claim ready tickets and start their pipelines, up to max_parallel, within budget."""
+        tickets = self._tracker().list(states=[self.orch.ready_state], labels=self.orch.labels)
+        triaged: dict[str, dict[str, Any]] = state.setdefault("triaged", {})
+        if self.orch.triage == "model":
+            self._triage(tickets, triaged)
+            tickets = [t for t in tickets if triaged.get(t.id, {}).get("action") == "start"]
+        running = sum(1 for listing in self._live() if listing.record.kind == "pipeline")
+        for ticket in tickets:
+            lease = self.home.lease(ticket.id)
+            if lease is not None:
+                continue  # one active pipeline per ticket, ever: its lease says who
+            if running >= self.orch.max_parallel:
+                self.report.waiting.append(f"{ticket.id}: max_parallel {self.orch.max_parallel}")
+                continue
+            refusal = self._budget_refusal()
+            if refusal:
+                self.report.waiting.append(f"{ticket.id}: {refusal}")
+                continue
+            pipeline = triaged.get(ticket.id, {}).get("pipeline") or self.orch.pipeline
+            if self._start(state, ticket.id, pipeline, attempts=0):
+                running += 1
+
+    def _triage(self, tickets: list[Any], triaged: dict[str, dict[str, Any]]) -> None:
+        """Ask the model about new tickets (or new instructions) — and only then."""
+        from agentctl.orchestrator.triage import triage
+
+        new = [t for t in tickets if t.id not in triaged and self.home.lease(t.id) is None]
+        if not (new or self.report.instructions) or self.dry_run:
+            return
+        decisions, problem = triage(self.config, new, self.report.instructions)
+        self.report.model_calls += 1
+        if problem:
+            self.report.waiting.append(problem)
+            return
+        tracker = self._tracker()
+        for decision in decisions:
+            triaged[decision.ticket] = {
+                "action": decision.action,
+                "pipeline": decision.pipeline,
+                "reason": decision.reason,
+            }
+            if decision.action == "comment" and decision.comment:
+                tracker.comment(decision.ticket, decision.comment)
+            if decision.action != "start":
+                self.report.waiting.append(
+                    f"{decision.ticket}: {decision.action} ({decision.reason or decision.comment})"
+                )
+        for ticket in new:  # a ticket the model passed over waits; it is not asked again
+            triaged.setdefault(ticket.id, {"action": "skip", "reason": "no decision"})
+
+    def _start(self, state: dict[str, Any], ticket: str, pipeline: str, *, attempts: int) -> bool:
+        from agentctl.pipeline.process import start_pipeline
+
+        if self.dry_run:
+            self.report.started.append(f"{ticket}: would start {pipeline}")
+            return True
+        token = int(state.get("fence", 0)) + 1
+        state["fence"] = token
+        if attempts == 0 and not self.home.claim(ticket, token):
+            return False  # another tick won the race for this ticket
+        lease = self.home.lease(ticket) or {}
+        if attempts == 0 and lease.get("token") != token:
+            return False  # the fencing token is not ours: never act on a lease we lost
+        run = start_pipeline(self.config, pipeline, ticket_id=ticket)
+        self.home.set_lease(
+            ticket,
+            {**lease, "ticket": ticket, "token": token, "run_id": run.id, "attempts": attempts},
+        )
+        self.report.started.append(f"{ticket}: {pipeline} {run.id}")
+        return True
+
+    def _budget_refusal(self) -> str | None:
+        from agentctl.cost.budget import BudgetGuard
+        from agentctl.cost.ledger import Ledger
+
+        pipeline = self.config.pipeline(self.orch.pipeline)
+        estimate = Decimal(str(pipeline.budget_usd or 0))
+        roles = [s.role for s in pipeline.steps if s.role]
+        guard = BudgetGuard(
+            self.config.settings.budgets, Ledger(self.state_dir, self.clock), self.clock
+        )
+        for role in roles or ["dev"]:
+            decision = guard.check(estimate, role=role, model=self.config.role(role).models[0])
+            if not decision.allowed:
+                return f"budget: {decision.reason}"
+        return None
+
+    # -- pull requests ------------------------------------------------------------------
+
+    def _owned_branches(self) -> set[str]:
+        owned = set()
+        for listing in self._live():
+            if listing.record.kind != "pipeline":
+                continue
+            data = self.store.get(listing.id).read_input()
+            if data.get("ticket"):
+                owned.add(f"agentctl/{data['ticket']['id']}")
+            branch = data.get("inputs", {}).get("branch")
+            if branch:
+                owned.add(branch)
+        return owned
+
+    def _watch_prs(self, state: dict[str, Any]) -> None:
+        from agentctl.forge_local import LocalForge
+        from agentctl.mergequeue import merge_pr
+        from agentctl.pipeline.process import base_branch, start_pipeline
+
+        root = self.config.workspace.git_root or self.config.workspace.root
+        forge = LocalForge(root, self.state_dir)
+        owned = self._owned_branches()
+        for pr in forge.list_prs(state="open"):
+            if pr.branch in owned:
+                continue
+            label = f"PR #{pr.number} ({pr.ticket or pr.branch})"
+            if pr.review_state == "approved":
+                if self.dry_run:
+                    self.report.merged.append(f"{label}: would merge")
+                    continue
+                try:
+                    outcome = merge_pr(
+                        forge,
+                        pr.number,
+                        repo_root=root,
+                        state_dir=self.state_dir,
+                        gate=self.config.settings.project.test_command or None,
+                        journal=self.home.ticks,
+                    )
+                except AgentctlError as exc:  # refused (dirty base checkout, moved head...)
+                    self.report.failed.append(f"{label}: merge refused: {exc}")
+                    continue
+                if outcome.merged:
+                    self.report.merged.append(f"{label}: {str(outcome.sha)[:12]}")
+                    if pr.ticket:
+                        tracker = self._tracker()
+                        tracker.set_state(pr.ticket, "Done")
+                        tracker.comment(
+                            pr.ticket,
+                            f"Merged into {base_branch(self.config)} "
+                            f"at {outcome.sha} (PR #{pr.number}).",
+                        )
+                else:
+                    self._back_to_dev(state, pr, f"merge {outcome.status}: {outcome.detail}")
+            elif pr.review_state == "changes_requested":
+                self._back_to_dev(state, pr, "review requested changes")
+            elif not self.dry_run and pr.branch not in owned:
+                run = start_pipeline(self.config, "review-pr", inputs={"branch": pr.branch})
+                owned.add(pr.branch)
+                self.report.started.append(f"{label}: review-pr {run.id}")
+
+    def _back_to_dev(self, state: dict[str, Any], pr: Any, why: str) -> None:
+        label = f"PR #{pr.number} ({pr.ticket or pr.branch})"
+        if not pr.ticket:
+            self.report.waiting.append(f"{label}: {why}; no ticket to send back to")
+            return
+        lease = self.home.lease(pr.ticket) or {}
+        attempts = int(lease.get("attempts", 0))
+        if attempts >= MAX_FIX_ROUNDS:
+            self.report.failed.append(f"{label}: {why}; gave up after {attempts} rounds")
+            return
+        if self._start(state, pr.ticket, self.orch.pipeline, attempts=attempts + 1):
+            self.report.started[-1] += f" (round {attempts + 1}: {why})"
+
+    # -- heartbeat duties and reporting -----------------------------------------------------
+
+    def _duties(self, state: dict[str, Any]) -> None:
+        path = self.config.workspace.root / self.orch.heartbeat_file
+        if not path.is_file():
+            return
+        from agentctl.agent.supervise import AgentRequest, start_agent
+        from agentctl.orchestrator.heartbeat import due, parse_heartbeat
+        from agentctl.runs import parse_ts
+
+        duties = parse_heartbeat(path.read_text("utf-8"), str(path))
+        last = {k: parse_ts(v) for k, v in state.get("duties", {}).items()}
+        for duty in due(duties, last, self.clock()):
+            self.report.duties.append(duty.text)
+            if self.dry_run:
+                continue
+            start_agent(
+                self.config,
+                AgentRequest(self.orch.role, duty.text, Path(self.config.workspace.root)),
+            )
+            state.setdefault("duties", {})[duty.id] = format_ts(self.clock())
+
+    def _digest(self) -> str:
+        live = sorted((listing.id, listing.record.status) for listing in self._live())
+        tickets = sorted(t.id for t in self._tracker().list(states=[self.orch.ready_state]))
+        text = json.dumps([live, tickets], sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def _spend(self) -> dict[str, str]:
+        from agentctl.cost.ledger import Ledger
+
+        ledger = Ledger(self.state_dir, self.clock)
+        since = self.clock().replace(hour=0, minute=0, second=0, microsecond=0)
+        by_role: dict[str, Decimal] = {}
+        for entry in ledger.entries(since=since):
+            key = entry.role or "-"
+            by_role[key] = by_role.get(key, Decimal(0)) + entry.cost
+        return {k: str(v) for k, v in sorted(by_role.items())}

@@ -1,0 +1,203 @@
+"""What ``agentctl status`` shows: one JSON-ready snapshot of the whole workspace.
+
+Everything is read from files (the orchestrator's tick journal and outbox, run
+directories, the ledger, local tickets and pull requests); nothing calls a network
+service, so the screen is cheap enough to redraw every second. A section that cannot
+be read is shown as ``None`` with its problem listed, never a traceback: status is
+what a person looks at when something is wrong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from agentctl.errors import AgentctlError
+from agentctl.runs.journal import read_journal
+from agentctl.runs.mailbox import Mailbox
+from agentctl.runs.record import TERMINAL
+from agentctl.runs.summary import list_rows
+from agentctl.runs.timefmt import format_ts
+
+if TYPE_CHECKING:
+    from agentctl.config import Config
+    from agentctl.config.schema import Budgets
+
+T = TypeVar("T")
+
+
+def snapshot(config: Config, now: datetime) -> dict[str, Any]:
+    """The status screen as data: last tick and report, runs, tickets, PRs, spend today."""
+    workspace = config.workspace
+    state_dir = workspace.state_dir
+    home = state_dir / "orchestrator"
+    problems: list[str] = []
+    out: dict[str, Any] = {
+        "now": format_ts(now),
+        "workspace": str(workspace.root),
+        "last_tick": _last_tick(home / "ticks.jsonl", problems),
+        "last_report": _guard("reports", problems, _last_report, home / "outbox"),
+        "active_runs": _guard("runs", problems, _active_runs, state_dir, now, problems),
+        "tickets": None,
+        "prs": None,
+        "spend_today": None,
+        "problems": problems,
+    }
+    settings = config.settings
+    if settings.tracker.kind == "local":
+        out["tickets"] = _guard("tickets", problems, _tickets, config)
+    if settings.forge.kind == "local":
+        out["prs"] = _guard("pull requests", problems, _prs, config)
+    out["spend_today"] = _guard(
+        "ledger", problems, _spend_today, state_dir, now, settings.budgets, problems
+    )
+    out["problems"] = list(dict.fromkeys(problems))  # a torn ledger line once, not per read
+    return out
+
+
+def _guard(section: str, problems: list[str], read: Callable[..., T], *args: Any) -> T | None:
+    """``read(*args)``, or None with the reason in ``problems`` (a corrupt file, git)."""
+    try:
+        return read(*args)
+    except AgentctlError as exc:
+        problems.append(f"{section}: {exc}")
+        return None
+
+
+def _last_tick(path: Path, problems: list[str]) -> dict[str, Any] | None:
+    try:
+        journal = read_journal(path)
+    except AgentctlError as exc:
+        problems.append(f"ticks: {exc}")
+        return None
+    problems.extend(f"ticks: {p}" for p in journal.problems)
+    return journal.events[-1] if journal.events else None
+
+
+def _last_report(outbox: Path) -> dict[str, Any] | None:
+    messages = Mailbox(outbox).read()
+    if not messages:
+        return None
+    last = messages[-1]
+    if last.problem is not None:
+        return {"seq": last.seq, "problem": last.problem}
+    return {**last.body, "seq": last.seq}
+
+
+def _active_runs(state_dir: Path, now: datetime, problems: list[str]) -> list[dict[str, Any]]:
+    """Runs not finished (stale ones included: they need a look), with their tree's cost."""
+    from agentctl.cost.ledger import Ledger
+
+    rows, _ = list_rows(state_dir, now=now)
+    children: dict[str, list[str]] = {}
+    for row in rows:
+        if row["parent_id"] is not None:
+            children.setdefault(row["parent_id"], []).append(row["id"])
+    ledger = Ledger(state_dir)
+    active = []
+    for row in reversed(rows):  # oldest first: the order they were started
+        if row["status"] is None or row["status"] in TERMINAL:
+            continue
+        spent = ledger.spent(since=None, run_ids=_tree(row["id"], children))
+        problems.extend(f"ledger: {p}" for p in ledger.problems)
+        active.append(
+            {
+                "id": row["id"],
+                "kind": row["kind"],
+                "status": row["status"],
+                "display_status": row["display_status"],
+                "role": row["role"],
+                "pipeline": row["pipeline"],
+                "step": row["step"],
+                "model": row["model"],
+                "ticket": row["ticket"],
+                "parent_id": row["parent_id"],
+                "age_s": row["age_s"],
+                "stale": row["stale"],
+                "cost_usd": _usd(spent),
+            }
+        )
+    return active
+
+
+def _tree(run_id: str, children: dict[str, list[str]]) -> set[str]:
+    """``run_id`` and every run below it (as ``cost.report.descendants``, from rows in hand)."""
+    found = {run_id}
+    todo = [run_id]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _tickets(config: Config) -> dict[str, int]:
+    from agentctl.tracker_local import STATES, LocalTracker
+
+    workspace = config.workspace
+    tracker = LocalTracker(
+        workspace.state_dir, tickets_dir=workspace.root / config.settings.tracker.local.path
+    )
+    counts = dict.fromkeys(STATES, 0)
+    for ticket in tracker.list(states=STATES):
+        counts[ticket.state] = counts.get(ticket.state, 0) + 1
+    return counts
+
+
+def _prs(config: Config) -> list[dict[str, Any]]:
+    from agentctl.forge_local import LocalForge
+
+    workspace = config.workspace
+    forge = LocalForge(workspace.git_root or workspace.root, workspace.state_dir)
+    return [
+        {
+            "number": pr.number,
+            "title": pr.title,
+            "branch": pr.branch,
+            "base": pr.base,
+            "review_state": pr.review_state,
+            "ticket": pr.ticket,
+            "head_sha": pr.head_sha,
+        }
+        for pr in forge.list_prs()
+    ]
+
+
+def _spend_today(
+    state_dir: Path, now: datetime, budgets: Budgets, problems: list[str]
+) -> dict[str, Any]:
+    """Spend since midnight UTC by role (= tier), each against its daily cap if one is set."""
+    from agentctl.cost.ledger import Ledger
+
+    midnight = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    ledger = Ledger(state_dir)
+    by_role: dict[str, Decimal] = {}
+    total = Decimal(0)
+    for entry in ledger.entries(midnight, midnight + timedelta(days=1)):
+        role = entry.role or "-"
+        by_role[role] = by_role.get(role, Decimal(0)) + entry.cost
+        total += entry.cost
+    problems.extend(f"ledger: {p}" for p in ledger.problems)
+    names = sorted(set(by_role) | set(budgets.roles), key=lambda r: (-by_role.get(r, 0), r))
+    return {
+        "day": midnight.date().isoformat(),
+        "total_usd": _usd(total),
+        "daily_usd": budgets.daily_usd,
+        "roles": [
+            {
+                "role": name,
+                "spent_usd": _usd(by_role.get(name, Decimal(0))),
+                "cap_usd": budgets.roles.get(name),
+            }
+            for name in names
+        ],
+    }
+
+
+def _usd(value: Decimal) -> float:
+    """A float for JSON: the view shows money; the ledger keeps the exact figure."""
+    return float(value)
