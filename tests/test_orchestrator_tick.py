@@ -257,3 +257,94 @@ def test_a_due_heartbeat_duty_goes_to_the_orchestrator_role(
         time.sleep(0.1)
     assert tick(project).duties == []  # not due again before 30 minutes
     server.assert_complete()
+
+
+def one_reviewed_pr(project: Path, server: LLMServer) -> None:
+    """T-1 through the coding pipeline to an approved PR (T-2, T-3 out of the way)."""
+    tracker = LocalTracker(project / ".agentctl")
+    tracker.set_state("T-2", "Canceled")
+    tracker.set_state("T-3", "Canceled")
+    script_features(server, 1)
+    tick(project)
+    settle(project)
+
+
+@pytest.mark.parametrize("point", ["orchestrator.before_merge", "orchestrator.after_merge"])
+def test_kill_9_around_the_merge_then_the_next_tick_merges_exactly_once(
+    project: Path, server: LLMServer, point: str
+) -> None:
+    one_reviewed_pr(project, server)
+    killed = subprocess.run(
+        [sys.executable, "-m", "agentctl", "orchestrate", "--once"],
+        cwd=project,
+        env={**__import__("os").environ, "AGENTCTL_FAILPOINT": point},
+        capture_output=True,
+    )
+    assert killed.returncode == -9
+    report = tick(project)
+    assert len(report.merged) == 1
+    assert LocalTracker(project / ".agentctl").get("T-1").state == "Done"
+    pr = json.loads((project / ".agentctl" / "prs" / "1.json").read_text())
+    assert pr["state"] == "merged"
+    assert git(project, "merge-base", "--is-ancestor", pr["merge_sha"], "main") == ""
+    assert tick(project).merged == []  # never a second merge
+    assert (project / "feature_0.py").exists()
+
+
+def test_a_pr_opened_by_hand_is_reviewed_then_merged(project: Path, server: LLMServer) -> None:
+    from agentctl.forge_local import LocalForge
+
+    for ticket in ("T-1", "T-2", "T-3"):
+        LocalTracker(project / ".agentctl").set_state(ticket, "Canceled")
+    git(project, "checkout", "-q", "-b", "hand-made")
+    (project / "docs.txt").write_text("written by a person\n")
+    git(project, "add", "docs.txt")
+    git(project, "commit", "-qm", "docs by hand")
+    git(project, "checkout", "-q", "main")
+    LocalForge(project, project / ".agentctl").open_pr(
+        branch="hand-made", base="main", title="Docs", body="by hand"
+    )
+    server.script("demo-reviewer", APPROVE)
+    first = tick(project)
+    assert any("review-pr" in s for s in first.started)
+    settle(project)
+    second = tick(project)
+    assert len(second.merged) == 1
+    assert (project / "docs.txt").read_text() == "written by a person\n"
+    server.assert_complete()
+
+
+def test_a_run_without_progress_is_canceled_with_its_group(project: Path) -> None:
+    from datetime import timedelta
+
+    from agentctl.runs import utc_now
+
+    later = utc_now() + timedelta(hours=2)
+    sleeper = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    run = RunStore(project / ".agentctl", clock=lambda: later).create("agent", input={})
+    run.mark_started(sleeper.pid, sleeper.pid)
+    run.heartbeat()  # a fresh heartbeat: alive, just not making progress
+    report = Tick(load_config(find_workspace(project)), clock=lambda: later).run()
+    assert report.canceled and "no progress" in report.canceled[0]
+    assert sleeper.wait(timeout=5) in (-15, -9)  # the whole group: TERM, then KILL
+    assert RunStore(project / ".agentctl").get(run.id).load().status == "canceled"
+
+
+def test_loop_mode_stops_cleanly_on_sigterm(project: Path) -> None:
+    import signal
+
+    for ticket in ("T-1", "T-2", "T-3"):
+        LocalTracker(project / ".agentctl").set_state(ticket, "Canceled")
+    loop = subprocess.Popen(
+        [sys.executable, "-m", "agentctl", "orchestrate", "--interval", "1h"],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert loop.stdout is not None
+    first = loop.stdout.readline()
+    assert first.startswith("tick: ")
+    loop.send_signal(signal.SIGTERM)
+    _out, err = loop.communicate(timeout=10)
+    assert loop.returncode == 0, err

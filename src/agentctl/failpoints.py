@@ -28,6 +28,8 @@ POINTS: dict[str, str] = {
     "pipeline.after_child_start": "a role step's agent started, the pipeline not yet waiting",
     "pipeline.after_gate": "a gate command ran, its step not yet finished",
     "pipeline.after_action": "a built-in action done, its step not yet finished",
+    "orchestrator.before_merge": "a tick is about to call the merge queue",
+    "orchestrator.after_merge": "the merge queue merged; the ticket not yet moved",
     "runs.before_publish": "a new run directory complete under its temp name, not yet renamed",
 }
 

@@ -41,6 +41,13 @@ def orchestrate(
     """Run orchestrator ticks: --once for cron, else a loop until SIGTERM or Ctrl-C."""
     if ctx.invoked_subcommand is not None:
         return
+    stop = threading.Event()
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        stop.set()  # finish the tick under way, then leave
+
+    if not once:
+        signal.signal(signal.SIGTERM, on_term)
     from agentctl.config.convert import parse_duration
     from agentctl.errors import UsageError
     from agentctl.orchestrator.tick import Tick
@@ -52,13 +59,6 @@ def orchestrate(
         if parsed is None or parsed <= 0:
             raise UsageError(f"--interval {interval!r} is not a duration", hint="e.g. 5m or 90s")
         seconds = parsed
-    stop = threading.Event()
-
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        stop.set()  # finish the tick under way, then leave
-
-    if not once:
-        signal.signal(signal.SIGTERM, on_term)
     while True:
         report = Tick(config, dry_run=dry_run).run()
         if as_json:
@@ -68,7 +68,8 @@ def orchestrate(
             for kind in ("started", "merged", "failed", "waiting", "reaped", "canceled"):
                 for line in getattr(report, kind):
                     typer.echo(f"  {kind}: {line}")
-        if once or stop.wait(seconds):
+        sys.stdout.flush()
+        if once or stop.is_set() or stop.wait(seconds):
             return
 
 
