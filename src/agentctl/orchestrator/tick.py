@@ -263,7 +263,15 @@ class Tick:
         for ticket in new:  # a ticket the model passed over waits; it is not asked again
             triaged.setdefault(ticket.id, {"action": "skip", "reason": "no decision"})
 
-    def _start(self, state: dict[str, Any], ticket: str, pipeline: str, *, attempts: int) -> bool:
+    def _start(
+        self,
+        state: dict[str, Any],
+        ticket: str,
+        pipeline: str,
+        *,
+        attempts: int,
+        feedback: str | None = None,
+    ) -> bool:
         from agentctl.pipeline.process import start_pipeline
 
         if self.dry_run:
@@ -276,7 +284,8 @@ class Tick:
         lease = self.home.lease(ticket) or {}
         if attempts == 0 and lease.get("token") != token:
             return False  # the fencing token is not ours: never act on a lease we lost
-        run = start_pipeline(self.config, pipeline, ticket_id=ticket)
+        inputs = {"review_feedback": feedback} if feedback else None
+        run = start_pipeline(self.config, pipeline, ticket_id=ticket, inputs=inputs)
         self._changed_runs()
         self.home.set_lease(
             ticket,
@@ -363,7 +372,14 @@ class Tick:
                             f"at {outcome.sha} (PR #{pr.number}).",
                         )
                 else:
-                    self._back_to_dev(state, pr, f"merge {outcome.status}: {outcome.detail}")
+                    tail = outcome.gate_output[-3000:]
+                    self._back_to_dev(
+                        state,
+                        pr,
+                        f"merge {outcome.status}: {outcome.detail}",
+                        f"The merge queue refused the merge ({outcome.status}): "
+                        f"{outcome.detail}\n{tail}".strip(),
+                    )
             elif pr.review_state == "changes_requested":
                 self._back_to_dev(state, pr, "review requested changes")
             elif not self.dry_run and pr.branch not in owned:
@@ -372,7 +388,9 @@ class Tick:
                 owned.add(pr.branch)
                 self.report.started.append(f"{label}: review-pr {run.id}")
 
-    def _back_to_dev(self, state: dict[str, Any], pr: Any, why: str) -> None:
+    def _back_to_dev(
+        self, state: dict[str, Any], pr: Any, why: str, feedback: str | None = None
+    ) -> None:
         label = f"PR #{pr.number} ({pr.ticket or pr.branch})"
         if not pr.ticket:
             self.report.waiting.append(f"{label}: {why}; no ticket to send back to")
@@ -382,7 +400,11 @@ class Tick:
         if attempts >= MAX_FIX_ROUNDS:
             self.report.failed.append(f"{label}: {why}; gave up after {attempts} rounds")
             return
-        if self._start(state, pr.ticket, self.orch.pipeline, attempts=attempts + 1):
+        # Review comments are read from the PR by the pipeline itself; a gate's log tail is
+        # handed over here.
+        if self._start(
+            state, pr.ticket, self.orch.pipeline, attempts=attempts + 1, feedback=feedback
+        ):
             self.report.started[-1] += f" (round {attempts + 1}: {why})"
 
     # -- heartbeat duties and reporting -----------------------------------------------------
