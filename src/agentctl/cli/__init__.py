@@ -41,6 +41,7 @@ COMMANDS: dict[str, str] = {
     "init": "agentctl.cli.init:app",
     "doctor": "agentctl.cli.doctor:app",
     "ask": "agentctl.cli.ask:app",
+    "chat": "agentctl.cli.chat:app",
     "agent": "agentctl.cli.agent:app",
     "cost": "agentctl.cli.cost:app",
     "status": "agentctl.cli.status:app",

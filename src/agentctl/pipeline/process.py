@@ -42,8 +42,9 @@ def start_pipeline(
     inputs: Mapping[str, str] | None = None,
     sets: tuple[str, ...] = (),
     environ: Mapping[str, str] | None = None,
+    parent: Run | None = None,
 ) -> Run:
-    """Create a pipeline run and spawn its worker; returns at once."""
+    """Create a pipeline run (a child of ``parent``, if given) and spawn its worker."""
     pipeline = find(config, name)
     values: dict[str, str] = {**pipeline.inputs, **(inputs or {})}
     if task is not None:
@@ -73,6 +74,7 @@ def start_pipeline(
             "models": models_of(config, pipeline),
             "sets": list(sets),
         },
+        parent=parent,
         pipeline=name,
         ticket=ticket_id,
         workspace=str(config.workspace.root),

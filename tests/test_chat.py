@@ -1,0 +1,171 @@
+"""The main session through `agentctl chat --message`, with a scripted main model."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agentctl.demo import prepare
+from agentctl.runs import RunStore, read_journal
+from agentctl.testing.llm_server import LLMServer, Turn
+from agentctl.tracker_local import LocalTracker
+from tests.conftest import Invoke
+
+MAIN = "demo-reviewer"  # the main role's model in these tests (an anthropic-shaped one)
+
+
+@pytest.fixture
+def server() -> Iterator[LLMServer]:
+    with LLMServer() as running:
+        yield running
+
+
+@pytest.fixture
+def project(tmp_path: Path, server: LLMServer, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = prepare(tmp_path / "project", server, scripted=False).root
+    for role, model in (("main", MAIN), ("research", "demo-coder")):
+        path = root / "roles" / f"{role}.toml"
+        text = path.read_text()
+        lines = [
+            f'model = "{model}"'
+            if line.startswith("model = ")
+            else "fallback = []"
+            if line.startswith("fallback = ")
+            else line
+            for line in text.splitlines()
+        ]
+        path.write_text("\n".join(lines) + "\n")
+    monkeypatch.chdir(root)
+    return root
+
+
+def main_requests(server: LLMServer) -> list[dict[str, object]]:
+    return [r.body for r in server.requests if r.model == MAIN]
+
+
+def test_spawned_work_reports_back_into_the_chat(
+    project: Path, server: LLMServer, cli: Invoke
+) -> None:
+    server.script(
+        MAIN,
+        Turn.tool_call("spawn_agent", {"role": "research", "task": "2+2?"}),
+        Turn.text("I asked the research agent."),
+        Turn.text("The research agent says: 4."),
+    )
+    server.script("demo-coder", Turn.text("4"))
+    result = cli("chat", "--message", "What is 2+2? Ask an agent.", "--wait")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "I asked the research agent." in result.stdout
+    assert "[report] run " in result.stdout and "succeeded: 4" in result.stdout
+    assert result.stdout.rstrip().endswith("The research agent says: 4.")
+    last = main_requests(server)[-1]["messages"]
+    assert any("succeeded: 4" in json.dumps(m) for m in last)  # the note reached the model
+    (chat,) = RunStore(project / ".agentctl").list(kind="chat")
+    cost = json.loads(cli("cost", "--run", chat.id, "--json", "--by", "role").stdout)
+    assert {r["key"] for r in cost["rows"]} == {"main", "research"}  # all tiers under the chat
+    server.assert_complete()
+
+
+def test_tickets_runs_and_costs_through_tools(
+    project: Path, server: LLMServer, cli: Invoke
+) -> None:
+    server.script(
+        MAIN,
+        Turn.tool_calls(
+            [
+                ("create_ticket", {"title": "Add a subtract()", "description": "calc needs it"}),
+                ("list_runs", {"limit": 5}),
+                ("show_cost", {}),
+            ]
+        ),
+        Turn.text("Filed T-2."),
+    )
+    result = cli("chat", "-m", "File a ticket for subtract()")
+    assert result.exit_code == 0, result.stderr
+    assert LocalTracker(project / ".agentctl").get("T-2").title == "Add a subtract()"
+    tool_results = [m for m in main_requests(server)[1]["messages"] if m["role"] == "user"][-1]
+    text = json.dumps(tool_results)
+    assert "created ticket T-2" in text and "runs; newest" in text and "total: $" in text
+    (chat,) = RunStore(project / ".agentctl").list(kind="chat")
+    server.script(MAIN, Turn.tool_call("read_run", {"id": chat.id}), Turn.text("ok"))
+    assert cli("chat", "-m", "read yourself", "--resume", "last").exit_code == 0
+    assert chat.id in json.dumps(main_requests(server)[-1]["messages"])
+
+
+def test_the_orchestrator_starts_takes_an_instruction_and_stops(
+    project: Path, server: LLMServer, cli: Invoke
+) -> None:
+    for ticket in LocalTracker(project / ".agentctl").list():
+        LocalTracker(project / ".agentctl").set_state(ticket.id, "Canceled")
+    server.script(
+        MAIN,
+        Turn.tool_calls(
+            [
+                ("orchestrator_start", {"interval": "1h"}),
+                ("orchestrator_instruct", {"text": "prioritise bugs"}),
+            ]
+        ),
+        Turn.text("Running."),
+        Turn.tool_call("orchestrator_stop", {}),
+        Turn.text("Stopped."),
+    )
+    assert cli("chat", "-m", "start working").exit_code == 0
+    pid = int((project / ".agentctl" / "orchestrator" / "loop.pid").read_text())
+    inbox = (project / ".agentctl" / "orchestrator" / "inbox" / "000001.json").read_text()
+    assert "prioritise bugs" in inbox
+    assert cli("chat", "-m", "stop", "--resume", "last").exit_code == 0
+    deadline = time.monotonic() + 10
+    while (
+        Path(f"/proc/{pid}").exists()
+        and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    ):
+        assert time.monotonic() < deadline, "the orchestrator loop did not stop"
+        time.sleep(0.1)
+    server.assert_complete()
+
+
+def test_resume_carries_the_history(project: Path, server: LLMServer, cli: Invoke) -> None:
+    server.script(MAIN, Turn.text("Noted: 42."), Turn.text("It was 42."))
+    assert cli("chat", "-m", "Remember the number 42.").exit_code == 0
+    assert cli("chat", "-m", "Which number?", "--resume", "last").exit_code == 0
+    history = json.dumps(main_requests(server)[1]["messages"])
+    assert "Remember the number 42." in history and "Noted: 42." in history
+
+
+def test_errors_are_one_clear_line(project: Path, server: LLMServer, cli: Invoke) -> None:
+    server.script(MAIN, Turn.error(400, message="prompt is too long"))
+    result = cli("chat", "-m", "hi")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("agentctl: error: demo-reviewer: the request was refused")
+    assert result.stderr.count("\n") == 1
+    result = cli(
+        "--set", 'roles.main.model="opus"', "chat", "-m", "hi", env={"ANTHROPIC_API_KEY": ""}
+    )
+    assert result.exit_code == 2 and "needs an API key in $ANTHROPIC_API_KEY" in result.stderr
+    (chat, *_) = RunStore(project / ".agentctl").list(kind="chat")
+    assert os.path.exists(chat.dir / "transcript.jsonl")
+    assert any(e["type"] == "status" for e in read_journal(chat.dir / "events.jsonl").events)
+
+
+def test_the_window_is_bounded_and_its_cut_moves_in_steps(project: Path) -> None:
+    from agentctl.chat.session import KEEP, ChatSession
+    from agentctl.config import load_config
+    from agentctl.llm.types import Message
+    from agentctl.workspace import find_workspace
+
+    session = ChatSession.open(load_config(find_workspace(project)))
+    starts = []
+    for i in range(120):
+        session.messages.append(Message("user" if i % 2 == 0 else "assistant", f"m{i}"))
+        window = session._window()
+        assert len(window) <= KEEP + 1
+        if len(session.messages) > KEEP:
+            assert window[0].content.startswith("[note from agentctl")
+            starts.append(window[1].content)
+    assert len(set(starts)) < len(starts) / 10  # the cut moved rarely: a stable cached prefix
+    session.close()
