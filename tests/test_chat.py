@@ -169,3 +169,20 @@ def test_the_window_is_bounded_and_its_cut_moves_in_steps(project: Path) -> None
             starts.append(window[1].content)
     assert len(set(starts)) < len(starts) / 10  # the cut moved rarely: a stable cached prefix
     session.close()
+
+
+def test_a_pipeline_run_from_the_chat_reports_back(
+    project: Path, server: LLMServer, cli: Invoke
+) -> None:
+    server.script(
+        MAIN,
+        Turn.tool_call("run_pipeline", {"pipeline": "research", "task": "Why does test_add fail?"}),
+        Turn.text("Started research."),
+        Turn.text("It subtracts."),
+    )
+    server.script("demo-coder", Turn.text("add() subtracts."))
+    result = cli("chat", "-m", "Find out why test_add fails", "--wait")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "pipeline research started as run" in json.dumps(main_requests(server)[1])
+    assert "[report] run " in result.stdout and "(pipeline research) succeeded" in result.stdout
+    server.assert_complete()

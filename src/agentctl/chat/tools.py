@@ -119,6 +119,8 @@ class Delegation:
             "orchestrate",
             "--interval",
             str(args.get("interval") or "30s"),
+            "--parent",  # the pipelines it starts are this chat's children: costs add up here
+            self.chat.id,
         ]
         with (self.home.dir / "loop.log").open("ab") as log:
             process = subprocess.Popen(

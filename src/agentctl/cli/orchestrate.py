@@ -37,6 +37,9 @@ def orchestrate(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print each tick's report as JSON.")
     ] = False,
+    parent: Annotated[
+        str | None, typer.Option(hidden=True, help="The chat run that started this loop.")
+    ] = None,
 ) -> None:
     """Run orchestrator ticks: --once for cron, else a loop until SIGTERM or Ctrl-C."""
     if ctx.invoked_subcommand is not None:
@@ -60,7 +63,7 @@ def orchestrate(
             raise UsageError(f"--interval {interval!r} is not a duration", hint="e.g. 5m or 90s")
         seconds = parsed
     while True:
-        report = Tick(config, dry_run=dry_run).run()
+        report = Tick(config, dry_run=dry_run, parent_id=parent).run()
         if as_json:
             print_json(report.to_json())
         else:

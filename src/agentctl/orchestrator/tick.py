@@ -75,6 +75,7 @@ class Tick:
     clock: Callable[[], datetime] = utc_now
     dry_run: bool = False
     report: TickReport = field(default_factory=TickReport)
+    parent_id: str | None = None  # a chat that started this orchestrator owns its runs' costs
 
     def __post_init__(self) -> None:
         self.state_dir = self.config.workspace.state_dir
@@ -129,6 +130,9 @@ class Tick:
                 and listing.record.status != "paused"
             ]
         return self._live_cache
+
+    def _parent(self) -> Any:
+        return self.store.get(self.parent_id) if self.parent_id else None
 
     def _changed_runs(self) -> None:
         self._live_cache = None  # a run was started, resumed or ended: list again
@@ -285,7 +289,9 @@ class Tick:
         if attempts == 0 and lease.get("token") != token:
             return False  # the fencing token is not ours: never act on a lease we lost
         inputs = {"review_feedback": feedback} if feedback else None
-        run = start_pipeline(self.config, pipeline, ticket_id=ticket, inputs=inputs)
+        run = start_pipeline(
+            self.config, pipeline, ticket_id=ticket, inputs=inputs, parent=self._parent()
+        )
         self._changed_runs()
         self.home.set_lease(
             ticket,
@@ -383,7 +389,9 @@ class Tick:
             elif pr.review_state == "changes_requested":
                 self._back_to_dev(state, pr, "review requested changes")
             elif not self.dry_run and pr.branch not in owned:
-                run = start_pipeline(self.config, "review-pr", inputs={"branch": pr.branch})
+                run = start_pipeline(
+                    self.config, "review-pr", inputs={"branch": pr.branch}, parent=self._parent()
+                )
                 self._changed_runs()
                 owned.add(pr.branch)
                 self.report.started.append(f"{label}: review-pr {run.id}")

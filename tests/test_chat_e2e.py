@@ -1,0 +1,199 @@
+"""The original design's first usage pattern, end to end, through a real terminal.
+
+A person asks the main session for a fix; the main model files a ticket and
+starts the orchestrator; the orchestrator runs the coding pipeline (dev, gate,
+review) and merges; meanwhile the person asks something else and gets an answer;
+the orchestrator's report appears in the chat unprompted, and the main model's
+next reply reflects it. Then Ctrl-C during a streaming reply stops only that reply.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pty
+import re
+import select
+import subprocess
+import sys
+import termios
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agentctl.demo import prepare
+from agentctl.runs import RunStore
+from agentctl.testing.llm_server import LLMServer, Turn
+from agentctl.tracker_local import LocalTracker
+from tests.conftest import git
+
+MAIN = "demo-reviewer"
+FIX = [
+    Turn.tool_call("edit", {"path": "calc.py", "old": "return a - b", "new": "return a + b"}),
+    Turn.text("Fixed."),
+]
+
+
+class Terminal:
+    """A process on a pseudo-terminal: type lines, wait for text."""
+
+    def __init__(self, argv: list[str], cwd: Path) -> None:
+        self.master, slave = pty.openpty()
+
+        def controlling_terminal() -> None:  # like a shell: own session, the pty as its tty
+            os.setsid()
+            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+        self.process = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            preexec_fn=controlling_terminal,  # noqa: PLW1509 - only setsid and an ioctl
+        )
+        os.close(slave)
+        self.seen = ""
+
+    def expect(self, pattern: str, timeout: float = 45.0) -> str:
+        deadline = time.monotonic() + timeout
+        while not re.search(pattern, self.seen):
+            left = deadline - time.monotonic()
+            assert left > 0, f"did not see {pattern!r} in:\n{self.seen[-3000:]}"
+            ready, _, _ = select.select([self.master], [], [], min(left, 0.2))
+            if ready:
+                try:
+                    self.seen += os.read(self.master, 65536).decode(errors="replace")
+                except OSError:
+                    break
+        return self.seen
+
+    def type(self, text: str) -> None:
+        os.write(self.master, text.encode())
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(10)
+        os.close(self.master)
+
+
+@pytest.fixture
+def server() -> Iterator[LLMServer]:
+    with LLMServer() as running:
+        yield running
+
+
+@pytest.fixture
+def project(tmp_path: Path, server: LLMServer) -> Path:
+    root = prepare(tmp_path / "project", server, scripted=False).root
+    main = root / "roles" / "main.toml"
+    main.write_text(
+        main.read_text()
+        .replace('model = "opus"', f'model = "{MAIN}"')
+        .replace('fallback = ["sonnet"]', "fallback = []")
+    )
+    with (root / "agentctl.toml").open("a") as config:
+        config.write('\n[orchestrator]\ntriage = "none"\ninterval = "1s"\n')
+    git(root, "commit", "-qam", "chat e2e settings")
+    LocalTracker(root / ".agentctl").set_state("T-1", "Canceled")
+    return root
+
+
+@pytest.mark.timeout(180)  # a whole ticket through four processes and a merge
+def test_ask_for_a_fix_keep_talking_hear_back(project: Path, server: LLMServer) -> None:
+    server.script_for(
+        MAIN,
+        "Please fix add()",
+        Turn.tool_calls(
+            [
+                ("create_ticket", {"title": "Fix add()", "description": "add(2, 3) must be 5"}),
+                ("orchestrator_start", {"interval": "1s"}),
+            ]
+        ),
+        Turn.text("Filed it and started the orchestrator."),
+        Turn.text("Paris."),
+        Turn.text("Good news: the fix to add() is merged."),
+    )
+    server.script_for("demo-coder", "T-2:", *FIX)
+    server.script_for(
+        MAIN,
+        "Review pull request",
+        Turn.tool_call("finish", {"verdict": "approve", "summary": "ok", "comments": []}),
+    )
+    chat = Terminal([sys.executable, "-m", "agentctl", "chat"], project)
+    try:
+        chat.expect(r"you> ")
+        chat.type("Please fix add() in calc.py\n")
+        chat.expect(r"Filed it and started the orchestrator\.")
+        chat.expect(r"you> $")
+        chat.type("While that runs: what is the capital of France?\n")
+        chat.expect(r"Paris\.")
+        chat.expect(r"\[report\] orchestrator report: .*merged", timeout=50)  # unprompted
+        chat.type("Any news?\n")
+        chat.expect(r"Good news: the fix to add\(\) is merged\.")
+        last = [r for r in server.requests if r.model == MAIN][-1].body
+        assert "merged" in json.dumps(last["messages"][-2:])  # the report was in context
+        chat.type("/orchestrator stop\n")
+        chat.expect(r"asked the orchestrator")
+        chat.type("/quit\n")
+        chat.process.wait(15)
+    finally:
+        chat.close()
+    assert "return a + b" in (project / "calc.py").read_text()  # merged on main
+    assert LocalTracker(project / ".agentctl").get("T-2").state == "Done"
+    (listing,) = RunStore(project / ".agentctl").list(kind="chat")
+    cost = subprocess.run(
+        [sys.executable, "-m", "agentctl", "cost", "--run", listing.id, "--by", "role", "--json"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    roles = {row["key"] for row in json.loads(cost.stdout)["rows"]}
+    assert {"main", "dev", "review"} <= roles  # every tier adds up under the chat
+
+
+def test_ctrl_c_stops_the_reply_not_the_session(project: Path, server: LLMServer) -> None:
+    server.script(
+        MAIN, Turn.stall(after=2, seconds=30.0, text="A long answer that"), Turn.text("Still here.")
+    )
+    chat = Terminal([sys.executable, "-m", "agentctl", "chat"], project)
+    try:
+        chat.expect(r"you> ")
+        chat.type("Tell me a long story\n")
+        chat.expect(r"A long")
+        chat.type("\x03")  # Ctrl-C, through the terminal's line discipline
+        chat.expect(r"\[interrupted\]")
+        chat.expect(r"you> $")
+        chat.type("Are you there?\n")
+        chat.expect(r"Still here\.")
+        chat.type("/quit\n")
+        chat.process.wait(15)
+    finally:
+        chat.close()
+    (listing,) = RunStore(project / ".agentctl").list(kind="chat")
+    transcript = (listing.dir / "transcript.jsonl").read_text()
+    assert "[interrupted]" in transcript  # the partial answer is recorded as interrupted
+
+
+def test_a_model_error_is_one_line_and_the_session_goes_on(
+    project: Path, server: LLMServer
+) -> None:
+    server.script(MAIN, *[Turn.error(500, message="upstream exploded")] * 3, Turn.text("Back."))
+    chat = Terminal([sys.executable, "-m", "agentctl", "chat"], project)
+    try:
+        chat.expect(r"you> ")
+        chat.type("hello\n")
+        chat.expect(r"agentctl: error: demo-reviewer: server error: .*upstream exploded")
+        chat.expect(r"you> $")
+        chat.type("hello again\n")
+        chat.expect(r"Back\.")
+        chat.type("/quit\n")
+        chat.process.wait(15)
+    finally:
+        chat.close()
+    assert "Traceback" not in chat.seen
