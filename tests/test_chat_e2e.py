@@ -197,3 +197,28 @@ def test_a_model_error_is_one_line_and_the_session_goes_on(
     finally:
         chat.close()
     assert "Traceback" not in chat.seen
+
+
+def test_unread_reports_show_at_start_and_a_message_can_span_lines(
+    project: Path, server: LLMServer
+) -> None:
+    from agentctl.orchestrator.home import Home
+
+    home = Home.of(project / ".agentctl")
+    home.make()
+    home.outbox.post({"type": "report", "summary": "1 merged"})
+    server.script(MAIN, Turn.text("Two lines received."))
+    chat = Terminal([sys.executable, "-m", "agentctl", "chat"], project)
+    try:
+        chat.expect(r"\[unread report\] orchestrator report: .*1 merged")
+        chat.expect(r"you> ")
+        chat.type("first line\\\n")
+        chat.expect(r"\.\.\.  ")
+        chat.type("second line\n")
+        chat.expect(r"Two lines received\.")
+        chat.type("/quit\n")
+        chat.process.wait(15)
+    finally:
+        chat.close()
+    sent = next(r for r in server.requests if r.model == MAIN).body["messages"]
+    assert "first line\nsecond line" in json.dumps(sent[-1]).replace("\\n", "\n")

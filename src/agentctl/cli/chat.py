@@ -14,6 +14,7 @@ from agentctl.cli.context import single, state
 from agentctl.errors import AgentctlError
 
 HELP = (
+    "End a line with \\ to go on to the next one.\n"
     "/status  what runs and tickets look like     /runs   recent runs\n"
     "/cost    what this chat has cost             /model NAME  switch model\n"
     "/orchestrator start|stop                     /quit   leave (Ctrl-D too)"
@@ -119,8 +120,19 @@ def _one(session: Any, message: str, wait: bool) -> None:
         sys.stdout.write("\n")
 
 
+def _read_message() -> str:
+    """One message: a line, or several when each but the last ends with a backslash."""
+    lines = [input("\nyou> ")]
+    while lines[-1].endswith("\\"):
+        lines[-1] = lines[-1][:-1]
+        lines.append(input("...  "))
+    return "\n".join(lines).strip()
+
+
 def _interactive(session: Any) -> None:
     typer.echo(f"agentctl chat · {session.chain[0]} · run {session.run.id} · /help for commands")
+    for note in session.collect_news():  # what came while no chat was open
+        sys.stdout.write(f"[unread report] {note}\n")
     stop = threading.Event()
 
     def listen() -> None:  # reports appear without waiting for the person to type
@@ -132,7 +144,7 @@ def _interactive(session: Any) -> None:
     try:
         while True:
             try:
-                line = input("\nyou> ").strip()
+                line = _read_message()
             except EOFError:
                 break
             if not line:
@@ -145,8 +157,10 @@ def _interactive(session: Any) -> None:
                     typer.echo(f"agentctl: error: {exc}")
                 continue
             try:
-                session.send(line, on_event=_raw)
-                sys.stdout.write("\n")
+                from agentctl.cli.ask import streamed
+
+                with streamed(as_json=False) as on_event:  # markdown, live, at a terminal
+                    session.send(line, on_event=on_event)
             except KeyboardInterrupt:
                 sys.stdout.write("\n[interrupted]\n")
             except AgentctlError as exc:  # one clear line; the session goes on
