@@ -78,3 +78,23 @@ def test_filters(thousand: tuple[Path, list[RunRecord]]) -> None:
     expected = [r for r in records[::-1] if r.kind == "step" and r.status == "running"]
     assert [item.record for item in both] == expected and expected
     assert store.list(parent_id="nobody") == []
+
+
+def test_the_live_index_follows_every_status_change(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    a = store.create("agent", input={})
+    b = store.create("pipeline", input={})
+    assert {x.id for x in store.live()} == {a.id, b.id}
+    a.transition("running")
+    a.transition("paused", reason="budget")
+    assert {x.id for x in store.live()} == {a.id, b.id}  # paused is unfinished
+    a.transition("failed", reason="x")
+    assert {x.id for x in store.live()} == {b.id}
+    a.transition("running")  # resumed: back in the index
+    assert {x.id for x in store.live()} == {a.id, b.id}
+    b.transition("canceled")
+    a.transition("succeeded")
+    assert store.live() == []
+    (tmp_path / "runs" / ".live" / "20990101T000000.000000Z-agent-abcdef").touch()
+    assert store.live() == []  # a marker without a run is dropped
+    assert len(store.list()) == 2  # the index is not a run

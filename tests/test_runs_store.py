@@ -66,8 +66,9 @@ def test_create_makes_the_whole_directory(store: RunStore) -> None:
     assert run.id.startswith("20261125T212434.482913Z-agent-")
     # input.json was written before run.json (same directory, same clock)
     assert run.paths.input_json.stat().st_mtime_ns <= run.paths.run_json.stat().st_mtime_ns
-    # nothing but the run is left in runs/
-    assert os.listdir(store.runs_dir) == [run.id]
+    # nothing but the run (and the index of unfinished runs naming it) is left in runs/
+    assert sorted(os.listdir(store.runs_dir)) == sorted([run.id, ".live"])
+    assert os.listdir(store.runs_dir / ".live") == [run.id]
     [listing] = store.list()
     assert listing.id == run.id and listing.record == record and listing.problem is None
 

@@ -120,11 +120,11 @@ class Tick:
     # -- runs -----------------------------------------------------------------------
 
     def _live(self) -> list[Any]:
-        """Unfinished runs, listed once per tick (1,000 run.json files cost ~100 ms)."""
+        """Unfinished runs from the live index, read once per tick."""
         if self._live_cache is None:
             self._live_cache = [
                 listing
-                for listing in self.store.list()
+                for listing in self.store.live()
                 if listing.record is not None
                 and listing.record.status not in TERMINAL
                 and listing.record.status != "paused"

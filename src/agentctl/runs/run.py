@@ -185,6 +185,7 @@ class Run:
                 reason=f"corrupt state set aside: {problem}",
             )
             self._write(record)
+            mark_live(self.dir, False)
             self.journal.append(
                 "run.quarantined",
                 durable=True,
@@ -213,7 +214,11 @@ class Run:
             finished_at=finished_at,
             updated_at=now,
         )
+        if new_status not in TERMINAL:
+            mark_live(self.dir, True)  # before the state: a live run is never missing from it
         self._write(new)
+        if new_status in TERMINAL:
+            mark_live(self.dir, False)
         self.journal.append(
             "status", durable=True, **{"from": record.status, "to": new_status, "reason": reason}
         )
@@ -235,6 +240,19 @@ class Run:
             yield
         finally:
             os.close(fd)
+
+
+LIVE = ".live"  # <runs>/.live/<id>: an index of unfinished runs, so a tick reads only those
+
+
+def mark_live(run_dir: Path, live: bool) -> None:
+    """Add or remove ``run_dir`` in the index of unfinished runs (a hint, checked on read)."""
+    marker = run_dir.parent / LIVE / run_dir.name
+    if live:
+        marker.parent.mkdir(exist_ok=True)
+        marker.touch()
+    else:
+        marker.unlink(missing_ok=True)
 
 
 def load_record(path: Path | str, expected_id: str) -> RunRecord:

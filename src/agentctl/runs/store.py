@@ -20,7 +20,7 @@ from agentctl.errors import NotFoundError, StateError, UsageError
 from agentctl.runs.ids import KINDS, new_run_id, parse_run_id
 from agentctl.runs.oserrors import state_error
 from agentctl.runs.record import STATUSES, RunRecord
-from agentctl.runs.run import Run, load_record, mtime_of
+from agentctl.runs.run import LIVE, Run, load_record, mark_live, mtime_of
 from agentctl.runs.timefmt import utc_now
 
 _SHOWN_CANDIDATES = 5
@@ -35,6 +35,21 @@ class Listing:
     record: RunRecord | None
     problem: str | None
     heartbeat_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """What ``_listing`` needs of a directory entry, for paths not from ``scandir``."""
+
+    directory: Path
+
+    @property
+    def name(self) -> str:
+        return self.directory.name
+
+    @property
+    def path(self) -> str:
+        return str(self.directory)
 
 
 class RunStore:
@@ -93,6 +108,7 @@ class RunStore:
             os.close(os.open(tmp / "events.jsonl", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
             atomic.fsync_dir(tmp)
             failpoints.hit("runs.before_publish")
+            mark_live(final, True)  # indexed before it exists: never a live run missing
             os.rename(tmp, final)
             atomic.fsync_dir(self.runs_dir)
         except BaseException as exc:
@@ -181,7 +197,29 @@ class RunStore:
         total = len(listings)
         return (listings if limit is None else listings[:limit]), total
 
-    def _listing(self, entry: os.DirEntry[str]) -> Listing:
+    def live(self) -> builtins.list[Listing]:
+        """Unfinished runs (pending, running, paused) from the index, newest first.
+
+        The index is a hint kept before the state it follows, so it may name a run
+        that has since ended or never got published: those are checked and dropped.
+        """
+        try:
+            names = sorted(os.listdir(self.runs_dir / LIVE), reverse=True)
+        except FileNotFoundError:
+            return []
+        listings = []
+        for name in names:
+            directory = self.runs_dir / name
+            if not directory.is_dir():
+                (self.runs_dir / LIVE / name).unlink(missing_ok=True)
+                continue
+            listing = self._listing(_Entry(directory))
+            if listing.record is not None and listing.record.terminal:
+                continue
+            listings.append(listing)
+        return listings
+
+    def _listing(self, entry: os.DirEntry[str] | _Entry) -> Listing:
         record: RunRecord | None = None
         problem: str | None = None
         try:
