@@ -348,3 +348,19 @@ def test_loop_mode_stops_cleanly_on_sigterm(project: Path) -> None:
     loop.send_signal(signal.SIGTERM)
     _out, err = loop.communicate(timeout=10)
     assert loop.returncode == 0, err
+
+
+def test_a_failed_pipeline_is_reported_once_and_commented_on_its_ticket(
+    project: Path, server: LLMServer
+) -> None:
+    tracker = LocalTracker(project / ".agentctl")
+    tracker.set_state("T-2", "Canceled")
+    tracker.set_state("T-3", "Canceled")
+    server.script("demo-coder", Turn.text("I changed nothing."))  # an empty change fails
+    tick(project)
+    settle(project)
+    report = tick(project)
+    assert len(report.failed) == 1 and report.failed[0].startswith("T-1: pipeline ")
+    assert "changed nothing" in tracker.get("T-1").comments[-1]
+    assert tick(project).failed == []  # said once
+    server.assert_complete()

@@ -95,6 +95,7 @@ class Tick:
             state = self.home.load_state()
             self._reap(state)
             self._watchdog()
+            self._failures(state)
             self._inbox(state)
             self._dispatch(state)
             self._watch_prs(state)
@@ -192,6 +193,28 @@ class Tick:
                 self.report.canceled.append(
                     f"{listing.id}: no progress for {self.orch.no_progress_timeout:g} s"
                 )
+
+    def _failures(self, state: dict[str, Any]) -> None:
+        """Say once when a ticket's pipeline failed: in the report and on the ticket."""
+        reported: list[str] = state.setdefault("failures_reported", [])
+        if not self.home.leases.is_dir():
+            return
+        for path in sorted(self.home.leases.glob("*.json")):
+            lease = self.home.lease(path.stem) or {}
+            run_id, ticket = lease.get("run_id"), lease.get("ticket")
+            if not run_id or not ticket or run_id in reported:
+                continue
+            try:
+                record = self.store.get(str(run_id)).load()
+            except AgentctlError:
+                continue
+            if record.status != "failed":
+                continue
+            reason = (record.reason or "")[:500]
+            self.report.failed.append(f"{ticket}: pipeline {run_id} failed: {reason}")
+            if not self.dry_run:
+                self._tracker().comment(str(ticket), f"agentctl: the pipeline failed: {reason}")
+                reported.append(str(run_id))
 
     # -- inbox and tickets ------------------------------------------------------------
 
