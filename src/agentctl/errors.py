@@ -149,11 +149,13 @@ class ProviderError(AgentctlError):
         status: int | None = None,
         request_id: str | None = None,
         hint: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message, hint=hint)
         self.model = model
         self.status = status
         self.request_id = request_id
+        self.retry_after = retry_after  # seconds the server asked us to wait (429, 503)
 
     def __str__(self) -> str:
         where = f"{self.model}: " if self.model else ""
@@ -168,19 +170,6 @@ class ProviderError(AgentctlError):
 
 class TransientError(ProviderError):
     retryable = True
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        model: str | None = None,
-        status: int | None = None,
-        request_id: str | None = None,
-        hint: str | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message, model=model, status=status, request_id=request_id, hint=hint)
-        self.retry_after = retry_after  # seconds the server asked us to wait
 
 
 class RateLimitedError(TransientError):

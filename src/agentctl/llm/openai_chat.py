@@ -11,7 +11,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from agentctl.llm.common import Deadline, ToolBuffer
-from agentctl.llm.openai_common import cache_split, make_client, stream_events, translated
+from agentctl.llm.openai_common import OpenAIProvider, cache_split, stream_events, translated
 from agentctl.llm.toolcheck import check_call
 from agentctl.llm.types import (
     Message,
@@ -108,13 +108,8 @@ def usage_of(raw: Any) -> Usage:
     )
 
 
-class ChatProvider:
+class ChatProvider(OpenAIProvider):
     """A configured model behind a Chat Completions endpoint."""
-
-    def __init__(self, name: str, model: Model, api_key: str) -> None:
-        self.name = name
-        self.model = model
-        self.client = make_client(model, api_key)
 
     def complete(
         self, request: Request, *, on_event: OnEvent | None = None, stream: bool = True

@@ -30,6 +30,15 @@ def make_client(model: Model, api_key: str) -> openai.OpenAI:
     )
 
 
+class OpenAIProvider:
+    """What the Chat Completions and Responses providers share: name, model, client."""
+
+    def __init__(self, name: str, model: Model, api_key: str) -> None:
+        self.name = name
+        self.model = model
+        self.client = make_client(model, api_key)
+
+
 def _body_field(body: object, name: str) -> str | None:
     if isinstance(body, dict):
         inner = body.get("error", body)

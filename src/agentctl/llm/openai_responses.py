@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from agentctl.errors import TransientError
 from agentctl.llm.common import Deadline, ToolBuffer
-from agentctl.llm.openai_common import cache_split, make_client, stream_events, translated
+from agentctl.llm.openai_common import OpenAIProvider, cache_split, stream_events, translated
 from agentctl.llm.toolcheck import check_call
 from agentctl.llm.types import (
     Message,
@@ -110,13 +110,8 @@ def _dump(item: Any) -> dict[str, Any]:
     return data
 
 
-class ResponsesProvider:
+class ResponsesProvider(OpenAIProvider):
     """A configured model behind the Responses API (Codex models)."""
-
-    def __init__(self, name: str, model: Model, api_key: str) -> None:
-        self.name = name
-        self.model = model
-        self.client = make_client(model, api_key)
 
     def complete(
         self, request: Request, *, on_event: OnEvent | None = None, stream: bool = True
