@@ -1,8 +1,8 @@
 """``agentctl doctor``: is this machine and workspace ready to run agents? Says what to fix.
 
 Each check is independent and cheap (no model is called): the config loads, every
-API key the configured roles need is set, git and bubblewrap are there, the state
-folder is writable.
+API key the configured roles need is set, the Linear and GitHub accounts answer
+(``doctor_services``), git and bubblewrap are there, the state folder is writable.
 """
 
 from __future__ import annotations
@@ -123,6 +123,9 @@ def run_doctor(
     else:
         checks.append(Check("config", "ok", f"{len(config.files)} files, all valid"))
         checks.extend(_keys(needed_keys(config), environ))
+        from agentctl.doctor_services import service_checks
+
+        checks.extend(service_checks(config, environ))
         if not config.settings.project.test_command:
             checks.append(
                 Check(

@@ -18,6 +18,11 @@ once, prints one line and exits with ``exit_code``::
     ├── GitError                  exit 1  a git operation failed (command and git's words)
     │   └── MergeRefusedError             a merge was refused: moved head, not a fast-forward,
     │                                     dirty base checkout, closed pull request
+    ├── ServiceError              exit 1  a tracker or forge call failed (service, status, code)
+    │   ├── ServiceUnavailableError       worth retrying: rate limited, 5xx, unreachable
+    │   │   └── ServiceRateLimitedError   the service asked us to slow down
+    │   └── ServiceRejectedError          retrying cannot help: bad input, not found
+    │       └── ServiceAuthError          exit 2  the token is wrong or lacks access
     └── ProviderError             exit 1  a model call failed (model, status, request id)
         ├── TransientError                worth retrying: 408/409/429/5xx/529, timeouts,
         │   │                             resets, stalls, mid-stream errors
@@ -134,6 +139,51 @@ class GitError(AgentctlError):
 
 class MergeRefusedError(GitError):
     """A merge that would not be safe was not attempted (nothing changed)."""
+
+
+class ServiceError(AgentctlError):
+    """A tracker or forge (Linear, GitHub) call failed; says which and how."""
+
+    retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        service: str,
+        status: int | None = None,
+        code: str | None = None,
+        hint: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.service = service
+        self.status = status
+        self.code = code
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        ids = [f"HTTP {self.status}"] if self.status else []
+        if self.code:
+            ids.append(self.code)
+        suffix = f" ({', '.join(ids)})" if ids else ""
+        return f"{self.service}: {super().__str__()}{suffix}"
+
+
+class ServiceUnavailableError(ServiceError):
+    retryable = True
+
+
+class ServiceRateLimitedError(ServiceUnavailableError):
+    pass
+
+
+class ServiceRejectedError(ServiceError):
+    pass
+
+
+class ServiceAuthError(ServiceRejectedError):
+    exit_code = EXIT_USAGE
 
 
 class ProviderError(AgentctlError):

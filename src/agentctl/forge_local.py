@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentctl import atomic, gitops
 from agentctl.errors import (
@@ -27,6 +27,9 @@ from agentctl.errors import (
 )
 from agentctl.runs.timefmt import format_ts, utc_now
 from agentctl.seams import PullRequest, Review
+
+if TYPE_CHECKING:
+    from agentctl.config import Config
 
 SCHEMA_VERSION = 1
 PR_STATES = ("open", "merged", "closed")
@@ -42,6 +45,11 @@ class LocalForge:
         self.dir = state_dir / "prs"
         self._lock_path = state_dir / "locks" / "prs.lock"
         self._clock = clock
+
+    @classmethod
+    def from_config(cls, config: Config, **_: object) -> LocalForge:
+        workspace = config.workspace
+        return cls(workspace.git_root or workspace.root, workspace.state_dir)
 
     # -- the Forge protocol ---------------------------------------------------------
 
@@ -153,6 +161,13 @@ class LocalForge:
             )
             self._save(record)
             return self._to_pr(record)
+
+    def fetch(self, branch: str) -> str:
+        """The branch is local already: its own name is the ref."""
+        return branch
+
+    def publish(self, branch: str) -> None:
+        """Nothing to push: the branch *is* the pull request's code."""
 
     # -- more than the protocol -------------------------------------------------------
 

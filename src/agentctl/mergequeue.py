@@ -70,7 +70,8 @@ def merge_pr(
             return MergeOutcome("already_merged", pr.merge_sha, f"#{pr.number} is already merged")
         if pr.state != "open":
             return MergeOutcome("not_approved", pr.head_sha, f"#{pr.number} is {pr.state}")
-        if not _approved(pr, repo_root):
+        base_ref = forge.fetch(pr.base)
+        if not _approved(pr, repo_root, base_ref):
             return MergeOutcome(
                 "not_approved",
                 pr.head_sha,
@@ -79,14 +80,46 @@ def merge_pr(
             )
         if not gate:
             return MergeOutcome("gate_failed", pr.head_sha, NO_GATE)
-        tree = gitops.ensure_worktree(repo_root, state_dir, pr.branch, pr.base)
-        update = gitops.update_from_base(tree, pr.base)
+        if pr.checks in ("failure", "error"):
+            return MergeOutcome(
+                "gate_failed", pr.head_sha, f"the forge's checks on {pr.head_sha[:12]}: {pr.checks}"
+            )
+        tree = gitops.ensure_worktree(repo_root, state_dir, pr.branch, forge.fetch(pr.branch))
+        caught_up = _catch_up(tree, pr)
+        if caught_up is not None:
+            return caught_up
+        update = gitops.update_from_base(tree, base_ref)
         if not update.ok:
             return MergeOutcome("conflict", update.sha, update.detail)
         passed, output = _run_gate(gate, tree, timeout, env)
         if not passed:
             return MergeOutcome("gate_failed", update.sha, f"`{gate}` failed", output)
+        if update.sha != pr.head_sha:
+            forge.publish(pr.branch)  # the forge merges what it has: the gated SHA
         return _merge(forge, pr, update.sha, journal, output)
+
+
+def _catch_up(tree: Path, pr: PullRequest) -> MergeOutcome | None:
+    """Bring the local branch to the pull request's head; None when it is there (or ahead).
+
+    A remote forge's branch may have moved (a push by hand); a local branch ahead of
+    it holds a merge of the base an interrupted queue made. Diverged is a conflict.
+    """
+    local = gitops.head(tree)
+    if local == pr.head_sha or not pr.head_sha:
+        return None
+    repo = gitops.open_repo(tree)
+    if gitops.is_ancestor(tree, local, pr.head_sha):
+        gitops.run_git(repo, "merge", "--ff-only", "--quiet", pr.head_sha)
+        return None
+    if gitops.is_ancestor(tree, pr.head_sha, local):
+        return None
+    return MergeOutcome(
+        "conflict",
+        local,
+        f"the local branch {pr.branch} ({local[:12]}) and the pull request's head "
+        f"({pr.head_sha[:12]}) have diverged",
+    )
 
 
 def _merge(
@@ -111,7 +144,7 @@ def _merge(
     return MergeOutcome("merged", merged.merge_sha, detail, output)
 
 
-def _approved(pr: PullRequest, repo_root: Path) -> bool:
+def _approved(pr: PullRequest, repo_root: Path, base_ref: str) -> bool:
     """Approved on its head, or on a head it reached only by merging its base in.
 
     Bringing a branch up to date adds a merge commit of already-merged code; an approval
@@ -119,7 +152,7 @@ def _approved(pr: PullRequest, repo_root: Path) -> bool:
     """
     if pr.review_state != "none":
         return pr.review_state == "approved"
-    heads = _base_merge_chain(repo_root, pr.head_sha, pr.base)
+    heads = _base_merge_chain(repo_root, pr.head_sha, base_ref)
     for review in reversed(pr.reviews):
         if review.head_sha in heads:
             return review.verdict == "approve"

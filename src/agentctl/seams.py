@@ -29,6 +29,7 @@ class Ticket:
     url: str = ""
     key: str = ""  # human key; the id when a tracker has no separate one
     comments: tuple[str, ...] = ()
+    closed: bool = False  # done or canceled, whatever the tracker calls those states
 
     def __post_init__(self) -> None:
         if not self.key:
@@ -44,6 +45,7 @@ class Ticket:
             "labels": list(self.labels),
             "url": self.url,
             "comments": list(self.comments),
+            "closed": self.closed,
         }
 
 
@@ -63,7 +65,21 @@ class Tracker(Protocol):
         """Idempotent; an unknown state is a ``UsageError``."""
         ...
 
-    def comment(self, ticket_id: str, body: str) -> None: ...
+    def comment(self, ticket_id: str, body: str) -> None:
+        """Milestones only (started, PR opened, merged, failed): people get notified."""
+        ...
+
+    def link(self, ticket_id: str, url: str, title: str) -> None:
+        """Attach ``url`` (a pull request) to the ticket; linking it again changes nothing."""
+        ...
+
+    def add(self, title: str, description: str = "", labels: Sequence[str] = ()) -> Ticket:
+        """A new ticket in the ready state."""
+        ...
+
+    def record(self, ticket_id: str) -> dict[str, Any]:
+        """For people: ``comments`` and ``links`` (with times where known), ``created``."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +128,7 @@ class PullRequest:
     merge_sha: str | None = None
     url: str = ""
     ticket: str | None = None
+    checks: str | None = None  # the head's CI rollup: success, pending, failure, error; None
 
     @property
     def review_state(self) -> ReviewState:
@@ -135,6 +152,7 @@ class PullRequest:
             "merge_sha": self.merge_sha,
             "url": self.url,
             "ticket": self.ticket,
+            "checks": self.checks,
         }
 
     @classmethod
@@ -151,6 +169,7 @@ class PullRequest:
             merge_sha=data.get("merge_sha"),
             url=str(data.get("url", "")),
             ticket=data.get("ticket"),
+            checks=data.get("checks"),
         )
 
 
@@ -176,4 +195,12 @@ class Forge(Protocol):
 
     def merge(self, number: int, *, expected_head: str) -> PullRequest:
         """Merge only at exactly ``expected_head``; a PR merged at that head returns as is."""
+        ...
+
+    def fetch(self, branch: str) -> str:
+        """A local ref holding the forge's ``branch`` now (a remote forge fetches first)."""
+        ...
+
+    def publish(self, branch: str) -> None:
+        """Make the forge's ``branch`` what it is locally (a remote forge pushes)."""
         ...

@@ -136,12 +136,13 @@ def _tree(run_id: str, children: dict[str, list[str]]) -> set[str]:
 
 
 def _tickets(config: Config) -> dict[str, int]:
+    """Local tickets by state; a remote tracker is not polled here (``--watch`` would
+    spend its rate limit): ``agentctl tickets list`` asks it."""
     from agentctl.tracker_local import STATES, LocalTracker
 
-    workspace = config.workspace
-    tracker = LocalTracker(
-        workspace.state_dir, tickets_dir=workspace.root / config.settings.tracker.local.path
-    )
+    if config.settings.tracker.kind != "local":
+        return {}
+    tracker = LocalTracker.from_config(config)
     counts = dict.fromkeys(STATES, 0)
     for ticket in tracker.list(states=STATES):
         counts[ticket.state] = counts.get(ticket.state, 0) + 1
@@ -151,8 +152,9 @@ def _tickets(config: Config) -> dict[str, int]:
 def _prs(config: Config) -> list[dict[str, Any]]:
     from agentctl.forge_local import LocalForge
 
-    workspace = config.workspace
-    forge = LocalForge(workspace.git_root or workspace.root, workspace.state_dir)
+    if config.settings.forge.kind != "local":
+        return []  # not polled on every refresh; the orchestrator's report has them
+    forge = LocalForge.from_config(config)
     return [
         {
             "number": pr.number,

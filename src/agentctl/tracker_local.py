@@ -16,12 +16,15 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentctl import atomic
 from agentctl.errors import CorruptStateError, FutureStateError, NotFoundError, UsageError
 from agentctl.runs.timefmt import format_ts, utc_now
 from agentctl.seams import Ticket
+
+if TYPE_CHECKING:
+    from agentctl.config import Config
 
 SCHEMA_VERSION = 1
 STATES = ("Todo", "In Progress", "In Review", "Done", "Canceled")
@@ -50,6 +53,12 @@ class LocalTracker:
     ) -> None:
         self.dir = tickets_dir if tickets_dir is not None else state_dir / "tickets"
         self._clock = clock
+
+    @classmethod
+    def from_config(cls, config: Config, **_: object) -> LocalTracker:
+        workspace = config.workspace
+        path = config.settings.tracker.local.path
+        return cls(workspace.state_dir, tickets_dir=workspace.root / path)
 
     # -- the Tracker protocol -------------------------------------------------------
 
@@ -89,6 +98,14 @@ class LocalTracker:
             data["updated"] = now
             self._save(data, touch=False)
 
+    def link(self, ticket_id: str, url: str, title: str) -> None:
+        with self._locked():
+            data = self._load(ticket_id)
+            if any(link["url"] == url for link in data["links"]):
+                return
+            data["links"].append({"url": url, "title": title})
+            self._save(data)
+
     # -- more than the protocol -------------------------------------------------------
 
     def add(self, title: str, description: str = "", labels: Sequence[str] = ()) -> Ticket:
@@ -107,6 +124,7 @@ class LocalTracker:
                 "created": now,
                 "updated": now,
                 "comments": [],
+                "links": [],
             }
             self._save(data, touch=False)
             return _ticket(data)
@@ -197,6 +215,11 @@ def _read(path: Path) -> dict[str, Any]:
         for c in data.get("comments", [])
         if isinstance(c, dict)
     ]
+    data["links"] = [
+        {"url": str(link.get("url", "")), "title": str(link.get("title", ""))}
+        for link in data.get("links", [])
+        if isinstance(link, dict)
+    ]
     return data
 
 
@@ -209,4 +232,5 @@ def _ticket(data: dict[str, Any]) -> Ticket:
         labels=tuple(data["labels"]),
         key=data["id"],
         comments=tuple(c["body"] for c in data["comments"]),
+        closed=data["state"] in CLOSED,
     )

@@ -102,13 +102,17 @@ def spawn_worker(
 ) -> int:
     """Start ``agentctl <group> worker RUN`` in its own session; returns its pid.
 
-    Its environment holds the keys of the models in the run's input (``models``) and
-    nothing else secret.
+    Its environment holds the keys of the models in the run's input (``models``) and,
+    for a pipeline, the tracker and forge tokens; nothing else secret.
     """
     from agentctl.agent.env import agent_env
 
     data = run.read_input()
     keys = {config.models[m].key_env for m in data.get("models", ())} - {None}
+    if group == "pipeline":  # a pipeline opens PRs and moves tickets; its agents never do
+        from agentctl.services import service_keys
+
+        keys |= set(service_keys(config))
     argv = [sys.executable, "-m", "agentctl", "--workspace", str(config.workspace.root)]
     for item in data.get("sets", []):
         argv += ["--set", item]

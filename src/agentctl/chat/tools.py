@@ -22,6 +22,7 @@ from agentctl.errors import AgentctlError
 from agentctl.llm.types import ToolSpec
 from agentctl.orchestrator.home import Home
 from agentctl.runs import Run, RunStore
+from agentctl.services import service_keys
 
 
 def _spec(name: str, description: str, properties: dict[str, Any], required: list[str]) -> ToolSpec:
@@ -110,6 +111,7 @@ class Delegation:
         self.home.make()
         models = {m for r in self.config.roles.values() for m in r.models}
         keys = sorted({k for k in (self.config.models[m].key_env for m in models) if k})
+        keys += service_keys(self.config)  # the orchestrator talks to the tracker and forge
         argv = [
             sys.executable,
             "-m",
@@ -165,9 +167,9 @@ class Delegation:
     # -- work ------------------------------------------------------------------------------
 
     def create_ticket(self, args: dict[str, Any]) -> str:
-        from agentctl.tracker_local import LocalTracker
+        from agentctl.services import make_tracker
 
-        ticket = LocalTracker(self.state_dir).add(args["title"], args.get("description", ""))
+        ticket = make_tracker(self.config).add(args["title"], args.get("description", ""))
         return f"created ticket {ticket.id} ({ticket.state}): {ticket.title}"
 
     def run_pipeline(self, args: dict[str, Any]) -> str:

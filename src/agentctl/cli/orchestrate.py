@@ -52,7 +52,7 @@ def orchestrate(
     if not once:
         signal.signal(signal.SIGTERM, on_term)
     from agentctl.config.convert import parse_duration
-    from agentctl.errors import UsageError
+    from agentctl.errors import EXIT_FAILED, UsageError
     from agentctl.orchestrator.tick import Tick
 
     config = state(ctx).config
@@ -71,7 +71,11 @@ def orchestrate(
             for kind in ("started", "merged", "failed", "waiting", "reaped", "canceled"):
                 for line in getattr(report, kind):
                     typer.echo(f"  {kind}: {line}")
+            for line in report.errors:
+                typer.echo(f"error: {line}", err=True)
         sys.stdout.flush()
+        if once and report.errors:
+            raise typer.Exit(EXIT_FAILED)  # cron sees it; the loop carries on to the next tick
         if once or stop.is_set() or stop.wait(seconds):
             return
 

@@ -1,4 +1,4 @@
-"""``agentctl tickets``: add, list and show tickets of the local tracker."""
+"""``agentctl tickets``: list and show tickets of the configured tracker; add local ones."""
 
 from __future__ import annotations
 
@@ -7,26 +7,17 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from agentctl.cli.context import new_group, print_columns, print_json, state
-from agentctl.errors import UsageError
 
 if TYPE_CHECKING:
-    from agentctl.tracker_local import LocalTracker
+    from agentctl.seams import Tracker
 
-app = new_group("Tickets of the local tracker (.agentctl/tickets/), the default work queue.")
+app = new_group("Tickets of the configured tracker: the local folder (default) or Linear.")
 
 
-def _tracker(ctx: typer.Context) -> LocalTracker:
-    from agentctl.tracker_local import LocalTracker
+def _tracker(ctx: typer.Context) -> Tracker:
+    from agentctl.services import make_tracker
 
-    app_state = state(ctx)
-    settings = app_state.config.settings.tracker
-    if settings.kind != "local":
-        raise UsageError(
-            f"the {settings.kind.capitalize()} tracker is not available in this release; "
-            '`agentctl tickets` works with [tracker] kind = "local"'
-        )
-    workspace = app_state.workspace
-    return LocalTracker(workspace.state_dir, tickets_dir=workspace.root / settings.local.path)
+    return make_tracker(state(ctx).config)
 
 
 @app.command("add")
@@ -41,7 +32,7 @@ def add(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
-    """Add a ticket in state Todo."""
+    """Add a ticket in the ready state (Todo), locally or in Linear."""
     ticket = _tracker(ctx).add(title, description, labels or ())
     if as_json:
         print_json(ticket.to_json())
@@ -58,7 +49,7 @@ def list_tickets(
             "--state",
             "-s",
             help="Only tickets in this state (repeatable): todo, in_progress, in_review, "
-            "done, canceled. Default: open tickets.",
+            "done, canceled, or a Linear state name. Default: open tickets.",
         ),
     ] = None,
     labels: Annotated[
@@ -76,7 +67,7 @@ def list_tickets(
         return
     print_columns(
         ("id", "state", "labels", "title"),
-        [(t.id, t.state, ",".join(t.labels), t.title) for t in tickets],
+        [(t.key, t.state, ",".join(t.labels), t.title) for t in tickets],
     )
 
 
@@ -109,6 +100,10 @@ def show(
     if ticket.description:
         typer.echo("")
         typer.echo(ticket.description.rstrip())
+    if ticket.url:
+        typer.echo(f"url: {ticket.url}")
+    for link in record.get("links", []):
+        typer.echo(f"link: {link['title']}  {link['url']}")
     if record["comments"]:
         typer.echo("")
         typer.echo(f"comments ({len(record['comments'])}):")

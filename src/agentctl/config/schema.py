@@ -75,7 +75,9 @@ ACTIONS: dict[str, ActionSpec] = {
     "report.write": ActionSpec(
         "write text to a report file under .agentctl/reports/", ("content",), ("name",)
     ),
-    "tracker.set_state": ActionSpec("move the ticket to a state", ("state",)),
+    "tracker.set_state": ActionSpec(
+        "move the ticket to a state (and say so once, with comment)", ("state",), ("comment",)
+    ),
     "tracker.comment": ActionSpec("comment on the ticket (milestones only)", ("body",)),
 }
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -40,6 +41,7 @@ class TickReport:
     canceled: list[str] = field(default_factory=list)
     instructions: list[str] = field(default_factory=list)
     duties: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # tracker or forge failures, said once
     model_calls: int = 0
     skipped: str | None = None  # why the tick did nothing (another tick holds the lock)
 
@@ -84,6 +86,7 @@ class Tick:
         self.store = RunStore(self.state_dir)
         self._live_cache: list[Any] | None = None
         self._ready: list[Any] | None = None
+        self._services: dict[str, Any] = {}
 
     # -- the tick -------------------------------------------------------------------
 
@@ -95,11 +98,15 @@ class Tick:
             state = self.home.load_state()
             self._reap(state)
             self._watchdog()
-            self._failures(state)
             self._inbox(state)
-            self._dispatch(state)
-            self._watch_prs(state)
+            with self._guard("tracker"):
+                self._failures(state)
+                self._dispatch(state)
+            with self._guard("pull requests"):
+                self._watch_prs(state)
             self._duties(state)
+            new_errors = self.report.errors != state.get("last_errors", [])
+            state["last_errors"] = self.report.errors
             state["last_digest"] = self._digest()
             state["last_tick"] = format_ts(self.clock())
             if not self.dry_run:
@@ -107,7 +114,7 @@ class Tick:
                 self.home.ticks.append(
                     "tick", summary=self.report.summary(), **self.report.to_json()
                 )
-                if self.report.changed:
+                if self.report.changed or (self.report.errors and new_errors):
                     self.home.outbox.post(
                         {
                             "type": "report",
@@ -117,6 +124,35 @@ class Tick:
                         }
                     )
         return self.report
+
+    @contextmanager
+    def _guard(self, what: str) -> Iterator[None]:
+        """A tracker or forge failure ends that part of the tick, not the tick.
+
+        Nothing here retries: the client already retried what was worth it, and the
+        next tick tries once more. The report says it; the outbox hears it only when
+        it is new, so a broken token is one message, not one per tick.
+        """
+        from agentctl.errors import MissingKeyError, ServiceError
+
+        try:
+            yield
+        except (ServiceError, MissingKeyError) as exc:
+            self.report.errors.append(f"{what}: {exc}")
+
+    def _tracker(self) -> Any:
+        from agentctl.services import make_tracker
+
+        if "tracker" not in self._services:
+            self._services["tracker"] = make_tracker(self.config)
+        return self._services["tracker"]
+
+    def _forge(self) -> Any:
+        from agentctl.services import make_forge
+
+        if "forge" not in self._services:
+            self._services["forge"] = make_forge(self.config)
+        return self._services["forge"]
 
     # -- runs -----------------------------------------------------------------------
 
@@ -213,8 +249,8 @@ class Tick:
             reason = (record.reason or "")[:500]
             self.report.failed.append(f"{ticket}: pipeline {run_id} failed: {reason}")
             if not self.dry_run:
+                reported.append(str(run_id))  # said once, even if saying it fails
                 self._tracker().comment(str(ticket), f"agentctl: the pipeline failed: {reason}")
-                reported.append(str(run_id))
 
     # -- inbox and tickets ------------------------------------------------------------
 
@@ -225,11 +261,6 @@ class Tick:
             self.report.instructions.append(str(text))
             seen = message.seq
         state["inbox_seen"] = seen
-
-    def _tracker(self) -> Any:
-        from agentctl.tracker_local import LocalTracker
-
-        return LocalTracker(self.state_dir)
 
     def _ready_tickets(self) -> list[Any]:
         """The tracker polled once per tick (one request per page for a remote one)."""
@@ -355,20 +386,13 @@ class Tick:
         return owned
 
     def _watch_prs(self, state: dict[str, Any]) -> None:
-        from agentctl.forge_local import LocalForge
         from agentctl.mergequeue import merge_pr
         from agentctl.pipeline.process import base_branch, start_pipeline
 
         root = self.config.workspace.git_root or self.config.workspace.root
-        forge = LocalForge(root, self.state_dir)
+        forge = self._forge()
         owned = self._owned_branches()
-        tracker = self._tracker()
-        for pr in forge.list_prs(state="merged"):  # a tick killed after a merge left this
-            if pr.ticket and tracker.get(pr.ticket).state not in ("Done", "Canceled"):
-                if not self.dry_run:
-                    tracker.set_state(pr.ticket, "Done")
-                    tracker.comment(pr.ticket, f"Merged at {pr.merge_sha} (PR #{pr.number}).")
-                self.report.merged.append(f"PR #{pr.number} ({pr.ticket}): ticket moved to Done")
+        self._settle_merged(state, forge)
         for pr in forge.list_prs(state="open"):
             if pr.branch in owned:
                 continue
@@ -393,13 +417,12 @@ class Tick:
                 failpoints.hit("orchestrator.after_merge")
                 if outcome.merged:
                     self.report.merged.append(f"{label}: {str(outcome.sha)[:12]}")
-                    if pr.ticket:
-                        tracker.set_state(pr.ticket, "Done")
-                        tracker.comment(
-                            pr.ticket,
-                            f"Merged into {base_branch(self.config)} "
-                            f"at {outcome.sha} (PR #{pr.number}).",
-                        )
+                    self._to_done(
+                        state,
+                        pr,
+                        f"Merged into {base_branch(self.config)} at {outcome.sha} "
+                        f"(PR #{pr.number}).",
+                    )
                 else:
                     tail = outcome.gate_output[-3000:]
                     self._back_to_dev(
@@ -418,6 +441,39 @@ class Tick:
                 self._changed_runs()
                 owned.add(pr.branch)
                 self.report.started.append(f"{label}: review-pr {run.id}")
+
+    def _settle_merged(self, state: dict[str, Any], forge: Any) -> None:
+        """Merged PRs whose ticket was not yet moved (a tick killed after its merge)."""
+        settled: list[int] = state.setdefault("settled_prs", [])
+        for pr in forge.list_prs(state="merged"):
+            if not pr.ticket or pr.number in settled:
+                continue
+            if self._tracker().get(pr.ticket).closed:
+                settled.append(pr.number)
+                continue
+            self.report.merged.append(f"PR #{pr.number} ({pr.ticket}): ticket moved to Done")
+            if not self.dry_run:
+                self._to_done(state, pr, f"Merged at {pr.merge_sha} (PR #{pr.number}).")
+
+    def _to_done(self, state: dict[str, Any], pr: Any, comment: str) -> None:
+        """Ticket to Done, said once; a permanent refusal is reported, never retried."""
+        from agentctl.errors import ServiceUnavailableError
+
+        settled: list[int] = state.setdefault("settled_prs", [])
+        if not pr.ticket:
+            settled.append(pr.number)
+            return
+        tracker = self._tracker()
+        try:
+            tracker.set_state(pr.ticket, "Done")
+        except ServiceUnavailableError:
+            raise  # worth another try next tick
+        except AgentctlError as exc:
+            settled.append(pr.number)
+            self.report.errors.append(f"{pr.ticket}: not moved to Done: {exc}")
+            return
+        settled.append(pr.number)
+        tracker.comment(pr.ticket, comment)
 
     def _back_to_dev(
         self, state: dict[str, Any], pr: Any, why: str, feedback: str | None = None
@@ -462,7 +518,7 @@ class Tick:
 
     def _digest(self) -> str:
         live = sorted((listing.id, listing.record.status) for listing in self._live())
-        tickets = sorted(t.id for t in self._ready_tickets())
+        tickets = sorted(t.id for t in self._ready or [])  # none read: a failed poll
         text = json.dumps([live, tickets], sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

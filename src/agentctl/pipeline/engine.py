@@ -88,6 +88,7 @@ class Engine:
     runners: Mapping[str, StepRunner]  # "role" | "run" | "uses" → how to run that kind
     state: State = field(init=False)
     current_step: str = ""
+    services: dict[str, Any] = field(default_factory=dict)  # the tracker and forge, made once
 
     def __post_init__(self) -> None:
         self.state = State.replay(self.run, self.pipeline)

@@ -51,9 +51,10 @@ def start_pipeline(
         values["task"] = task
     ticket: dict[str, Any] | None = None
     if ticket_id is not None:
-        from agentctl.tracker_local import LocalTracker
+        from agentctl.services import make_tracker
 
-        found = LocalTracker(config.workspace.state_dir).get(ticket_id)
+        found = make_tracker(config).get(ticket_id)
+        ticket_id = found.id
         ticket = found.to_json()
         if not values.get("task"):
             values["task"] = f"{found.title}\n\n{found.description}".strip()
@@ -89,12 +90,9 @@ def review_feedback(config: Config, branch: str) -> str:
     Run again for the same ticket, a pipeline continues on the existing branch and PR
     and starts from what the review said, instead of starting over.
     """
-    from agentctl.forge_local import LocalForge
+    from agentctl.services import make_forge
 
-    forge = LocalForge(
-        config.workspace.git_root or config.workspace.root, config.workspace.state_dir
-    )
-    pr = forge.find_pr(branch)
+    pr = make_forge(config).find_pr(branch)
     if pr is None or pr.state != "open" or pr.review_state != "changes_requested":
         return ""
     review = pr.reviews[-1]

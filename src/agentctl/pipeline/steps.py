@@ -190,12 +190,22 @@ def run_action(step: Step, note: str, engine: Engine) -> dict[str, Any]:
     return outputs
 
 
-def _services(engine: Engine) -> tuple[Tracker, Forge]:
-    from agentctl.forge_local import LocalForge
-    from agentctl.tracker_local import LocalTracker
+def _forge(engine: Engine) -> Forge:
+    from agentctl.services import make_forge
 
-    state_dir = engine.config.workspace.state_dir
-    return LocalTracker(state_dir), LocalForge(engine.repo_root(), state_dir)
+    if "forge" not in engine.services:
+        engine.services["forge"] = make_forge(engine.config)
+    forge: Forge = engine.services["forge"]
+    return forge
+
+
+def _tracker(engine: Engine) -> Tracker:
+    from agentctl.services import make_tracker
+
+    if "tracker" not in engine.services:
+        engine.services["tracker"] = make_tracker(engine.config)
+    tracker: Tracker = engine.services["tracker"]
+    return tracker
 
 
 def _base(engine: Engine) -> str:
@@ -208,7 +218,8 @@ def git_worktree(engine: Engine, args: dict[str, Any]) -> dict[str, Any]:
     ticket = engine.values.get("ticket") or {}
     branch = args.get("branch") or f"agentctl/{ticket.get('id') or engine.run.id[-6:]}"
     base = args.get("base") or _base(engine)
-    path = ensure_worktree(engine.repo_root(), engine.config.workspace.state_dir, branch, base)
+    start = _forge(engine).fetch(base)  # a remote forge's base, as it is now
+    path = ensure_worktree(engine.repo_root(), engine.config.workspace.state_dir, branch, start)
     engine.values["run"].update(branch=branch, worktree=str(path))
     engine.run.update(worktree=str(path))
     return {"branch": branch, "path": str(path)}
@@ -271,14 +282,25 @@ def _this_attempt(engine: Engine, action: str) -> str | None:
 
 
 def forge_open_pr(engine: Engine, args: dict[str, Any]) -> dict[str, Any]:
-    _, forge = _services(engine)
+    """Open (or find) the PR; a ticket gets it linked, and one comment when it is new."""
+    forge = _forge(engine)
+    branch = engine.values["run"]["branch"]
+    ticket = (engine.values.get("ticket") or {}).get("id")
+    before = forge.find_pr(branch)
     pr = forge.open_pr(
-        branch=engine.values["run"]["branch"],
+        branch=branch,
         base=_base(engine),
         title=args.get("title") or engine.values["inputs"].get("task", "agentctl change")[:72],
         body=args.get("body", ""),
-        ticket=(engine.values.get("ticket") or {}).get("id"),
+        ticket=ticket,
     )
+    if ticket:
+        tracker = _tracker(engine)
+        link = pr.url or f"{branch} (pull request #{pr.number})"
+        if pr.url:
+            tracker.link(ticket, pr.url, f"PR #{pr.number}: {pr.title}")
+        if before is None or before.state != "open":
+            tracker.comment(ticket, f"agentctl opened pull request #{pr.number}: {link}")
     return {"pr": pr.number, "url": pr.url}
 
 
@@ -293,7 +315,7 @@ def _latest_verdict(engine: Engine, step_id: str | None = None) -> dict[str, Any
 def _record_review(engine: Engine, number: int, found: dict[str, Any]) -> str:
     from agentctl.seams import Review
 
-    _, forge = _services(engine)
+    forge = _forge(engine)
     pr = forge.get_pr(number)
     if not any(r.head_sha == pr.head_sha and r.verdict == found["verdict"] for r in pr.reviews):
         comments = tuple(
@@ -319,7 +341,7 @@ def _review_on_open_pr(engine: Engine, outputs: dict[str, Any]) -> None:
     branch = engine.values["run"].get("branch")
     if not branch:
         return
-    _, forge = _services(engine)
+    forge = _forge(engine)
     pr = forge.find_pr(branch)
     if pr is not None and pr.state == "open":
         _record_review(engine, pr.number, outputs)
@@ -334,7 +356,7 @@ def forge_review(engine: Engine, args: dict[str, Any]) -> dict[str, Any]:
 
 
 def _pr_number(engine: Engine) -> int:
-    _, forge = _services(engine)
+    forge = _forge(engine)
     pr = forge.find_pr(engine.values["run"]["branch"])
     if pr is None or pr.state != "open":
         pr = forge.open_pr(
@@ -350,7 +372,7 @@ def _pr_number(engine: Engine) -> int:
 def forge_merge(engine: Engine, args: dict[str, Any]) -> dict[str, Any]:
     from agentctl.mergequeue import merge_pr
 
-    _, forge = _services(engine)
+    forge = _forge(engine)
     number = _pr_number(engine)
     found = _latest_verdict(engine)
     if found is not None:
@@ -374,8 +396,11 @@ def tracker_set_state(engine: Engine, args: dict[str, Any]) -> dict[str, Any]:
     ticket = engine.values.get("ticket") or {}
     if not ticket.get("id"):
         return {"output": "no ticket: nothing to move"}
-    tracker, _ = _services(engine)
-    tracker.set_state(ticket["id"], args["state"])
+    tracker = _tracker(engine)
+    before = tracker.get(ticket["id"]).state if args.get("comment") else None
+    after = tracker.set_state(ticket["id"], args["state"]).state
+    if args.get("comment") and before != after:  # a milestone is said once, when reached
+        tracker.comment(ticket["id"], str(args["comment"]))
     return {"output": f"{ticket['id']} → {args['state']}"}
 
 
@@ -383,7 +408,7 @@ def tracker_comment(engine: Engine, args: dict[str, Any]) -> dict[str, Any]:
     ticket = engine.values.get("ticket") or {}
     if not ticket.get("id"):
         return {"output": "no ticket: nothing to comment on"}
-    tracker, _ = _services(engine)
+    tracker = _tracker(engine)
     tracker.comment(ticket["id"], args["body"])
     return {"output": "commented"}
 

@@ -1,0 +1,1 @@
+"""GitHub as the forge: GraphQL documents, pushes through GIT_ASKPASS, the ``Forge``."""

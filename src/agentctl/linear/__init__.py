@@ -1,0 +1,1 @@
+"""Linear as the tracker: GraphQL documents and the ``Tracker`` over them."""
