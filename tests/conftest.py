@@ -83,3 +83,15 @@ def conformance_dir() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+@pytest.fixture(scope="session")
+def linear_schema(conformance_dir: Path) -> Path:
+    """Linear's real schema SDL (the fake Linear server executes against it)."""
+    return conformance_dir / "schemas" / "linear.graphql"
+
+
+@pytest.fixture(scope="session")
+def github_schema(conformance_dir: Path) -> Path:
+    """GitHub's real schema SDL (the fake GitHub server executes against it)."""
+    return conformance_dir / "schemas" / "github.graphql"

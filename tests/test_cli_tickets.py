@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from agentctl.tracker_local import LocalTracker
 from tests.conftest import Invoke
 
@@ -55,7 +57,10 @@ def test_empty_and_errors(repo: Path, cli: Invoke) -> None:
     assert bad.exit_code == 2 and "unknown ticket state 'blocked'" in bad.output
 
 
-def test_linear_tracker_is_not_available(repo: Path, cli: Invoke) -> None:
+def test_linear_without_its_key_is_one_line_naming_the_variable(
+    repo: Path, cli: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LINEAR_API_KEY", raising=False)
     (repo / "agentctl.toml").write_text(
         '[tracker]\nkind = "linear"\n[tracker.linear]\nteam = "E"\n'
     )
@@ -63,4 +68,4 @@ def test_linear_tracker_is_not_available(repo: Path, cli: Invoke) -> None:
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert len(lines) == 1
-    assert "Linear tracker is not available in this release" in lines[0]
+    assert "LINEAR_API_KEY is not set" in lines[0] and "export LINEAR_API_KEY=" in lines[0]

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,9 @@ from agentctl.demo import prepare
 from agentctl.orchestrator.home import Home
 from agentctl.orchestrator.tick import Tick
 from agentctl.runs import TERMINAL, RunStore
+from agentctl.services import make_tracker
+from agentctl.testing.github_server import GitHubServer
+from agentctl.testing.linear_server import LinearServer
 from agentctl.testing.llm_server import LLMServer, Turn
 from agentctl.tracker_local import LocalTracker
 from agentctl.workspace import find_workspace
@@ -65,10 +69,10 @@ def settle(root: Path, timeout: float = 90.0) -> None:
         time.sleep(0.1)
 
 
-def script_features(server: LLMServer, count: int) -> None:
+def script_features(server: LLMServer, count: int, prefix: str = "T") -> None:
     """Each ticket's agents get their own script, however the pipelines interleave."""
     for n in range(count):
-        ticket = f"T-{n + 1}:"
+        ticket = f"{prefix}-{n + 1}:"
         server.script_for(
             "demo-coder",
             ticket,
@@ -78,31 +82,148 @@ def script_features(server: LLMServer, count: int) -> None:
         server.script_for("demo-reviewer", ticket, APPROVE)
 
 
+@dataclass
+class Remote:
+    """Linear and GitHub on 127.0.0.1, configured into the project by its tables alone."""
+
+    linear: LinearServer
+    github: GitHubServer
+    bare: Path
+
+    def main_file(self, name: str) -> str:
+        return git(self.bare, "show", f"main:{name}")
+
+
+@pytest.fixture
+def remote(
+    project: Path,
+    linear_schema: Path,
+    github_schema: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Remote]:
+    with LinearServer(linear_schema) as linear, GitHubServer(github_schema, tmp_path / "gh") as hub:
+        local = LocalTracker(project / ".agentctl")
+        for ticket in local.list():
+            linear.add_issue(ticket.title, ticket.description)
+            local.set_state(ticket.id, "Canceled")  # the local folder is not the tracker now
+        with (project / "agentctl.toml").open("a") as config:
+            config.write(
+                f'\n[tracker]\nkind = "linear"\n[tracker.linear]\nteam = "ENG"\n'
+                f'url = "{linear.graphql_url}"\n'
+                f'\n[forge]\nkind = "github"\n[forge.github]\nrepo = "acme/calc"\n'
+                f'url = "{hub.graphql_url}"\n'
+            )
+        git(project, "commit", "-qam", "Linear and GitHub")
+        bare = hub.add_repo("acme", "calc", source=project)
+        git(project, "remote", "add", "origin", hub.remote_url("acme", "calc"))
+        monkeypatch.setenv("LINEAR_API_KEY", "lin_api_test")
+        monkeypatch.setenv("GITHUB_TOKEN", "ghp_test")
+        yield Remote(linear, hub, bare)
+
+
+@pytest.mark.parametrize("backend", ["local", "linear+github"])
 def test_a_full_cycle_three_tickets_two_at_a_time_all_merged(
-    project: Path, server: LLMServer
+    project: Path, server: LLMServer, backend: str, request: pytest.FixtureRequest
 ) -> None:
-    script_features(server, 3)
+    services: Remote | None = request.getfixturevalue("remote") if backend != "local" else None
+    prefix = "ENG" if services else "T"
+    script_features(server, 3, prefix)
     first = tick(project)
-    assert len(first.started) == 2 and first.waiting == ["T-3: max_parallel 2"]
+    assert len(first.started) == 2 and first.waiting == [f"{prefix}-3: max_parallel 2"]
     settle(project)
     second = tick(project)  # merges the two reviewed PRs, starts the third ticket
-    assert len(second.merged) == 2 and len(second.started) == 1
+    assert len(second.merged) == 2 and len(second.started) == 1, second
     settle(project)
     third = tick(project)
-    assert len(third.merged) == 1
-    tracker = LocalTracker(project / ".agentctl")
-    assert [t.state for t in tracker.list(states=["Done"])] == ["Done"] * 3
+    assert len(third.merged) == 1, third
+    tracker = make_tracker(load_config(find_workspace(project)))
+    assert [t.closed for t in tracker.list(states=["Done"])] == [True] * 3
     for n in range(3):
-        assert (project / f"feature_{n}.py").exists()  # on main, in the main worktree
-    done = subprocess.run([sys.executable, "-m", "unittest", "-q"], cwd=project)
-    assert done.returncode == 0
+        if services is None:
+            assert (project / f"feature_{n}.py").exists()  # on main, in the main worktree
+        else:
+            assert services.main_file(f"feature_{n}.py") == f"FEATURE = {n}"
+    if services is None:
+        done = subprocess.run([sys.executable, "-m", "unittest", "-q"], cwd=project)
+        assert done.returncode == 0
     reports = Home.of(project / ".agentctl").outbox.read()
     assert sum(len(r.body.get("merged", [])) for r in reports) == 3
+    before = len(services.linear.requests) if services else 0
+    hub_before = len(services.github.requests) if services else 0
     idle = tick(project)
     assert idle.summary() == "idle" and len(Home.of(project / ".agentctl").outbox.read()) == len(
         reports
     )  # an idle tick writes no report
     server.assert_complete()
+    if services is not None:
+        idle_requests = services.linear.requests[before:]
+        assert [r.mutation for r in idle_requests] == [False]  # one paginated query
+        hub_idle = services.github.requests[hub_before:]
+        assert [r.operation for r in hub_idle] == ["AgentctlPullRequests"] * 2  # merged, open
+        check_remote_cycle(services)
+        for token in ("lin_api_test", "ghp_test"):  # neither ever lands on disk
+            assert not [
+                path
+                for folder in (project / ".agentctl", project / ".git")
+                for path in folder.rglob("*")
+                if path.is_file() and token.encode() in path.read_bytes()
+            ]
+
+
+def check_remote_cycle(services: Remote) -> None:
+    """One PR per ticket, reviewed on GitHub, merged at the gated head; milestone comments."""
+    hub, linear = services.github, services.linear
+    assert len([r for r in hub.requests if r.operation == "AgentctlCreatePr"]) == 3
+    merges = [r.variables["input"] for r in hub.requests if r.operation == "AgentctlMerge"]
+    assert len(merges) == 3
+    for n in (1, 2, 3):
+        pr = hub.pr(n)
+        assert pr["state"] == "MERGED", pr
+        assert "agentctl:verdict=approve" in pr["reviews"][-1]["body"]  # a GitHub review
+        merge = next(m for m in merges if m["expectedHeadOid"] == pr["head_oid"])
+        assert merge["mergeMethod"] == "SQUASH"
+        ticket = pr["head"].removeprefix("agentctl/")
+        issue = linear.issue(ticket)
+        assert issue["state"] == "Done"
+        bodies = issue["comments"]
+        assert len(bodies) == 3, bodies  # started, PR opened, merged: milestones only
+        assert "started" in bodies[0] and "opened pull request" in bodies[1]
+        assert bodies[2].startswith("Merged into main")
+        assert [a["url"] for a in issue["attachments"]] == [
+            f"https://github.com/acme/calc/pull/{n}"
+        ]
+
+
+@pytest.mark.parametrize("fault", ["auth", "invalid_input"])
+def test_a_tracker_that_refuses_is_reported_once_and_not_retried(
+    project: Path, server: LLMServer, remote: Remote, fault: str, cli: Invoke
+) -> None:
+    remote.linear.inject(fault, times=2)
+    home = Home.of(project / ".agentctl")
+    first = tick(project)
+    assert len(first.errors) == 1 and first.errors[0].startswith("tracker: Linear: ")
+    assert first.started == [] and len(remote.linear.requests) == 1  # asked once, no retry
+    second = tick(project)
+    assert second.errors == first.errors and len(remote.linear.requests) == 2
+    reports = [r.body for r in home.outbox.read()]
+    assert len(reports) == 1 and reports[0]["errors"] == first.errors  # said once
+    remote.linear.inject(fault)
+    result = cli("orchestrate", "--once")
+    assert result.exit_code == 1 and "error: tracker: Linear: " in result.output
+    assert "Traceback" not in result.output
+
+
+def test_github_rate_limited_is_reported_and_the_next_tick_carries_on(
+    project: Path, server: LLMServer, remote: Remote
+) -> None:
+    script_features(server, 3, "ENG")
+    remote.github.inject("rate_limited", times=2)  # far from its reset: not waited for
+    report = tick(project)
+    assert report.started == [] and len(remote.github.requests) == 2  # one try each part
+    assert all(e.endswith("GitHub: rate limited (HTTP 200, RATE_LIMITED)") for e in report.errors)
+    assert len(tick(project).started) == 2  # the limit lifted: work goes on
+    settle(project)
 
 
 def test_two_ticks_at_once_one_works_the_other_exits(project: Path, server: LLMServer) -> None:
@@ -314,6 +435,25 @@ def test_a_pr_opened_by_hand_is_reviewed_then_merged(project: Path, server: LLMS
     server.assert_complete()
 
 
+def test_a_github_pr_opened_by_hand_is_reviewed_then_merged(
+    project: Path, server: LLMServer, remote: Remote
+) -> None:
+    for n in (1, 2, 3):
+        remote.linear.set_state(f"ENG-{n}", "Canceled")
+    hub = remote.github
+    hub.commit_to_branch("acme", "calc", "hand-made", {"docs.txt": "by a person\n"}, "docs")
+    number = hub.open_pr_as("acme", "calc", "hand-made", "main", "Docs", author="octocat")
+    server.script("demo-reviewer", APPROVE)
+    first = tick(project)
+    assert any("review-pr" in s for s in first.started), first
+    settle(project)
+    second = tick(project)
+    assert len(second.merged) == 1, second
+    assert hub.pr(number)["state"] == "MERGED"
+    assert remote.main_file("docs.txt") == "by a person"
+    server.assert_complete()
+
+
 def test_a_run_without_progress_is_canceled_with_its_group(project: Path) -> None:
     from datetime import timedelta
 
@@ -364,3 +504,66 @@ def test_a_failed_pipeline_is_reported_once_and_commented_on_its_ticket(
     assert "changed nothing" in tracker.get("T-1").comments[-1]
     assert tick(project).failed == []  # said once
     server.assert_complete()
+
+
+def remote_reviewed_pr(project: Path, server: LLMServer, remote: Remote) -> None:
+    """ENG-1 through the coding pipeline to a reviewed GitHub PR (the others canceled)."""
+    remote.linear.set_state("ENG-2", "Canceled")
+    remote.linear.set_state("ENG-3", "Canceled")
+    script_features(server, 1, "ENG")
+    tick(project)
+    settle(project)
+
+
+@pytest.mark.parametrize("point", ["orchestrator.before_merge", "orchestrator.after_merge"])
+def test_kill_9_around_a_github_merge_then_the_next_tick_merges_exactly_once(
+    project: Path, server: LLMServer, remote: Remote, point: str
+) -> None:
+    remote_reviewed_pr(project, server, remote)
+    killed = subprocess.run(
+        [sys.executable, "-m", "agentctl", "orchestrate", "--once"],
+        cwd=project,
+        env={**__import__("os").environ, "AGENTCTL_FAILPOINT": point},
+        capture_output=True,
+    )
+    assert killed.returncode == -9
+    report = tick(project)
+    assert len(report.merged) == 1, report
+    assert tick(project).merged == []  # never a second merge
+    merged = [r for r in remote.github.requests if r.operation == "AgentctlMerge"]
+    assert len(merged) == 1 and remote.github.pr(1)["state"] == "MERGED"
+    issue = remote.linear.issue("ENG-1")
+    assert issue["state"] == "Done"
+    assert sum(body.startswith("Merged") for body in issue["comments"]) == 1
+    assert remote.main_file("feature_0.py") == "FEATURE = 0"
+
+
+def test_kill_9_through_a_github_pipeline_still_makes_one_pr_and_one_of_each_comment(
+    project: Path, server: LLMServer, remote: Remote, cli: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    remote.linear.set_state("ENG-2", "Canceled")
+    remote.linear.set_state("ENG-3", "Canceled")
+    script_features(server, 1, "ENG")
+    # Each process dies at the next armed point; every resume redoes the step it died in:
+    # the worktree, the gate, the PR (reused), the review start and the recorded review.
+    deaths = [
+        "pipeline.after_action",  # after git.worktree
+        "pipeline.after_gate",  # after the test gate: start, implement, commit done
+        "pipeline.after_action",  # after forge.open_pr
+        "pipeline.after_child_start",  # the PR step again, then the review agent starts
+        "pipeline.after_action",  # after forge.review
+    ]
+    monkeypatch.setenv("AGENTCTL_FAILPOINT", deaths[0])
+    assert cli("pipeline", "run", "coding-pipeline", "--ticket", "ENG-1").exit_code != 0
+    (listing,) = RunStore(project / ".agentctl").list(kind="pipeline")
+    for point in deaths[1:]:
+        monkeypatch.setenv("AGENTCTL_FAILPOINT", point)
+        assert cli("runs", "resume", listing.id).exit_code != 0, point
+    monkeypatch.delenv("AGENTCTL_FAILPOINT")
+    assert cli("runs", "resume", listing.id).exit_code == 0
+    assert len([r for r in remote.github.requests if r.operation == "AgentctlCreatePr"]) == 1
+    assert len(remote.github.pr(1)["reviews"]) == 1
+    issue = remote.linear.issue("ENG-1")
+    assert issue["state"] == "In Review"
+    assert len(issue["comments"]) == 2, issue["comments"]  # started, PR opened: once each
+    assert len(issue["attachments"]) == 1

@@ -71,6 +71,7 @@ def merge_pr(
         if pr.state != "open":
             return MergeOutcome("not_approved", pr.head_sha, f"#{pr.number} is {pr.state}")
         base_ref = forge.fetch(pr.base)
+        branch_ref = forge.fetch(pr.branch)  # the head's commits are here from now on
         if not _approved(pr, repo_root, base_ref):
             return MergeOutcome(
                 "not_approved",
@@ -84,7 +85,7 @@ def merge_pr(
             return MergeOutcome(
                 "gate_failed", pr.head_sha, f"the forge's checks on {pr.head_sha[:12]}: {pr.checks}"
             )
-        tree = gitops.ensure_worktree(repo_root, state_dir, pr.branch, forge.fetch(pr.branch))
+        tree = gitops.ensure_worktree(repo_root, state_dir, pr.branch, branch_ref)
         caught_up = _catch_up(tree, pr)
         if caught_up is not None:
             return caught_up

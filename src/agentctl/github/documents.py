@@ -48,12 +48,12 @@ PULL_REQUESTS = (
     """
 query AgentctlPullRequests(
   $owner: String!, $name: String!, $states: [PullRequestState!], $head: String,
-  $first: Int!, $after: String
+  $first: Int!, $after: String, $direction: OrderDirection!
 ) {
   repository(owner: $owner, name: $name) {
     pullRequests(
       states: $states, headRefName: $head, first: $first, after: $after,
-      orderBy: {field: CREATED_AT, direction: ASC}
+      orderBy: {field: CREATED_AT, direction: $direction}
     ) {
       nodes { ...AgentctlPr }
       pageInfo { hasNextPage endCursor }

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agentctl import gitops
 from agentctl.errors import (
     MergeRefusedError,
     MissingKeyError,
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 
 SERVICE = "GitHub"
 PAGE = 50
-RECENT = 100  # merged or closed pull requests read at most (the newest)
+RECENT = 50  # merged or closed pull requests read at most (the newest)
 RATE = RateHeaders(
     limit="x-ratelimit-limit",
     remaining="x-ratelimit-remaining",
@@ -88,6 +89,7 @@ class GithubForge:
         *,
         repo_root: Path,
         token: str,
+        git_lock: Path | None = None,
     ) -> None:
         owner, slash, name = settings.repo.partition("/")
         if not (owner and slash and name) or "/" in name:
@@ -100,6 +102,9 @@ class GithubForge:
         self.repo_root = repo_root
         self.owner, self.name = owner, name
         self._token = token
+        # Processes of one workspace fetch and push through one repository: git refuses
+        # two updates of a ref at once, so they take turns.
+        self._git_lock = git_lock or repo_root / ".git" / "agentctl-remote.lock"
         self._repo_id: str | None = None
         self._login: str | None = None
         self._node_ids: dict[int, str] = {}
@@ -131,7 +136,8 @@ class GithubForge:
             **extra,  # type: ignore[arg-type]
         )
         root = config.workspace.git_root or config.workspace.root
-        return cls(settings, service, repo_root=root, token=token)
+        lock = config.workspace.state_dir / "locks" / "git-remote.lock"
+        return cls(settings, service, repo_root=root, token=token, git_lock=lock)
 
     # -- the Forge protocol -----------------------------------------------------------
 
@@ -242,25 +248,27 @@ class GithubForge:
 
     def fetch(self, branch: str) -> str:
         remote = self.settings.remote
-        git_with_token(
-            self.repo_root,
-            self._token,
-            "fetch",
-            "--quiet",
-            remote,
-            f"+refs/heads/{branch}:refs/remotes/{remote}/{branch}",
-        )
+        with gitops.locked(self._git_lock):
+            git_with_token(
+                self.repo_root,
+                self._token,
+                "fetch",
+                "--quiet",
+                remote,
+                f"+refs/heads/{branch}:refs/remotes/{remote}/{branch}",
+            )
         return f"refs/remotes/{remote}/{branch}"
 
     def publish(self, branch: str) -> None:
-        git_with_token(
-            self.repo_root,
-            self._token,
-            "push",
-            "--quiet",
-            self.settings.remote,
-            f"refs/heads/{branch}:refs/heads/{branch}",
-        )
+        with gitops.locked(self._git_lock):
+            git_with_token(
+                self.repo_root,
+                self._token,
+                "push",
+                "--quiet",
+                self.settings.remote,
+                f"refs/heads/{branch}:refs/heads/{branch}",
+            )
 
     # -- more than the protocol -------------------------------------------------------
 
@@ -294,19 +302,29 @@ class GithubForge:
             raise NotFoundError(f"{self.settings.repo}: {exc.message}") from None
 
     def _prs(self, *, head: str | None, states: list[str] | None) -> builtins.list[PullRequest]:
-        """Oldest first; every open one, but only the newest ``RECENT`` of the others."""
+        """Oldest first: every open one (or every one of ``head``), else the newest ``RECENT``.
+
+        Merged and closed pull requests pile up forever; a tick reads one page of them.
+        """
+        every = head is not None or states == ["OPEN"]
         found: builtins.list[PullRequest] = []
         after: str | None = None
         while True:
-            data = self._query(doc.PULL_REQUESTS, states=states, head=head, first=PAGE, after=after)
+            data = self._query(
+                doc.PULL_REQUESTS,
+                states=states,
+                head=head,
+                first=PAGE if every else RECENT,
+                after=after,
+                direction="ASC" if every else "DESC",
+            )
             page = data["repository"]["pullRequests"]
             found += [self._pr(node) for node in page["nodes"]]
+            if not every:
+                return found[::-1]
             if not page["pageInfo"]["hasNextPage"]:
-                break
+                return found
             after = page["pageInfo"]["endCursor"]
-        if states != ["OPEN"]:
-            found = found[-RECENT:]
-        return found
 
     def _pr(self, node: Mapping[str, Any]) -> PullRequest:
         number = int(node["number"])
@@ -328,7 +346,9 @@ class GithubForge:
             body=TICKET_MARK.sub("", body).rstrip(),
             state=node["state"].lower(),
             head_sha=str(node.get("headRefOid") or ""),
-            reviews=tuple(self._reviews(node)),
+            # A merged or closed PR's reviews are history: reading them would cost a
+            # viewer lookup per tick for nothing.
+            reviews=tuple(self._reviews(node)) if node["state"] == "OPEN" else (),
             merge_sha=merge_commit.get("oid"),
             url=str(node.get("url") or ""),
             ticket=ticket,

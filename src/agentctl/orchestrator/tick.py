@@ -29,6 +29,7 @@ from agentctl.runs import TERMINAL, RunStore, stale_reason, utc_now
 from agentctl.runs.timefmt import format_ts
 
 MAX_FIX_ROUNDS = 2  # a ticket's pipeline is started again at most this often after review
+SETTLED_KEPT = 500  # merged PRs remembered as settled (more than a forge lists at once)
 
 
 @dataclass
@@ -444,11 +445,18 @@ class Tick:
 
     def _settle_merged(self, state: dict[str, Any], forge: Any) -> None:
         """Merged PRs whose ticket was not yet moved (a tick killed after its merge)."""
+        from agentctl.errors import NotFoundError
+
         settled: list[int] = state.setdefault("settled_prs", [])
+        del settled[:-SETTLED_KEPT]
         for pr in forge.list_prs(state="merged"):
             if not pr.ticket or pr.number in settled:
                 continue
-            if self._tracker().get(pr.ticket).closed:
+            try:
+                closed = self._tracker().get(pr.ticket).closed
+            except NotFoundError:  # a branch named like a ticket the tracker never had
+                closed = True
+            if closed:
                 settled.append(pr.number)
                 continue
             self.report.merged.append(f"PR #{pr.number} ({pr.ticket}): ticket moved to Done")

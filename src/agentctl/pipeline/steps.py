@@ -218,7 +218,9 @@ def git_worktree(engine: Engine, args: dict[str, Any]) -> dict[str, Any]:
     ticket = engine.values.get("ticket") or {}
     branch = args.get("branch") or f"agentctl/{ticket.get('id') or engine.run.id[-6:]}"
     base = args.get("base") or _base(engine)
-    start = _forge(engine).fetch(base)  # a remote forge's base, as it is now
+    # A named branch (a review of an existing PR) starts where the forge has it; a new
+    # one from the forge's base as it is now.
+    start = _forge(engine).fetch(args["branch"] if args.get("branch") else base)
     path = ensure_worktree(engine.repo_root(), engine.config.workspace.state_dir, branch, start)
     engine.values["run"].update(branch=branch, worktree=str(path))
     engine.run.update(worktree=str(path))

@@ -24,19 +24,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import socket
 import threading
 import time
 from collections import deque
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 from agentctl.testing.llm_anthropic import AnthropicRenderer
 from agentctl.testing.llm_chat import ChatRenderer
-from agentctl.testing.llm_http import Handler, Server
+from agentctl.testing.llm_http import Handler
 from agentctl.testing.llm_responses import ResponsesRenderer
 from agentctl.testing.llm_script import ErrorSpec, Turn
 from agentctl.testing.llm_tokens import (
@@ -48,6 +46,7 @@ from agentctl.testing.llm_tokens import (
     output_tokens,
 )
 from agentctl.testing.llm_wire import Context, Event, Ids, Renderer
+from agentctl.testing.loopback import LoopbackServer
 
 __all__ = ["LLMServer", "Recorded", "Turn", "count_request_tokens", "count_tokens"]
 
@@ -78,7 +77,7 @@ class Recorded:
     usage: dict[str, int] | None
 
 
-class LLMServer:
+class LLMServer(LoopbackServer):
     """Serves scripted turns in a background thread; use as a context manager.
 
     ``api_key`` makes requests without a matching ``Authorization: Bearer`` or
@@ -94,70 +93,20 @@ class LLMServer:
         chat_done: bool = True,
         sse_comments: bool = False,
     ) -> None:
+        super().__init__()
         self._api_key = api_key
         self._chat_done = chat_done
         self._sse_comments = sse_comments
-        self._lock = threading.Lock()
         self._turns: dict[str, deque[Turn]] = {}
         self._requests: list[Recorded] = []
         self._failures: list[str] = []
         self._in_flight: dict[str, int] = {}
         self._max_in_flight: dict[str, int] = {}
-        self._connections = 0
-        self._open: set[socket.socket] = set()
         self._serial = 0
         self._ids = Ids()
         self._cache = PromptCache()
-        self._closing = threading.Event()
-        self._httpd: Server | None = None
-        self._thread: threading.Thread | None = None
 
-    # -- lifecycle --------------------------------------------------------------
-
-    def start(self) -> LLMServer:
-        """Bind 127.0.0.1 on a free port and serve in a daemon thread."""
-        if self._httpd is not None:
-            return self
-        httpd = Server(("127.0.0.1", 0), Handler)
-        httpd.owner = self
-        self._httpd = httpd
-        self._thread = threading.Thread(target=httpd.accept_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        """Stop serving; stalls and delays end at once, open connections are closed."""
-        httpd, self._httpd = self._httpd, None
-        if httpd is None:
-            return
-        self._closing.set()
-        httpd.stop()
-        with self._lock:
-            sockets = list(self._open)
-        for sock in sockets:
-            with suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-        if self._thread is not None:
-            self._thread.join()
-
-    def __enter__(self) -> LLMServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    # -- the public surface -----------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        if self._httpd is None:
-            raise RuntimeError("LLMServer is not running; use `with LLMServer() as server:`")
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+    # -- the public surface (``start``, ``close``, ``url``, ``connections``: LoopbackServer)
 
     @property
     def anthropic_url(self) -> str:
@@ -190,12 +139,6 @@ class LLMServer:
     def requests(self) -> list[Recorded]:
         with self._lock:
             return list(self._requests)
-
-    @property
-    def connections(self) -> int:
-        """TCP connections accepted so far (keep-alive tests expect 1)."""
-        with self._lock:
-            return self._connections
 
     def max_in_flight(self, model: str) -> int:
         """The most requests for ``model`` that were being answered at the same time."""
@@ -350,15 +293,6 @@ class LLMServer:
     def _fail(self, message: str) -> None:
         with self._lock:
             self._failures.append(message)
-
-    def _opened(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._connections += 1
-            self._open.add(sock)
-
-    def _closed(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._open.discard(sock)
 
 
 def _play(

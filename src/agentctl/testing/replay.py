@@ -12,26 +12,23 @@ interactions that were never requested::
         provider.complete(request)
         server.assert_complete()
 
-The HTTP layer is plain ``http.server`` (HTTP/1.1 keep-alive, ``TCP_NODELAY``, each
-answer sent in one write); ``llm_server``'s handler is bound to its scripted dispatch.
+The HTTP layer is ``LoopbackServer``'s (HTTP/1.1 keep-alive, ``TCP_NODELAY``); each
+answer goes out in one write with the recorded status line and headers.
 """
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import json
-import socket
-import sys
-import threading
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
+
+from agentctl.testing.llm_http import Handler
+from agentctl.testing.loopback import LoopbackServer
 
 __all__ = ["Recorded", "RecordedRequest", "RecordedResponse", "ReplayServer", "load_cassette"]
 
@@ -138,112 +135,28 @@ def load_cassette(path: Path) -> list[Recorded]:
     return out
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as the SDKs' connection pools expect
-    server: _Server
+class _Handler(Handler):
     timeout = 30  # an idle keep-alive connection does not hold its thread forever
-
-    def setup(self) -> None:
-        super().setup()
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.server.replay.track(self.connection, add=True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.replay.track(self.connection, add=False)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _answer(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        response = self.server.replay.next(self.command, self.path, body)
-        head = [f"HTTP/1.1 {response.status} {response.reason or 'Status'}"]
-        head += [f"{name}: {value}" for name, value in response.headers]
-        payload = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
-        if self.command != "HEAD":
-            payload += response.body
-        self.wfile.write(payload)  # one write: headers and body leave together
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _answer
+    do_HEAD = Handler.do_POST
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class ReplayServer(LoopbackServer):
+    """A local HTTP server that answers with a cassette's responses, in recorded order.
 
-    def __init__(self, replay: ReplayServer) -> None:
-        self.replay = replay
-        super().__init__(("127.0.0.1", 0), _Handler)
+    ``url`` is Anthropic's base_url (the SDK adds ``/v1``), ``openai_url`` OpenAI's.
+    """
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client hanging up is routine (closed pools, timeouts); anything else is not."""
-        if not isinstance(sys.exc_info()[1], OSError):
-            super().handle_error(request, client_address)
-
-
-class ReplayServer:
-    """A local HTTP server that answers with a cassette's responses, in recorded order."""
+    handler_class = _Handler
 
     def __init__(self, cassette: Path) -> None:
+        super().__init__()
         self.cassette = cassette
         self._interactions = load_cassette(cassette)
-        self._lock = threading.Lock()
         self._next = 0
         self._requests: list[Any] = []
         self._failures: list[str] = []
-        self._connections: set[socket.socket] = set()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle -------------------------------------------------------------------
-
-    def start(self) -> ReplayServer:
-        self._server = _Server(self)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.02},
-            name=f"replay-{self.cassette.stem}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        if self._server is None:
-            return
-        self._server.shutdown()
-        with self._lock:
-            connections = list(self._connections)
-        for connection in connections:  # wake handler threads parked on keep-alive reads
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join()
-        self._server = None
-
-    def __enter__(self) -> ReplayServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- what tests read ---------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:PORT``: Anthropic's base_url (the SDK adds ``/v1``)."""
-        if self._server is None:
-            raise RuntimeError("the replay server is not running")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     @property
     def openai_url(self) -> str:
@@ -280,12 +193,14 @@ class ReplayServer:
 
     # -- serving -----------------------------------------------------------------------
 
-    def track(self, connection: socket.socket, *, add: bool) -> None:
-        with self._lock:
-            if add:
-                self._connections.add(connection)
-            else:
-                self._connections.discard(connection)
+    def _dispatch(self, handler: Handler) -> None:
+        response = self.next(handler.command, handler.path, handler.read_body())
+        head = [f"HTTP/1.1 {response.status} {response.reason or 'Status'}"]
+        head += [f"{name}: {value}" for name, value in response.headers]
+        payload = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
+        if handler.command != "HEAD":
+            payload += response.body
+        handler.wfile.write(payload)  # one write: headers and body leave together
 
     def next(self, method: str, target: str, body: bytes) -> RecordedResponse:
         """The response for this request, or a 500 recorded as a failure."""
