@@ -303,3 +303,17 @@ def test_only_pipelines_and_the_orchestrator_get_the_tokens(config: Config) -> N
     assert "LINEAR_API_KEY" in agent_env(service_keys(config), environ)  # a pipeline process
     assert "LINEAR_API_KEY" not in agent_env(["ANTHROPIC_API_KEY"], environ)  # an agent
     assert set(tool_env((), environ)) == {"PATH"}  # the commands it runs
+
+
+def test_an_oauth_token_goes_as_bearer_and_a_personal_key_bare(
+    workspace: Path, linear_schema: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert authorization("lin_api_abc") == "lin_api_abc"
+    assert authorization("oauth-token") == "Bearer oauth-token"
+    assert authorization("Bearer oauth-token") == "Bearer oauth-token"
+    with LinearServer(linear_schema, oauth_token="lin_oauth_xyz") as server:
+        server.add_issue("via OAuth")
+        config = linear_config(workspace, server)
+        monkeypatch.setenv("LINEAR_API_KEY", "lin_oauth_xyz")
+        assert [t.title for t in make_tracker(config).list()] == ["via OAuth"]
+        assert server.requests[-1].headers["authorization"] == "Bearer lin_oauth_xyz"

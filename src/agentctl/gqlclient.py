@@ -120,11 +120,14 @@ class GraphQLService:
             from gql import Client
             from gql.transport.httpx import HTTPXTransport
 
+            # Plain http (a local endpoint) has no TLS: skip loading the CA bundle (~0.1 s).
+            tls: dict[str, Any] = {} if self.url.startswith("https:") else {"verify": False}
             self._transport = HTTPXTransport(
                 url=self.url,
                 headers={"Authorization": self._authorization},
                 timeout=self._timeout,
                 event_hooks={"response": [self._saw_status]},
+                **tls,
             )
             self._client = Client(transport=self._transport)
             self._session = self._client.connect_sync()

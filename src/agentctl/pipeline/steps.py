@@ -20,7 +20,7 @@ from agentctl import atomic, failpoints
 from agentctl.agent.env import tool_env
 from agentctl.agent.supervise import AgentRequest, resume_run, start_agent, watch
 from agentctl.config.schema import Step
-from agentctl.errors import UsageError
+from agentctl.errors import AgentctlError, UsageError
 from agentctl.pipeline.engine import Engine, Paused, StepFailed
 from agentctl.runs import TERMINAL, RunStore, read_journal
 
@@ -179,7 +179,11 @@ def run_action(step: Step, note: str, engine: Engine) -> dict[str, Any]:
     engine.current_step = step.id
     child = _step_run(engine, step, {"action": step.uses, "with": args})
     try:
-        outputs = ACTIONS[step.uses](engine, args)
+        try:
+            outputs = ACTIONS[step.uses](engine, args)
+        except AgentctlError as exc:  # a refused token, a rate limit, a git failure: said plainly
+            hint = f" — {exc.hint}" if exc.hint else ""
+            raise StepFailed(f"{step.uses}: {exc}{hint}") from None
         failpoints.hit("pipeline.after_action")
     except StepFailed as failed:
         child.write_output({"failure": failed.failure[-TAIL:], **failed.outputs})
