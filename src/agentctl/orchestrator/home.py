@@ -97,6 +97,12 @@ class Home:
             tmp.unlink(missing_ok=True)
         return True
 
+    def release(self, ticket: str, token: int) -> None:
+        """Drop the ticket's lease if it is still ours (``token``) and nothing runs under it."""
+        lease = self.lease(ticket)
+        if lease is not None and lease.get("token") == token and not lease.get("run_id"):
+            self.lease_path(ticket).unlink(missing_ok=True)
+
     def lease(self, ticket: str) -> dict[str, Any] | None:
         try:
             data = json.loads(self.lease_path(ticket).read_text("utf-8"))

@@ -344,9 +344,14 @@ class Tick:
         if attempts == 0 and lease.get("token") != token:
             return False  # the fencing token is not ours: never act on a lease we lost
         inputs = {"review_feedback": feedback} if feedback else None
-        run = start_pipeline(
-            self.config, pipeline, ticket_id=ticket, inputs=inputs, parent=self._parent()
-        )
+        try:
+            run = start_pipeline(
+                self.config, pipeline, ticket_id=ticket, inputs=inputs, parent=self._parent()
+            )
+        except AgentctlError:
+            if attempts == 0:  # nothing started under the claim: the next tick may try again
+                self.home.release(ticket, token)
+            raise
         self._changed_runs()
         self.home.set_lease(
             ticket,
