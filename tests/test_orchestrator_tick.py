@@ -391,18 +391,25 @@ def one_reviewed_pr(project: Path, server: LLMServer) -> None:
     settle(project)
 
 
+def tick_killed_at(project: Path, point: str) -> None:
+    """One `orchestrate --once` process that kill -9s itself at the fail point ``point``."""
+    import os
+
+    killed = subprocess.run(
+        [sys.executable, "-m", "agentctl", "orchestrate", "--once"],
+        cwd=project,
+        env={**os.environ, "AGENTCTL_FAILPOINT": point},
+        capture_output=True,
+    )
+    assert killed.returncode == -9
+
+
 @pytest.mark.parametrize("point", ["orchestrator.before_merge", "orchestrator.after_merge"])
 def test_kill_9_around_the_merge_then_the_next_tick_merges_exactly_once(
     project: Path, server: LLMServer, point: str
 ) -> None:
     one_reviewed_pr(project, server)
-    killed = subprocess.run(
-        [sys.executable, "-m", "agentctl", "orchestrate", "--once"],
-        cwd=project,
-        env={**__import__("os").environ, "AGENTCTL_FAILPOINT": point},
-        capture_output=True,
-    )
-    assert killed.returncode == -9
+    tick_killed_at(project, point)
     report = tick(project)
     assert len(report.merged) == 1
     assert LocalTracker(project / ".agentctl").get("T-1").state == "Done"
@@ -521,13 +528,7 @@ def test_kill_9_around_a_github_merge_then_the_next_tick_merges_exactly_once(
     project: Path, server: LLMServer, remote: Remote, point: str
 ) -> None:
     remote_reviewed_pr(project, server, remote)
-    killed = subprocess.run(
-        [sys.executable, "-m", "agentctl", "orchestrate", "--once"],
-        cwd=project,
-        env={**__import__("os").environ, "AGENTCTL_FAILPOINT": point},
-        capture_output=True,
-    )
-    assert killed.returncode == -9
+    tick_killed_at(project, point)
     report = tick(project)
     assert len(report.merged) == 1, report
     assert tick(project).merged == []  # never a second merge

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agentctl.errors import (
+    MissingKeyError,
     ServiceAuthError,
     ServiceError,
     ServiceRateLimitedError,
@@ -253,6 +254,34 @@ class GraphQLService:
                 f"server error: {detail}", service=self.service, status=status
             )
         return ServiceRejectedError(detail, service=self.service, status=status)
+
+
+def service_from_env(
+    environ: Mapping[str, str] | None,
+    env_name: str,
+    *,
+    service: str,
+    url: str,
+    authorization: Callable[[str], str],
+    classify: Classifier,
+    rate_headers: RateHeaders,
+    hint: str,
+) -> tuple[GraphQLService, str]:
+    """The service authenticated by the token in ``env_name``, and the token itself."""
+    import os
+
+    environ = os.environ if environ is None else environ
+    token = environ.get(env_name, "").strip()
+    if not token:
+        raise MissingKeyError(f"{env_name} is not set: {service} needs a token", hint=hint)
+    client = GraphQLService(
+        service=service,
+        url=url,
+        authorization=authorization(token),
+        classify=classify,
+        rate_headers=rate_headers,
+    )
+    return client, token
 
 
 def _number(value: Any) -> float | None:

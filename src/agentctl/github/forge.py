@@ -14,16 +14,14 @@
 from __future__ import annotations
 
 import builtins
-import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentctl import gitops
 from agentctl.errors import (
     MergeRefusedError,
-    MissingKeyError,
     NotFoundError,
     ServiceAuthError,
     ServiceError,
@@ -34,7 +32,7 @@ from agentctl.errors import (
 )
 from agentctl.github import documents as doc
 from agentctl.github.gitauth import git_with_token
-from agentctl.gqlclient import GraphQLService, RateHeaders
+from agentctl.gqlclient import GraphQLService, RateHeaders, service_from_env
 from agentctl.seams import PullRequest, Review
 
 if TYPE_CHECKING:
@@ -110,30 +108,18 @@ class GithubForge:
         self._node_ids: dict[int, str] = {}
 
     @classmethod
-    def from_config(
-        cls,
-        config: Config,
-        environ: Mapping[str, str] | None = None,
-        *,
-        sleep: Callable[[float], None] | None = None,
-    ) -> GithubForge:
+    def from_config(cls, config: Config, environ: Mapping[str, str] | None = None) -> GithubForge:
         settings = config.settings.forge.github
-        environ = os.environ if environ is None else environ
-        token = environ.get(settings.token_env, "").strip()
-        if not token:
-            raise MissingKeyError(
-                f"{settings.token_env} is not set: the GitHub forge needs a token",
-                hint=f"export {settings.token_env}=... (a token with repo access, "
-                "e.g. from `gh auth token`)",
-            )
-        extra = {"sleep": sleep} if sleep is not None else {}
-        service = GraphQLService(
+        service, token = service_from_env(
+            environ,
+            settings.token_env,
             service=SERVICE,
             url=settings.url,
-            authorization=f"bearer {token}",
+            authorization=lambda token: f"bearer {token}",
             classify=classify,
             rate_headers=RATE,
-            **extra,  # type: ignore[arg-type]
+            hint=f"export {settings.token_env}=... (a token with repo access, "
+            "e.g. from `gh auth token`)",
         )
         root = config.workspace.git_root or config.workspace.root
         lock = config.workspace.state_dir / "locks" / "git-remote.lock"

@@ -13,12 +13,10 @@ Only the orchestrator and pipeline processes hold the key; agents never do.
 from __future__ import annotations
 
 import builtins
-import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from agentctl.errors import (
-    MissingKeyError,
     NotFoundError,
     ServiceAuthError,
     ServiceError,
@@ -27,7 +25,7 @@ from agentctl.errors import (
     ServiceUnavailableError,
     UsageError,
 )
-from agentctl.gqlclient import GraphQLService, RateHeaders
+from agentctl.gqlclient import GraphQLService, RateHeaders, service_from_env
 from agentctl.linear import documents as doc
 from agentctl.seams import Ticket
 
@@ -114,30 +112,18 @@ class LinearTracker:
         self._uuids: dict[str, str] = {}
 
     @classmethod
-    def from_config(
-        cls,
-        config: Config,
-        environ: Mapping[str, str] | None = None,
-        *,
-        sleep: Callable[[float], None] | None = None,
-    ) -> LinearTracker:
+    def from_config(cls, config: Config, environ: Mapping[str, str] | None = None) -> LinearTracker:
         settings = config.settings.tracker.linear
-        environ = os.environ if environ is None else environ
-        token = environ.get(settings.api_key_env, "").strip()
-        if not token:
-            raise MissingKeyError(
-                f"{settings.api_key_env} is not set: the Linear tracker needs an API key",
-                hint=f"export {settings.api_key_env}=lin_api_... "
-                "(Linear → Settings → Security & access → Personal API keys)",
-            )
-        extra = {"sleep": sleep} if sleep is not None else {}
-        service = GraphQLService(
+        service, _ = service_from_env(
+            environ,
+            settings.api_key_env,
             service=SERVICE,
             url=settings.url,
-            authorization=authorization(token),
+            authorization=authorization,
             classify=classify,
             rate_headers=RATE,
-            **extra,  # type: ignore[arg-type]
+            hint=f"export {settings.api_key_env}=lin_api_... "
+            "(Linear → Settings → Security & access → Personal API keys)",
         )
         return cls(settings, service)
 
