@@ -191,6 +191,28 @@ def test_cancel_kills_the_agent_and_what_its_commands_left_behind(
     assert not process_running(f"agent worker {run_id}")
 
 
+def test_ctrl_c_in_a_foreground_run_cancels_it_and_its_commands(
+    project: Path, server: LLMServer
+) -> None:
+    server.script("chat-x", Turn.tool_call("bash", {"command": "sleep 985 & sleep 984"}))
+    foreground = subprocess.Popen(
+        [sys.executable, "-m", "agentctl", "agent", "run", "dev", "x", "--model", "chat"],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for(lambda: process_running("sleep 984"))
+    foreground.send_signal(signal.SIGINT)  # what Ctrl-C at the terminal sends
+    _, err = foreground.communicate(timeout=20)
+    assert foreground.returncode == 130
+    assert "agentctl: canceled " in err and "Traceback" not in err
+    wait_for(lambda: not process_running("sleep 98"), timeout=5)
+    run = only_run(project)
+    assert run.load().status == "canceled"
+    assert not process_running(f"agent worker {run.id}")
+
+
 def test_kill_9_mid_tool_then_resume_does_not_redo_finished_calls(
     project: Path, server: LLMServer, cli: Invoke, monkeypatch: pytest.MonkeyPatch
 ) -> None:

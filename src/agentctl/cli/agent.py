@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from agentctl.cli.context import new_group, print_json, state
+from agentctl.cli.context import follow_events, new_group, print_json, state
 from agentctl.errors import EXIT_FAILED, EXIT_INTERRUPTED
 
 if TYPE_CHECKING:
@@ -64,17 +64,14 @@ def describe(event: dict[str, Any]) -> str | None:
 
 def follow_run(run: Run, as_json: bool) -> int:
     """Print progress until the run ends; print the answer; return the exit code."""
-    from agentctl.agent.supervise import cancel_run, watch
-
     progress = Progress()
-    try:
-        for event in watch(run):
-            line = progress.line(event)
-            if line and not as_json:
-                sys.stderr.write(line + "\n")
-    except KeyboardInterrupt:
-        cancel_run(run)
-        sys.stderr.write(f"agentctl: canceled {run.id}\n")
+
+    def show(event: dict[str, Any]) -> None:
+        line = progress.line(event)
+        if line and not as_json:
+            sys.stderr.write(line + "\n")
+
+    if not follow_events(run, show):
         return EXIT_INTERRUPTED
     record = run.load()
     output = run.read_output() or {}

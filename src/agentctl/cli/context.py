@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -159,3 +159,21 @@ def report_valid(kind: str, names: list[str], as_json: bool) -> None:
         return
     noun = kind if len(names) != 1 else kind.removesuffix("s")
     typer.echo(f"ok: {len(names)} {noun} valid ({', '.join(names)})")
+
+
+def follow_events(run: Any, handle: Callable[[dict[str, Any]], None]) -> bool:
+    """Hand ``run``'s events to ``handle`` until it ends; False if Ctrl-C canceled it.
+
+    Ctrl-C in a foreground run cancels the run (and every process of its group)
+    instead of leaving it running without anyone watching.
+    """
+    from agentctl.agent.supervise import cancel_run, watch
+
+    try:
+        for event in watch(run):
+            handle(event)
+    except KeyboardInterrupt:
+        cancel_run(run)
+        sys.stderr.write(f"agentctl: canceled {run.id}\n")
+        return False
+    return True

@@ -6,7 +6,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from agentctl.cli.context import new_group, print_json, print_table, report_valid, state, usd
+from agentctl.cli.context import (
+    follow_events,
+    new_group,
+    print_json,
+    print_table,
+    report_valid,
+    state,
+    usd,
+)
 
 if TYPE_CHECKING:
     from agentctl.config.schema import Step
@@ -182,48 +190,44 @@ def follow_pipeline(run: Any, as_json: bool) -> int:
     """Step lines as they happen, then the summary: branch, merge, cost."""
     import sys
 
-    from agentctl.agent.supervise import cancel_run, watch
     from agentctl.errors import EXIT_FAILED, EXIT_INTERRUPTED
     from agentctl.runs import parse_ts
 
     started: dict[str, Any] = {}
-    try:
-        for event in watch(run):
-            kind = event.get("type")
-            if as_json:
-                continue
-            if kind == "step.start":
-                started[event["step"]] = parse_ts(event["ts"])
-                sys.stderr.write(f"▶ {event['step']} ({event.get('kind')})\n")
-            elif kind == "step.finish":
-                mark = {"ok": "✓", "skipped": "–"}.get(event.get("status", ""), "✗")
-                out = event.get("outputs") or {}
-                took = ""
-                if event["step"] in started:
-                    took = (
-                        f" {(parse_ts(event['ts']) - started[event['step']]).total_seconds():.1f}s"
-                    )
-                extra = "".join(
-                    f" · {label}{str(out[key])[:12] if key == 'sha' else out[key]}"
-                    for key, label in (
-                        ("model", ""),
-                        ("cost", "$"),
-                        ("verdict", ""),
-                        ("exit_code", "exit "),
-                        ("sha", ""),
-                    )
-                    if out.get(key) not in (None, "", "0")
+
+    def show(event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if as_json:
+            return
+        if kind == "step.start":
+            started[event["step"]] = parse_ts(event["ts"])
+            sys.stderr.write(f"▶ {event['step']} ({event.get('kind')})\n")
+        elif kind == "step.finish":
+            mark = {"ok": "✓", "skipped": "–"}.get(event.get("status", ""), "✗")
+            out = event.get("outputs") or {}
+            took = ""
+            if event["step"] in started:
+                took = f" {(parse_ts(event['ts']) - started[event['step']]).total_seconds():.1f}s"
+            extra = "".join(
+                f" · {label}{str(out[key])[:12] if key == 'sha' else out[key]}"
+                for key, label in (
+                    ("model", ""),
+                    ("cost", "$"),
+                    ("verdict", ""),
+                    ("exit_code", "exit "),
+                    ("sha", ""),
                 )
-                sys.stderr.write(f"{mark} {event['step']} {event.get('status')}{took}{extra}\n")
-            elif kind == "step.goto":
-                first = str(event.get("failure", "")).strip().splitlines()[:1]
-                sys.stderr.write(
-                    f"↺ {event['step']} failed → back to {event['to']} "
-                    f"({event['count']}): {first[0][:100] if first else ''}\n"
-                )
-    except KeyboardInterrupt:
-        cancel_run(run)
-        sys.stderr.write(f"agentctl: canceled {run.id}\n")
+                if out.get(key) not in (None, "", "0")
+            )
+            sys.stderr.write(f"{mark} {event['step']} {event.get('status')}{took}{extra}\n")
+        elif kind == "step.goto":
+            first = str(event.get("failure", "")).strip().splitlines()[:1]
+            sys.stderr.write(
+                f"↺ {event['step']} failed → back to {event['to']} "
+                f"({event['count']}): {first[0][:100] if first else ''}\n"
+            )
+
+    if not follow_events(run, show):
         return EXIT_INTERRUPTED
     record = run.load()
     output = run.read_output() or {}
