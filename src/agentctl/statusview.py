@@ -135,13 +135,13 @@ def _tree(run_id: str, children: dict[str, list[str]]) -> set[str]:
     return found
 
 
-def _tickets(config: Config) -> dict[str, int]:
+def _tickets(config: Config) -> dict[str, int] | None:
     """Local tickets by state; a remote tracker is not polled here (``--watch`` would
     spend its rate limit): ``agentctl tickets list`` asks it."""
     from agentctl.tracker_local import STATES, LocalTracker
 
     if config.settings.tracker.kind != "local":
-        return {}
+        return None
     tracker = LocalTracker.from_config(config)
     counts = dict.fromkeys(STATES, 0)
     for ticket in tracker.list(states=STATES):
@@ -149,11 +149,11 @@ def _tickets(config: Config) -> dict[str, int]:
     return counts
 
 
-def _prs(config: Config) -> list[dict[str, Any]]:
+def _prs(config: Config) -> list[dict[str, Any]] | None:
     from agentctl.forge_local import LocalForge
 
     if config.settings.forge.kind != "local":
-        return []  # not polled on every refresh; the orchestrator's report has them
+        return None  # not polled on every refresh; the orchestrator's report has them
     forge = LocalForge.from_config(config)
     return [
         {

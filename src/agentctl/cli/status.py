@@ -115,14 +115,14 @@ def render(view: dict[str, Any]) -> None:
 
     tickets = view["tickets"]
     if tickets is None:
-        echo("tickets      not shown (not the local tracker, or unreadable)")
+        echo("tickets      not shown (a remote tracker is not polled here, or unreadable)")
     else:
         counts = "  ".join(f"{name} {count}" for name, count in tickets.items())
         echo(f"tickets      {counts}" if sum(tickets.values()) else "tickets      none")
 
     prs = view["prs"]
     if prs is None:
-        echo("open PRs     not shown (not the local forge, or unreadable)")
+        echo("open PRs     not shown (a remote forge is not polled here, or unreadable)")
     elif not prs:
         echo("open PRs     none")
     else:
