@@ -17,6 +17,7 @@ them); every request is kept in ``requests`` for tests that count calls or read 
 from __future__ import annotations
 
 import json
+from abc import abstractmethod
 from collections import deque
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -112,9 +113,9 @@ class GraphQLServer(LoopbackServer):
     def fault(self, name: str) -> Reply:
         raise ValueError(f"{type(self).__name__} has no fault {name!r}")
 
+    @abstractmethod
     def root(self) -> Any:
         """The root value: an object whose attributes resolve Query and Mutation fields."""
-        raise NotImplementedError
 
     def before_execute(self, record: Recorded) -> None:
         """Called under the lock just before each execution: reset per-request caches here."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from abc import ABC, abstractmethod
 from contextlib import suppress
 from types import TracebackType
 from typing import Self
@@ -16,7 +17,7 @@ from typing import Self
 from agentctl.testing.llm_http import Handler, Server
 
 
-class LoopbackServer:
+class LoopbackServer(ABC):
     """Use as a context manager: ``with Sub() as server: ... server.url ...``."""
 
     handler_class: type[Handler] = Handler  # a subclass may add methods (HEAD) or a timeout
@@ -78,8 +79,9 @@ class LoopbackServer:
         with self._lock:
             return self._connections
 
+    @abstractmethod
     def _dispatch(self, handler: Handler) -> None:
-        raise NotImplementedError
+        """Answer one request (each subclass speaks its own protocol)."""
 
     def _opened(self, sock: socket.socket) -> None:
         with self._lock:
