@@ -8,6 +8,7 @@ Only orchestrator and pipeline processes call these: they alone hold the tokens.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cached_property
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
@@ -55,3 +56,21 @@ def service_keys(config: Config) -> list[str]:
     if settings.forge.kind == "github":
         keys.append(settings.forge.github.token_env)
     return keys
+
+
+class Services:
+    """The workspace's tracker and forge, each made on first use and then kept.
+
+    A local run never needs a token, and a tick that only reaps never imports gql.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    @cached_property
+    def tracker(self) -> Tracker:
+        return make_tracker(self.config)
+
+    @cached_property
+    def forge(self) -> Forge:
+        return make_forge(self.config)

@@ -27,6 +27,7 @@ from agentctl.errors import AgentctlError
 from agentctl.orchestrator.home import Home
 from agentctl.runs import TERMINAL, RunStore, stale_reason, utc_now
 from agentctl.runs.timefmt import format_ts
+from agentctl.services import Services
 
 MAX_FIX_ROUNDS = 2  # a ticket's pipeline is started again at most this often after review
 SETTLED_KEPT = 500  # merged PRs remembered as settled (more than a forge lists at once)
@@ -87,7 +88,7 @@ class Tick:
         self.store = RunStore(self.state_dir)
         self._live_cache: list[Any] | None = None
         self._ready: list[Any] | None = None
-        self._services: dict[str, Any] = {}
+        self._services = Services(self.config)
 
     # -- the tick -------------------------------------------------------------------
 
@@ -142,18 +143,10 @@ class Tick:
             self.report.errors.append(f"{what}: {exc}")
 
     def _tracker(self) -> Any:
-        from agentctl.services import make_tracker
-
-        if "tracker" not in self._services:
-            self._services["tracker"] = make_tracker(self.config)
-        return self._services["tracker"]
+        return self._services.tracker
 
     def _forge(self) -> Any:
-        from agentctl.services import make_forge
-
-        if "forge" not in self._services:
-            self._services["forge"] = make_forge(self.config)
-        return self._services["forge"]
+        return self._services.forge
 
     # -- runs -----------------------------------------------------------------------
 

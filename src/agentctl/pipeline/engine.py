@@ -22,6 +22,7 @@ from agentctl.cost.ledger import Ledger
 from agentctl.cost.report import descendants
 from agentctl.pipeline.render import holds, render
 from agentctl.runs import Run, read_journal
+from agentctl.services import Services
 
 FAILURE_NOTE = (
     "\n\nThe previous attempt did not pass. Step {step!r} failed with:\n\n{failure}\n\n"
@@ -88,9 +89,10 @@ class Engine:
     runners: Mapping[str, StepRunner]  # "role" | "run" | "uses" → how to run that kind
     state: State = field(init=False)
     current_step: str = ""
-    services: dict[str, Any] = field(default_factory=dict)  # the tracker and forge, made once
+    services: Services = field(init=False)  # the tracker and forge, made on first use
 
     def __post_init__(self) -> None:
+        self.services = Services(self.config)
         self.state = State.replay(self.run, self.pipeline)
         feedback = self.values["inputs"].get("review_feedback")
         if feedback and not self.state.outputs:  # a PR's review comments start the first attempt

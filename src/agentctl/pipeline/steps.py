@@ -195,21 +195,11 @@ def run_action(step: Step, note: str, engine: Engine) -> dict[str, Any]:
 
 
 def _forge(engine: Engine) -> Forge:
-    from agentctl.services import make_forge
-
-    if "forge" not in engine.services:
-        engine.services["forge"] = make_forge(engine.config)
-    forge: Forge = engine.services["forge"]
-    return forge
+    return engine.services.forge
 
 
 def _tracker(engine: Engine) -> Tracker:
-    from agentctl.services import make_tracker
-
-    if "tracker" not in engine.services:
-        engine.services["tracker"] = make_tracker(engine.config)
-    tracker: Tracker = engine.services["tracker"]
-    return tracker
+    return engine.services.tracker
 
 
 def _base(engine: Engine) -> str:
