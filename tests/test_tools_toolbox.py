@@ -21,10 +21,9 @@ def test_public_names() -> None:
     assert agentctl.tools.__all__ == ["ToolResult", "Toolbox", "bwrap_available"]
 
 
-def test_specs_cover_the_enabled_tools_except_web_fetch(repo: Path) -> None:
+def test_specs_cover_the_enabled_tools(repo: Path) -> None:
     box = Toolbox(repo, ALL)
-    assert [s.name for s in box.specs] == [n for n in TOOLS if n != "web_fetch"]
-    assert box.skipped == ("web_fetch",)
+    assert [s.name for s in box.specs] == list(TOOLS)
     for spec in box.specs:
         schema = spec.parameters
         assert schema["type"] == "object"

@@ -53,12 +53,13 @@ def work(config: Config, run_id: str) -> int:
     redact = Redactor.from_environ(os.environ, keys)
     toolbox = Toolbox(
         Path(data["cwd"]),
-        [t for t in role.tools if t != "web_fetch"],
+        role.tools,
         sandbox=role.sandbox,
         bash_timeout=role.bash_timeout,
         env=tool_env(role.env),
         redact=redact,
         on_process=lambda pgid: run.journal.append("tool.process", durable=True, pgid=pgid),
+        web_private=role.web_fetch_private,
     )
     caller = Caller(
         config.models,

@@ -195,6 +195,10 @@ class Role:
     env: tuple[str, ...] = field(
         default=(), metadata=doc("extra environment variables passed to the agent's tools")
     )
+    web_fetch_private: bool = field(
+        default=False,
+        metadata=doc("let web_fetch reach private and local addresses (intranet docs)"),
+    )
 
     @property
     def models(self) -> tuple[str, ...]:

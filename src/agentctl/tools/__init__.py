@@ -1,9 +1,10 @@
-"""The confined tools a role agent uses: files, search, bash, read-only git.
+"""The confined tools a role agent uses: files, search, bash, read-only git, web pages.
 
 ``Toolbox(root, names, ...)`` offers ``specs`` to the model and ``run(name, args)``
 returns a ``ToolResult``. Paths stay inside the workspace (``confine``), commands
 run in their own process group and, where bubblewrap works, without network
-(``sandbox``). ``web_fetch`` is not implemented yet and is left out of ``specs``.
+(``sandbox``). ``web_fetch`` (``web``) reads one public page as text, when a role
+lists it.
 """
 
 from __future__ import annotations

@@ -17,11 +17,10 @@ from agentctl.config.schema import TOOLS
 from agentctl.errors import NotFoundError, StateError, UsageError, WorkspaceError
 from agentctl.llm.toolcheck import schema_errors
 from agentctl.llm.types import ToolSpec
-from agentctl.tools import confine, files, gitview, sandbox, search, shell
+from agentctl.tools import confine, files, gitview, sandbox, search, shell, web
 from agentctl.tools.result import Output, ToolError, ToolResult, cut
 from agentctl.tools.specs import SPECS
 
-NOT_IMPLEMENTED = frozenset({"web_fetch"})
 SANDBOXES = ("auto", "none", "strict")
 
 
@@ -39,6 +38,7 @@ class Toolbox:
         redact: Callable[[str], str] = lambda s: s,
         max_output: int = 16_000,
         on_process: Callable[[int], object] | None = None,
+        web_private: bool = False,
     ) -> None:
         unknown = [n for n in names if n not in TOOLS]
         if unknown:
@@ -53,14 +53,14 @@ class Toolbox:
             self.root = confine.canonical_root(root)
         except ToolError as exc:
             raise WorkspaceError(exc.message) from exc
-        self.names = tuple(dict.fromkeys(n for n in names if n not in NOT_IMPLEMENTED))
-        self.skipped = tuple(n for n in dict.fromkeys(names) if n in NOT_IMPLEMENTED)
+        self.names = tuple(dict.fromkeys(names))
         self.sandbox = sandbox
         self.bash_timeout = float(bash_timeout)
         self.env = dict(env or {})
         self.redact = redact
         self.max_output = max_output
         self.on_process = on_process
+        self.web_private = web_private
         self.specs: tuple[ToolSpec, ...] = tuple(SPECS[n] for n in self.names)
 
     def run(self, name: str, arguments: Mapping[str, Any] | Any) -> ToolResult:
@@ -123,6 +123,8 @@ class Toolbox:
             )
         if name == "git_status":
             return gitview.git_status(root, self.env, self.bash_timeout)
+        if name == "web_fetch":
+            return web.fetch(a["url"], allow_private=self.web_private)
         raise ToolError(f"tool {name!r} has no implementation")  # pragma: no cover
 
     def _bash(self, command: str, timeout: float | None) -> Output:
