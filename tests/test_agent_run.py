@@ -318,3 +318,24 @@ def test_gc_removes_old_finished_runs_only(project: Path, cli: Invoke) -> None:
     cli("runs", "gc", "--older-than", "1h")
     left = {p.name for p in (project / ".agentctl" / "runs").iterdir() if p.name != ".live"}
     assert left == {live.id}
+
+
+def test_a_run_still_starting_is_not_resumed_twice(project: Path) -> None:
+    """Spawned but not yet started (a pipeline killed right then): resume must not race it."""
+    from agentctl.agent.supervise import resume_run
+    from agentctl.config import load_config
+    from agentctl.errors import UsageError
+    from agentctl.workspace import find_workspace
+
+    config = load_config(find_workspace(project))
+    run = RunStore(project / ".agentctl").create("agent", input={"role": "dev"})
+    starting = subprocess.Popen(["sleep", "30"])
+    try:
+        run.journal.append("process.spawned", durable=True, pid=starting.pid)
+        with pytest.raises(UsageError, match="is starting"):
+            resume_run(config, run)
+    finally:
+        starting.kill()
+        starting.wait()
+    spawned = [e for e in read_journal(run.paths.events).events if e["type"] == "process.spawned"]
+    assert len(spawned) == 1  # no second worker
