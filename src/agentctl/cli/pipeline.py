@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -181,18 +182,23 @@ def run_pipeline(
     if detach:
         print_json({"run_id": run.id}) if as_json else typer.echo(run.id)
         return
-    code = follow_pipeline(run, as_json)
+    plan_steps = [(step.id, step.kind) for step in config.pipeline(name).steps]
+    code = follow_pipeline(run, as_json, plan_steps)
     if code:
         raise typer.Exit(code)
 
 
-def follow_pipeline(run: Any, as_json: bool) -> int:
-    """Step lines as they happen, then the summary: branch, merge, cost."""
+def follow_pipeline(run: Any, as_json: bool, steps: Sequence[tuple[str, str]] = ()) -> int:
+    """Steps as they happen (a live table at a terminal, lines otherwise), then the summary."""
     import sys
 
-    from agentctl.errors import EXIT_FAILED, EXIT_INTERRUPTED
+    from agentctl.errors import EXIT_INTERRUPTED
     from agentctl.runs import parse_ts
 
+    if not as_json and sys.stderr.isatty():
+        if not _follow_live(run, steps):
+            return EXIT_INTERRUPTED
+        return _summary(run, as_json)
     started: dict[str, Any] = {}
 
     def show(event: dict[str, Any]) -> None:
@@ -229,6 +235,39 @@ def follow_pipeline(run: Any, as_json: bool) -> int:
 
     if not follow_events(run, show):
         return EXIT_INTERRUPTED
+    return _summary(run, as_json)
+
+
+def _follow_live(run: Any, steps: Sequence[tuple[str, str]]) -> bool:
+    """The live table on stderr until the run ends; False if Ctrl-C canceled it."""
+    from rich.console import Console
+    from rich.live import Live
+
+    from agentctl.cli.pipeline_view import PipelineView
+    from agentctl.cost.ledger import Ledger
+    from agentctl.cost.report import descendants
+    from agentctl.runs import utc_now
+
+    state_dir = run.dir.parent.parent
+    name = run.read_input().get("pipeline", "")
+    view = PipelineView(
+        f"pipeline {name} · run {run.id}",
+        steps,
+        spend=lambda: Ledger(state_dir).spent(since=None, run_ids=descendants(state_dir, run.id)),
+    )
+
+    class Redrawn:
+        def __rich__(self) -> Any:  # rebuilt on every refresh: running times keep ticking
+            return view.table(utc_now())
+
+    with Live(Redrawn(), console=Console(stderr=True), refresh_per_second=4):
+        return follow_events(run, view.apply)
+
+
+def _summary(run: Any, as_json: bool) -> int:
+    """The run's result: JSON, or status, branch, merge, cost and cost by role."""
+    from agentctl.errors import EXIT_FAILED
+
     record = run.load()
     output = run.read_output() or {}
     if as_json:
