@@ -504,7 +504,8 @@ def test_a_failed_pipeline_is_reported_once_and_commented_on_its_ticket(
     tracker = LocalTracker(project / ".agentctl")
     tracker.set_state("T-2", "Canceled")
     tracker.set_state("T-3", "Canceled")
-    server.script("demo-coder", Turn.text("I changed nothing."))  # an empty change fails
+    # An empty change fails the commit step, which sends the agent back twice, then fails.
+    server.script("demo-coder", *[Turn.text("I changed nothing.")] * 3)
     tick(project)
     settle(project)
     report = tick(project)

@@ -279,3 +279,36 @@ def test_coding_pipeline_run_again_continues_from_the_pr_review(
     first_prompt = [r for r in server.requests if r.model == "demo-coder"][2].body["messages"][1]
     assert "add a negative case" in first_prompt["content"]
     server.assert_complete()
+
+
+def test_a_branch_that_conflicts_with_main_goes_to_the_dev_agent_to_resolve(
+    project: Path, server: LLMServer, cli: Invoke
+) -> None:
+    """A second round on a ticket's branch after main moved: the agent resolves, git commits."""
+    git(project, "switch", "-q", "-c", "agentctl/T-1")
+    calc = project / "calc.py"
+    calc.write_text(calc.read_text().replace("return a - b", "return a + b  # branch"))
+    git(project, "commit", "-qam", "round one on the branch")
+    git(project, "switch", "-q", "main")
+    calc.write_text(calc.read_text().replace("return a - b", "return b + a  # main"))
+    git(project, "commit", "-qam", "fixed on main meanwhile")
+    resolved = calc.read_text().replace("return b + a  # main", "return a + b")
+    server.script(
+        "demo-coder",
+        Turn.text("I looked at it."),  # leaves the markers: the commit step refuses
+        Turn.tool_call("write", {"path": "calc.py", "content": resolved}),
+        Turn.text("Resolved the conflict."),
+    )
+    server.script("demo-reviewer", *APPROVE)
+    result = cli("pipeline", "run", "coding-pipeline", "--ticket", "T-1")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    asked = [json.dumps(r.body) for r in server.requests if r.model == "demo-coder"]
+    assert "conflicted in: calc.py" in asked[0]  # the first attempt is told why
+    assert "conflict markers are still in calc.py" not in asked[0]
+    assert "conflict markers are still in calc.py" in asked[1]  # the second, what is left
+    head = git(project, "rev-parse", "agentctl/T-1")
+    assert len(git(project, "rev-list", "--parents", "-n", "1", head).split()) == 3  # a merge
+    merged_file = git(project, "show", "agentctl/T-1:calc.py")
+    assert "<<<<<<<" not in merged_file and "return a + b" in merged_file
+    assert git(project, "merge-base", "--is-ancestor", "main", "agentctl/T-1") == ""
+    server.assert_complete()

@@ -16,8 +16,9 @@ once, prints one line and exits with ``exit_code``::
     ├── MissingKeyError           exit 2  a model's API key variable is not set
     ├── BudgetExceeded            exit 1  a call would pass a budget: nothing was sent
     ├── GitError                  exit 1  a git operation failed (command and git's words)
-    │   └── MergeRefusedError             a merge was refused: moved head, not a fast-forward,
-    │                                     dirty base checkout, closed pull request
+    │   ├── MergeRefusedError             a merge was refused: moved head, not a fast-forward,
+    │   │                                 dirty base checkout, closed pull request
+    │   └── ConflictMarkersError          a commit still holding conflict markers
     ├── ServiceError              exit 1  a tracker or forge call failed (service, status, code)
     │   ├── ServiceUnavailableError       worth retrying: rate limited, 5xx, unreachable
     │   │   └── ServiceRateLimitedError   the service asked us to slow down
@@ -139,6 +140,10 @@ class GitError(AgentctlError):
 
 class MergeRefusedError(GitError):
     """A merge that would not be safe was not attempted (nothing changed)."""
+
+
+class ConflictMarkersError(GitError):
+    """A commit was refused: files still hold ``<<<<<<<`` conflict markers."""
 
 
 class ServiceError(AgentctlError):

@@ -21,7 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agentctl.errors import GitError, NotFoundError, StateError, WorkspaceError
+from agentctl.errors import (
+    ConflictMarkersError,
+    GitError,
+    NotFoundError,
+    StateError,
+    WorkspaceError,
+)
 
 if TYPE_CHECKING:
     import git
@@ -207,13 +213,36 @@ def _branch_exists(repo: git.Repo, branch: str) -> bool:
 
 
 def commit_all(worktree: Path, message: str) -> str | None:
-    """Stage everything (.gitignore respected) and commit; None when nothing changed."""
+    """Stage everything (.gitignore respected) and commit; None when nothing changed.
+
+    A merge in progress (``merge_in``) is concluded, changed or not, unless a file
+    still holds conflict markers: that is a ``ConflictMarkersError`` naming them.
+    """
     repo = open_repo(worktree)
+    merging = _merging(repo)
     run_git(repo, "add", "--all", "--", ".", _NOT_STATE)
-    if not run_git(repo, "diff", "--cached", "--name-only").strip():
+    if merging:
+        marked = _conflict_markers(repo)
+        if marked:
+            raise ConflictMarkersError(
+                f"conflict markers are still in {', '.join(marked)}",
+                hint="resolve each <<<<<<< ... >>>>>>> block, keeping what both sides need",
+            )
+    elif not run_git(repo, "diff", "--cached", "--name-only").strip():
         return None
     run_git(repo, "commit", "--quiet", "--no-edit", "-m", message, env=identity_env(repo))
     return head(worktree)
+
+
+def _conflict_markers(repo: git.Repo) -> list[str]:
+    """Staged files with leftover conflict markers (``git diff --check`` finds them)."""
+    _, out, _ = repo.git.execute(
+        ["git", "diff", "--cached", "--check", "HEAD"],
+        with_extended_output=True,
+        with_exceptions=False,
+    )
+    lines = str(out).splitlines()
+    return sorted({line.split(":", 1)[0] for line in lines if "conflict marker" in line})
 
 
 def update_from_base(worktree: Path, base: str) -> Update:
@@ -242,6 +271,49 @@ def update_from_base(worktree: Path, base: str) -> Update:
         what = f"conflicts with {base} in {', '.join(conflicts)}" if conflicts else exc.message
         return Update(False, current, conflicts, what)
     return Update(True, head(worktree), (), message)
+
+
+def merge_in(worktree: Path, base: str) -> Update:
+    """Merge ``base`` into the branch, *leaving* any conflicts for someone to resolve.
+
+    Unlike ``update_from_base`` (the merge queue's, which aborts), this is for the
+    pipeline before its dev step: the conflicted files keep their markers, the merge
+    stays in progress, and the next ``commit_all`` concludes it. Run again while a
+    merge is in progress (a resumed pipeline), it reports the same conflicts.
+    """
+    repo = open_repo(worktree)
+    if _merging(repo):
+        return Update(False, head(worktree), _unmerged(repo), f"merging {base} in progress")
+    if not is_clean(worktree, untracked=False):
+        raise GitError(
+            f"{worktree} has uncommitted changes; cannot merge {base} into it",
+            hint="commit or discard them first",
+        )
+    current = head(worktree)
+    base_sha = head(worktree, base)
+    if _is_ancestor(repo, base_sha, current):
+        return Update(True, current, (), f"already up to date with {base} ({base_sha[:12]})")
+    branch = current_branch(worktree) or "HEAD"
+    message = f"Merge {base} ({base_sha[:12]}) into {branch}"
+    try:
+        run_git(
+            repo, "merge", "--no-ff", "--no-edit", "-m", message, base_sha, env=identity_env(repo)
+        )
+    except GitError:
+        conflicts = _unmerged(repo)
+        if not conflicts:
+            raise
+        return Update(False, current, conflicts, f"conflicts with {base} in {', '.join(conflicts)}")
+    return Update(True, head(worktree), (), message)
+
+
+def _merging(repo: git.Repo) -> bool:
+    return (Path(repo.git_dir) / "MERGE_HEAD").exists()
+
+
+def _unmerged(repo: git.Repo) -> tuple[str, ...]:
+    out = run_git(repo, "diff", "--name-only", "--diff-filter=U")
+    return tuple(sorted({line for line in out.splitlines() if line}))
 
 
 def remove_worktree(repo_root: Path, path: Path) -> None:

@@ -62,6 +62,10 @@ ACTIONS: dict[str, ActionSpec] = {
     "git.commit": ActionSpec(
         "commit what the agent changed (an empty change fails)", (), ("message",)
     ),
+    "git.update": ActionSpec(
+        "merge the base into the branch; conflicts stay for the next role step to resolve",
+        optional=("base",),
+    ),
     "forge.open_pr": ActionSpec(
         "open (or reuse) the pull request for the branch", (), ("title", "body")
     ),

@@ -221,6 +221,31 @@ def git_worktree(engine: Engine, args: dict[str, Any]) -> dict[str, Any]:
     return {"branch": branch, "path": str(path)}
 
 
+CONFLICT_NOTE = (
+    "Merging {base} into this branch conflicted in: {files}. Those files hold "
+    "<<<<<<< / ======= / >>>>>>> blocks: resolve every one, keeping what both sides "
+    "need, and remove the markers. The merge is committed for you afterwards."
+)
+
+
+def git_update(engine: Engine, args: dict[str, Any]) -> dict[str, Any]:
+    """Bring the branch up to date before the dev step; conflicts become its task.
+
+    ``output`` is empty when the merge was clean, else the note a prompt template
+    (``{steps.<id>.output}``) hands to the agent; it is in the journal, so a resumed
+    pipeline tells the agent the same.
+    """
+    from agentctl.gitops import merge_in
+
+    base = args.get("base") or _base(engine)
+    worktree = Path(engine.values["run"]["worktree"])
+    update = merge_in(worktree, _forge(engine).fetch(base))
+    if update.ok:
+        return {"output": "", "detail": update.detail, "conflicts": []}
+    note = CONFLICT_NOTE.format(base=base, files=", ".join(update.conflicts))
+    return {"output": note, "detail": update.detail, "conflicts": list(update.conflicts)}
+
+
 def git_commit(engine: Engine, args: dict[str, Any]) -> dict[str, Any]:
     """Commit the agent's change; a crash after the commit is found, not committed twice."""
     from agentctl.gitops import commit_all, head
@@ -419,6 +444,7 @@ def report_write(engine: Engine, args: dict[str, Any]) -> dict[str, Any]:
 
 ACTIONS = {
     "git.worktree": git_worktree,
+    "git.update": git_update,
     "git.commit": git_commit,
     "forge.open_pr": forge_open_pr,
     "forge.review": forge_review,
