@@ -317,3 +317,13 @@ def test_an_oauth_token_goes_as_bearer_and_a_personal_key_bare(
         monkeypatch.setenv("LINEAR_API_KEY", "lin_oauth_xyz")
         assert [t.title for t in make_tracker(config).list()] == ["via OAuth"]
         assert server.requests[-1].headers["authorization"] == "Bearer lin_oauth_xyz"
+
+
+def test_a_403_that_says_rate_limit_is_a_rate_limit_even_without_retry_after(
+    config: Config,
+) -> None:
+    service = tracker_for(config).service
+    limited = service._http_error(403, "You have exceeded a secondary rate limit.")
+    assert isinstance(limited, ServiceRateLimitedError) and limited.retry_after == 120.0
+    forbidden = service._http_error(403, "Resource not accessible by integration")
+    assert isinstance(forbidden, ServiceAuthError)

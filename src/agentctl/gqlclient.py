@@ -241,9 +241,18 @@ class GraphQLService:
                 status=status,
                 hint="check the token's environment variable",
             )
-        if status == 429 or (status == 403 and self.rate.retry_after is not None):
+        secondary = status == 403 and (
+            self.rate.retry_after is not None or "rate limit" in text.lower()
+        )
+        if status == 429 or secondary:
             return ServiceRateLimitedError(
-                "rate limited", service=self.service, status=status, code="RATE_LIMITED"
+                "rate limited",
+                service=self.service,
+                status=status,
+                code="RATE_LIMITED",
+                # GitHub's secondary limit may name no wait ("a few minutes"): more than
+                # is worth sleeping here, so the next tick tries again
+                retry_after=None if self.rate.retry_after is not None else 120.0,
             )
         if status == 403:
             return ServiceAuthError(
