@@ -248,29 +248,15 @@ def _conflict_markers(repo: git.Repo) -> list[str]:
 def update_from_base(worktree: Path, base: str) -> Update:
     """Merge ``base`` into the checked-out branch (a merge commit); on conflict, abort cleanly."""
     repo = open_repo(worktree)
-    if not is_clean(worktree, untracked=False):
+    if _merging(repo):
         raise GitError(
-            f"{worktree} has uncommitted changes; cannot bring it up to date with {base}",
-            hint="commit or discard them first",
+            f"{worktree} has a merge in progress; cannot bring it up to date with {base}",
+            hint="commit or abort it first",
         )
-    current = head(worktree)
-    base_sha = head(worktree, base)
-    if _is_ancestor(repo, base_sha, current):
-        return Update(True, current, (), f"already up to date with {base} ({base_sha[:12]})")
-    branch = current_branch(worktree) or "HEAD"
-    message = f"Merge {base} ({base_sha[:12]}) into {branch}"
-    try:
-        run_git(
-            repo, "merge", "--no-ff", "--no-edit", "-m", message, base_sha, env=identity_env(repo)
-        )
-    except GitError as exc:
-        unmerged = run_git(repo, "diff", "--name-only", "--diff-filter=U")
-        conflicts = tuple(sorted({line for line in unmerged.splitlines() if line}))
-        if (Path(repo.git_dir) / "MERGE_HEAD").exists():
-            run_git(repo, "merge", "--abort")
-        what = f"conflicts with {base} in {', '.join(conflicts)}" if conflicts else exc.message
-        return Update(False, current, conflicts, what)
-    return Update(True, head(worktree), (), message)
+    update = merge_in(worktree, base)
+    if not update.ok:
+        run_git(repo, "merge", "--abort")  # the branch stays exactly as it was
+    return update
 
 
 def merge_in(worktree: Path, base: str) -> Update:
