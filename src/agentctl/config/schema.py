@@ -264,6 +264,17 @@ class Project:
     base_branch: str | None = field(
         default=None, metadata=doc("where work merges (default: the branch at init)")
     )
+    gate_sandbox: Sandbox = field(
+        default="auto",
+        metadata=doc("sandbox of gates and `run` steps: strict, none, auto (strict if present)"),
+    )
+    gate_network: bool = field(
+        default=False, metadata=doc("let gates and `run` steps reach the network")
+    )
+    protected_paths: tuple[str, ...] = field(
+        default=(),
+        metadata=doc("more paths (globs) whose changes wait for a person, never auto-merged"),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,6 +356,14 @@ class Executor:
 
 
 @dataclass(frozen=True, slots=True)
+class Secrets:
+    file: str | None = field(
+        default=None,
+        metadata=doc("a 0600 file of NAME=value keys, read instead of the environment"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """The top level of ``agentctl.toml`` (roles and pipelines come from their folders)."""
 
@@ -359,3 +378,4 @@ class Settings:
     tracker: Tracker = field(default_factory=Tracker, metadata=doc("[tracker]"))
     forge: Forge = field(default_factory=Forge, metadata=doc("[forge]"))
     executor: Executor = field(default_factory=Executor, metadata=doc("[executor]"))
+    secrets: Secrets = field(default_factory=Secrets, metadata=doc("[secrets]"))
