@@ -230,7 +230,12 @@ EDITS = {
     [("sed-role", "local"), ("workflow", "local"), ("glob", "local"), ("sed-role", "github")],
 )
 def test_a_protected_edit_stops_before_review_and_waits_for_a_person(
-    project: Path, server: LLMServer, edit: str, backend: str, request: pytest.FixtureRequest
+    project: Path,
+    server: LLMServer,
+    edit: str,
+    backend: str,
+    request: pytest.FixtureRequest,
+    cli: Invoke,
 ) -> None:
     hub: GitHubServer | None = None
     if backend == "github":
@@ -258,6 +263,8 @@ def test_a_protected_edit_stops_before_review_and_waits_for_a_person(
     if hub is not None:
         (review,) = hub.pr(pr.number)["reviews"]
         assert review["state"] == "COMMENTED" and "agentctl:needs-person" in review["body"]
+    else:
+        assert "needs a person" in cli("status").stdout
 
     second = _tick(project)  # the failure said once; the PR said once; nothing started
     assert second.started == [] and second.merged == [], second
@@ -286,6 +293,7 @@ def test_a_hand_run_feature_pipeline_cannot_merge_a_protected_change(
     result = cli("pipeline", "run", "feature", "--task", "Tune the dev role")
     assert result.exit_code == 1
     assert NEEDS.format("roles/dev.toml") in " ".join(result.stdout.split())
+    assert "✋ stopped before review: protected paths (roles/dev.toml)" in result.stderr
     assert git(project, "rev-parse", "main") == main
     assert not [r for r in server.requests if r.model == "demo-reviewer"]
     assert 'sandbox = "auto"' in (project / "roles" / "dev.toml").read_text()
@@ -307,3 +315,46 @@ def test_an_ordinary_change_still_goes_through_review_and_merges(
     assert (project / "feature.py").read_text() == "FEATURE = 1\n"
     records = [json.loads(p.read_text()) for p in (project / ".agentctl" / "prs").glob("*.json")]
     assert [r.get("needs_person") for r in records] == [None]
+
+
+def test_a_workspace_in_a_subfolder_and_its_heartbeat_file_are_protected(
+    repo: Path, cli: Invoke
+) -> None:
+    from agentctl.protected import rules_for
+
+    sub = repo / "services" / "api"
+    sub.mkdir(parents=True)
+    assert cli("init", cwd=sub).exit_code == 0
+    with (sub / "agentctl.toml").open("a") as config:
+        config.write('\n[orchestrator]\nheartbeat_file = "ops/duties.md"\n')
+    rules = rules_for(load_config(find_workspace(sub)))
+    for path in ("services/api/roles/dev.toml", "services/api/agentctl.toml", "roles/x.toml"):
+        assert rules.protects(path), path
+    assert rules.protects("services/api/ops/duties.md")
+    assert rules.protects("Services/API/Pipelines/feature.toml")
+    assert not rules.protects("services/api/src/roles.py")
+    assert not rules.protects("services/other/agentctl.toml.example")
+
+
+def test_the_orchestrator_never_merges_an_approved_pr_under_a_configured_glob(
+    project: Path, server: LLMServer
+) -> None:
+    from agentctl.tracker_local import LocalTracker
+
+    LocalTracker(project / ".agentctl").set_state("T-1", "Canceled")
+    forge = LocalForge(project, project / ".agentctl")
+    tree = gitops.ensure_worktree(project, project / ".agentctl", "person/deploy", "main")
+    (tree / "deploy").mkdir()
+    (tree / "deploy" / "prod.env").write_text("REPLICAS=3\n")
+    assert gitops.commit_all(tree, "scale up") is not None
+    pr = forge.open_pr(branch="person/deploy", base="main", title="scale up", body="")
+    forge.add_review(pr.number, Review("approve", "fine by me"))
+    main = git(project, "rev-parse", "main")
+    first = _tick(project)
+    assert first.merged == [] and first.started == [] and first.failed == [], first
+    (said,) = first.needs_person
+    assert NEEDS.format("deploy/prod.env") in said
+    assert forge.get_pr(pr.number).needs_person is not None
+    second = _tick(project)
+    assert second.needs_person == [] and second.merged == [] and second.started == []
+    assert git(project, "rev-parse", "main") == main

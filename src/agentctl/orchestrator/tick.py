@@ -390,6 +390,7 @@ class Tick:
     def _watch_prs(self, state: dict[str, Any]) -> None:
         from agentctl.mergequeue import merge_pr
         from agentctl.pipeline.process import base_branch, start_pipeline
+        from agentctl.protected import rules_for
 
         root = self.config.workspace.git_root or self.config.workspace.root
         forge = self._forge()
@@ -415,6 +416,7 @@ class Tick:
                         state_dir=self.state_dir,
                         gate=self.config.settings.project.test_command or None,
                         journal=self.home.ticks,
+                        protected=rules_for(self.config),
                     )
                 except AgentctlError as exc:  # refused (dirty base checkout, moved head...)
                     self.report.failed.append(f"{label}: merge refused: {exc}")

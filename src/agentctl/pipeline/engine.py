@@ -20,6 +20,7 @@ from agentctl.config import Config
 from agentctl.config.schema import Pipeline, Step
 from agentctl.cost.ledger import Ledger
 from agentctl.cost.report import descendants
+from agentctl.errors import AgentctlError
 from agentctl.pipeline.render import holds, render
 from agentctl.runs import Run, read_journal
 from agentctl.services import Services
@@ -154,7 +155,12 @@ class Engine:
         """
         if step.uses == "forge.merge":
             return True
-        return step.role is not None and self.config.role(step.role).result == "verdict"
+        if step.role is None:
+            return False
+        try:
+            return self.config.role(step.role).result == "verdict"
+        except AgentctlError:
+            return False  # an unknown role: the step itself says so
 
     def _check_protected(self, step: Step) -> None:
         """Stop before ``step`` when the branch's change touches a protected path."""
