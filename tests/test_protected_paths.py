@@ -19,6 +19,7 @@ import pytest
 from agentctl import gitops
 from agentctl.config import load_config
 from agentctl.demo import prepare
+from agentctl.errors import MergeRefusedError
 from agentctl.forge_local import LocalForge
 from agentctl.mergequeue import merge_pr
 from agentctl.orchestrator.home import Home
@@ -149,6 +150,8 @@ def test_the_merge_queue_refuses_an_approved_protected_change_and_merges_an_ordi
         again = merge_pr(forge, number, repo_root=shaped, state_dir=state, gate="true")
         assert again.status == "protected"  # marked once, refused every time
         assert len(forge.comments(number)) == 1
+        with pytest.raises(MergeRefusedError, match="waits for a person"):
+            forge.merge(number, expected_head=forge.get_pr(number).head_sha)  # nor the forge
     assert git(shaped, "rev-parse", "main") == head
     ok = merge_pr(forge, prs["agent/ok"].number, repo_root=shaped, state_dir=state, gate="true")
     assert ok.status == "merged", ok

@@ -147,6 +147,11 @@ class LocalForge:
                 )
             if record["state"] != "open":
                 raise MergeRefusedError(f"pull request #{number} is {record['state']}")
+            if record.get("needs_person"):
+                raise MergeRefusedError(
+                    f"pull request #{number} waits for a person: {record['needs_person']}",
+                    hint="a person merges it by hand; agentctl never does",
+                )
             branch, base = record["branch"], record["base"]
             actual = self._branch_head(branch)
             if actual != expected_head:

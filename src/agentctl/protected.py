@@ -110,10 +110,15 @@ def rules_for(config: Config) -> Rules:
             rel = ""
         if rel not in ("", "."):
             roots.append(rel.casefold().strip("/") + "/")
-    heartbeat = posixpath.normpath(config.settings.orchestrator.heartbeat_file.replace("\\", "/"))
+    heartbeat = Path(config.settings.orchestrator.heartbeat_file)
+    if heartbeat.is_absolute():  # the file the orchestrator reads, relative to the workspace
+        try:
+            heartbeat = heartbeat.resolve().relative_to(workspace.root.resolve())
+        except ValueError:
+            heartbeat = Path("HEARTBEAT.md")  # outside the workspace: no merge reaches it
     return Rules(
         roots=tuple(roots),
-        files=(*ROOTED_FILES, heartbeat.lstrip("/")),
+        files=(*ROOTED_FILES, posixpath.normpath(heartbeat.as_posix())),
         globs=tuple(config.settings.project.protected_paths),
     )
 

@@ -224,6 +224,11 @@ class GithubForge:
             )
         if pr.state != "open":
             raise MergeRefusedError(f"pull request #{number} is {pr.state}")
+        if pr.needs_person:
+            raise MergeRefusedError(
+                f"pull request #{number} waits for a person: {pr.needs_person}",
+                hint="a person merges it on GitHub; agentctl never does",
+            )
         payload = {
             "pullRequestId": self._node_ids[number],
             "mergeMethod": self.settings.merge_method.upper(),
