@@ -85,6 +85,7 @@ def test_every_kind_of_touch_on_a_protected_path_is_found(shaped: Path) -> None:
         ({"pkg/CLAUDE.md": "x\n", ".mcp.json": "{}"}, {}, [".mcp.json", "pkg/CLAUDE.md"]),
         ({".claude/settings.json": "{}", ".codex/config.toml": ""}, {}, None),
         ({".github/workflows/ci.yml": "run: curl evil\n"}, {}, [".github/workflows/ci.yml"]),
+        ({".github/actions/setup/action.yml": "x"}, {}, None),  # code CI runs, too
         ({"agentctl.toml": "", "HEARTBEAT.md": "- x\n"}, {}, ["HEARTBEAT.md", "agentctl.toml"]),
         ({".agentctl/ledger/x.jsonl": "{}"}, {}, [".agentctl/ledger/x.jsonl"]),
         ({"deploy/prod/env": "K=1\n", "a/key.pem": "k"}, {}, ["a/key.pem", "deploy/prod/env"]),

@@ -23,8 +23,9 @@ import os
 import posixpath
 import re
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 
 # Relative to the repository root and to the workspace root.
 ROOTED_FILES = ("agentctl.toml", "HEARTBEAT.md")
-ROOTED_DIRS = ("roles", "pipelines", ".github/workflows")
+ROOTED_DIRS = ("roles", "pipelines", ".github/workflows", ".github/actions")  # actions: CI code too
 # Any path with one of these components, at any depth.
 ANYWHERE = (
     ".agentctl",
@@ -133,17 +134,17 @@ def protected_changes(
 ) -> list[str]:
     """The protected paths that ``head``'s change since its merge base with ``base`` touches.
 
-    ``repo`` is the repository (or a worktree of it: then ``worktree=True`` adds its
-    uncommitted changes, untracked files included). A symlink whose target is a
-    protected place, or leaves the repository, is named as ``link -> target``.
-    Sorted, without repeats.
+    ``repo`` is the top folder of the repository (or of a worktree of it: then
+    ``worktree=True`` adds its uncommitted changes, untracked files included). A
+    symlink whose target is a protected place, or leaves the repository, is named
+    as ``link -> target``. Sorted, without repeats.
     """
     rules = rules or Rules()
     found: set[str] = set()
     base_sha = _merge_base(repo, base, head)
     raw = _git(repo, "diff", "--raw", "-z", "--no-renames", "--no-abbrev", base_sha, head, "--")
     for path, mode, sha in _parse_raw(raw):
-        found |= _check(rules, path, mode, lambda sha=sha: _git(repo, "cat-file", "blob", sha))
+        found |= _check(rules, path, mode, partial(_git, repo, "cat-file", "blob", sha))
     if worktree:
         raw = _git(repo, "diff", "--raw", "-z", "--no-renames", "--no-abbrev", "HEAD", "--")
         untracked = _git(repo, "ls-files", "-z", "--others", "--exclude-standard")
@@ -151,7 +152,7 @@ def protected_changes(
         for path in paths:
             on_disk = repo / path
             mode = SYMLINK if on_disk.is_symlink() else "100644"
-            found |= _check(rules, path, mode, lambda p=on_disk: os.readlink(p))
+            found |= _check(rules, path, mode, partial(os.readlink, on_disk))
     return sorted(found)
 
 
@@ -165,12 +166,12 @@ def describe(paths: Sequence[str], limit: int = 8) -> str:
 # -- internals ----------------------------------------------------------------------------
 
 
-def _check(rules: Rules, path: str, mode: str, target: object) -> set[str]:
+def _check(rules: Rules, path: str, mode: str, target: Callable[[], str]) -> set[str]:
     found = set()
     if rules.protects(path):
         found.add(path)
     if mode == SYMLINK:
-        link = str(target() if callable(target) else target).strip("\n")
+        link = target().strip("\n")
         resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), link))
         escapes = link.startswith("/") or resolved == ".." or resolved.startswith("../")
         if escapes or rules.holds_protected(resolved):
