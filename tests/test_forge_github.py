@@ -293,3 +293,19 @@ def test_a_push_racing_the_merge_is_refused_and_nothing_merges(hub: Hub) -> None
         merge_pr(forge, 1, repo_root=hub.root, state_dir=hub.root / ".agentctl", gate="true")
     assert hub.server.head("acme", "app", "main") == main_before
     assert hub.server.pr(1)["state"] == "OPEN"
+
+
+def test_a_pr_marked_for_a_person_is_read_back_and_never_merged(hub: Hub) -> None:
+    head = hub.branch("agentctl/T-1", {"a.py": "A = 1\n"})
+    forge = hub.forge()
+    forge.open_pr(branch="agentctl/T-1", base="main", title="t", body="")
+    reason = "this change edits protected paths (roles/dev.toml); a person must merge it"
+    assert forge.mark_needs_person(1, reason).needs_person == reason
+    assert hub.forge().get_pr(1).needs_person == reason  # another process reads it back
+    assert forge.mark_needs_person(1, "again").needs_person == reason  # marked once
+    (review,) = hub.server.pr(1)["reviews"]  # a COMMENT review: allowed on one's own PR
+    assert review["state"] == "COMMENTED" and "<!-- agentctl:needs-person -->" in review["body"]
+    assert forge.get_pr(1).review_state == "none"  # a mark is not a verdict
+    with pytest.raises(MergeRefusedError, match="waits for a person"):
+        forge.merge(1, expected_head=head)
+    assert hub.server.pr(1)["state"] == "OPEN"

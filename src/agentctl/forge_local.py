@@ -124,6 +124,16 @@ class LocalForge:
             record["comments"].append({"at": format_ts(self._clock()), "body": body})
             self._save(record)
 
+    def mark_needs_person(self, number: int, reason: str) -> PullRequest:
+        """Set ``needs_person`` on the record (once) and say why in its comments."""
+        with gitops.locked(self._lock_path):
+            record = self._load(number)
+            if not record.get("needs_person"):
+                record["needs_person"] = reason
+                record["comments"].append({"at": format_ts(self._clock()), "body": reason})
+                self._save(record)
+            return self._to_pr(record)
+
     def merge(self, number: int, *, expected_head: str) -> PullRequest:
         """Fast-forward the base to ``expected_head`` exactly once, or refuse and change nothing."""
         with gitops.locked(self._lock_path):
@@ -137,6 +147,11 @@ class LocalForge:
                 )
             if record["state"] != "open":
                 raise MergeRefusedError(f"pull request #{number} is {record['state']}")
+            if record.get("needs_person"):
+                raise MergeRefusedError(
+                    f"pull request #{number} waits for a person: {record['needs_person']}",
+                    hint="a person merges it by hand; agentctl never does",
+                )
             branch, base = record["branch"], record["base"]
             actual = self._branch_head(branch)
             if actual != expected_head:

@@ -16,10 +16,11 @@ from typing import Any, Literal
 
 from agentctl import gitops
 from agentctl.errors import AgentctlError
+from agentctl.protected import Rules, describe, protected_changes
 from agentctl.runs.journal import Journal
 from agentctl.seams import Forge, PullRequest
 
-Status = Literal["merged", "conflict", "gate_failed", "already_merged", "not_approved"]
+Status = Literal["merged", "conflict", "gate_failed", "already_merged", "not_approved", "protected"]
 GATE_TAIL = 4000  # characters of gate output kept in the outcome
 NO_GATE = "no test command configured: set [project] test_command"
 
@@ -58,11 +59,16 @@ def merge_pr(
     timeout: float = 1800,
     journal: Journal | None = None,
     env: Mapping[str, str] | None = None,
+    protected: Rules | None = None,
 ) -> MergeOutcome:
     """Merge one approved pull request if its up-to-date head passes ``gate``.
 
     ``env`` is the gate's environment (default: the basic allowlist of a tool, never
     the orchestrator's tracker or forge tokens: the gate runs code an agent wrote).
+    A change that touches a protected path (``protected``: the workspace's rules; the
+    built-in ones at the repository and workspace roots when not given) is never
+    merged here, approved or not: the PR is marked as waiting for a person and the
+    outcome is ``protected``.
     """
     with gitops.locked(queue_lock(state_dir)):
         pr = forge.get_pr(pr_number)
@@ -72,6 +78,15 @@ def merge_pr(
             return MergeOutcome("not_approved", pr.head_sha, f"#{pr.number} is {pr.state}")
         base_ref = forge.fetch(pr.base)
         branch_ref = forge.fetch(pr.branch)  # the head's commits are here from now on
+        rules = protected or _default_rules(repo_root, state_dir)
+        touched = protected_changes(repo_root, base_ref, branch_ref, rules=rules)
+        if touched:
+            reason = describe(touched)
+            if not pr.needs_person:
+                forge.mark_needs_person(pr.number, reason)
+            return MergeOutcome("protected", pr.head_sha, f"#{pr.number}: {reason}")
+        if pr.needs_person:  # marked earlier: it waits for a person whatever it holds now
+            return MergeOutcome("protected", pr.head_sha, f"#{pr.number}: {pr.needs_person}")
         if not _approved(pr, repo_root, base_ref):
             return MergeOutcome(
                 "not_approved",
@@ -98,6 +113,15 @@ def merge_pr(
         if update.sha != pr.head_sha:
             forge.publish(pr.branch)  # the forge merges what it has: the gated SHA
         return _merge(forge, pr, update.sha, journal, output)
+
+
+def _default_rules(repo_root: Path, state_dir: Path) -> Rules:
+    """The built-in rules at the repository root and the workspace (the state dir's parent)."""
+    try:
+        rel = state_dir.resolve().parent.relative_to(repo_root.resolve()).as_posix()
+    except ValueError:
+        rel = "."
+    return Rules(roots=("",) if rel == "." else ("", rel.casefold() + "/"))
 
 
 def _catch_up(tree: Path, pr: PullRequest) -> MergeOutcome | None:

@@ -129,6 +129,7 @@ class PullRequest:
     url: str = ""
     ticket: str | None = None
     checks: str | None = None  # the head's CI rollup: success, pending, failure, error; None
+    needs_person: str | None = None  # why only a person may merge it (protected paths)
 
     @property
     def review_state(self) -> ReviewState:
@@ -153,6 +154,7 @@ class PullRequest:
             "url": self.url,
             "ticket": self.ticket,
             "checks": self.checks,
+            "needs_person": self.needs_person,
         }
 
     @classmethod
@@ -170,6 +172,7 @@ class PullRequest:
             url=str(data.get("url", "")),
             ticket=data.get("ticket"),
             checks=data.get("checks"),
+            needs_person=data.get("needs_person"),
         )
 
 
@@ -192,6 +195,13 @@ class Forge(Protocol):
     def add_review(self, number: int, review: Review) -> PullRequest: ...
 
     def comment(self, number: int, body: str) -> None: ...
+
+    def mark_needs_person(self, number: int, reason: str) -> PullRequest:
+        """Mark the PR as waiting for a person (nothing automatic merges or reworks it).
+
+        Idempotent: a PR already marked keeps its first reason.
+        """
+        ...
 
     def merge(self, number: int, *, expected_head: str) -> PullRequest:
         """Merge only at exactly ``expected_head``; a PR merged at that head returns as is."""

@@ -162,6 +162,7 @@ def _prs(config: Config) -> list[dict[str, Any]] | None:
             "branch": pr.branch,
             "base": pr.base,
             "review_state": pr.review_state,
+            "needs_person": pr.needs_person,
             "ticket": pr.ticket,
             "head_sha": pr.head_sha,
         }

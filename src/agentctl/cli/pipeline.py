@@ -226,6 +226,9 @@ def follow_pipeline(run: Any, as_json: bool, steps: Sequence[tuple[str, str]] = 
                 if out.get(key) not in (None, "", "0")
             )
             sys.stderr.write(f"{mark} {event['step']} {event.get('status')}{took}{extra}\n")
+        elif kind == "step.needs_person":
+            paths = ", ".join(str(p) for p in event.get("paths") or [])
+            sys.stderr.write(f"✋ stopped before {event['step']}: protected paths ({paths})\n")
         elif kind == "step.goto":
             first = str(event.get("failure", "")).strip().splitlines()[:1]
             sys.stderr.write(

@@ -133,7 +133,7 @@ def render(view: dict[str, Any]) -> None:
                 (
                     str(pr["number"]),
                     pr["branch"],
-                    pr["review_state"],
+                    "needs a person" if pr.get("needs_person") else pr["review_state"],
                     pr["ticket"] or "",
                     pr["title"],
                 )

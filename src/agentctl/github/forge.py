@@ -7,6 +7,9 @@
   pull request's own author, and agentctl usually opens its PRs with the same token:
   then the verdict is posted as a COMMENT review carrying a marker, and only markers
   in reviews by the token's own user are read back as verdicts.
+- A pull request that only a person may merge (it edits protected paths) carries a
+  COMMENT review with a marker, by the token's own user like a verdict; any author
+  can post a COMMENT review, so this works on agentctl's own pull requests too.
 - A merge names the head SHA the merge queue gated (``expectedHeadOid``): GitHub
   refuses it if the head moved, and agentctl never merges what it did not test.
 """
@@ -51,6 +54,7 @@ RATE = RateHeaders(
 STATES = {"open": "OPEN", "merged": "MERGED", "closed": "CLOSED"}
 TICKET_MARK = re.compile(r"<!-- agentctl:ticket=([^ >]+) -->")
 VERDICT_MARK = re.compile(r"<!-- agentctl:verdict=(approve|request_changes) -->")
+PERSON_MARK = "<!-- agentctl:needs-person -->"
 SELF_REVIEW = ("own pull request",)
 
 
@@ -196,6 +200,19 @@ class GithubForge:
             doc.COMMENT, {"input": {"subjectId": self._node_ids[number], "body": body}}
         )
 
+    def mark_needs_person(self, number: int, reason: str) -> PullRequest:
+        pr = self.get_pr(number)
+        if pr.needs_person:
+            return pr
+        payload = {
+            "pullRequestId": self._node_ids[number],
+            "commitOID": pr.head_sha,
+            "body": f"{reason.strip()}\n\n{PERSON_MARK}",
+            "event": "COMMENT",
+        }
+        self.service.execute(doc.REVIEW, {"input": payload})
+        return self.get_pr(number)
+
     def merge(self, number: int, *, expected_head: str) -> PullRequest:
         pr = self.get_pr(number)
         if pr.state == "merged":
@@ -207,6 +224,11 @@ class GithubForge:
             )
         if pr.state != "open":
             raise MergeRefusedError(f"pull request #{number} is {pr.state}")
+        if pr.needs_person:
+            raise MergeRefusedError(
+                f"pull request #{number} waits for a person: {pr.needs_person}",
+                hint="a person merges it on GitHub; agentctl never does",
+            )
         payload = {
             "pullRequestId": self._node_ids[number],
             "mergeMethod": self.settings.merge_method.upper(),
@@ -324,6 +346,9 @@ class GithubForge:
         if ticket is None and branch.startswith("agentctl/"):
             ticket = branch.removeprefix("agentctl/")
         merge_commit = node.get("mergeCommit") or {}
+        # A merged or closed PR's reviews are history: reading them would cost a viewer
+        # lookup per tick for nothing.
+        reviews, needs_person = self._reviews(node) if node["state"] == "OPEN" else ([], None)
         return PullRequest(
             number=number,
             branch=branch,
@@ -332,21 +357,25 @@ class GithubForge:
             body=TICKET_MARK.sub("", body).rstrip(),
             state=node["state"].lower(),
             head_sha=str(node.get("headRefOid") or ""),
-            # A merged or closed PR's reviews are history: reading them would cost a
-            # viewer lookup per tick for nothing.
-            reviews=tuple(self._reviews(node)) if node["state"] == "OPEN" else (),
+            reviews=tuple(reviews),
             merge_sha=merge_commit.get("oid"),
             url=str(node.get("url") or ""),
             ticket=ticket,
             checks=rollup["state"].lower() if rollup else None,
+            needs_person=needs_person,
         )
 
-    def _reviews(self, node: Mapping[str, Any]) -> builtins.list[Review]:
+    def _reviews(self, node: Mapping[str, Any]) -> tuple[builtins.list[Review], str | None]:
+        """The verdicts, and why only a person may merge (a marker by the token's user)."""
         reviews = []
+        needs_person: str | None = None
         for item in (node.get("reviews") or {}).get("nodes") or []:
             author = (item.get("author") or {}).get("login") or "ghost"
             body = item.get("body") or ""
             state = item.get("state")
+            if state == "COMMENTED" and PERSON_MARK in body and author == self.viewer():
+                needs_person = needs_person or body.replace(PERSON_MARK, "").strip()
+                continue
             if state == "APPROVED":
                 verdict = "approve"
             elif state == "CHANGES_REQUESTED":
@@ -365,7 +394,7 @@ class GithubForge:
                     at=str(item.get("submittedAt") or ""),
                 )
             )
-        return reviews
+        return reviews, needs_person
 
 
 def _review_body(review: Review) -> str:

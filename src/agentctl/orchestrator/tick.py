@@ -5,7 +5,8 @@ cancel runs that made no progress, read the inbox, poll the tracker once, claim
 ready tickets with leases and start pipelines up to ``max_parallel`` within the
 budgets, watch the open pull requests no live pipeline owns (review missing →
 a review pipeline; approved → the merge queue, then the ticket to Done; changes
-requested → the coding pipeline again, bounded), hand due HEARTBEAT.md duties to
+requested → the coding pipeline again, bounded; marked as waiting for a person →
+nothing, said once), hand due HEARTBEAT.md duties to
 the orchestrator role, and report to the outbox only when something changed.
 """
 
@@ -39,6 +40,7 @@ class TickReport:
     merged: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     waiting: list[str] = field(default_factory=list)
+    needs_person: list[str] = field(default_factory=list)  # PRs only a person may merge
     reaped: list[str] = field(default_factory=list)
     canceled: list[str] = field(default_factory=list)
     instructions: list[str] = field(default_factory=list)
@@ -54,6 +56,7 @@ class TickReport:
                 self.started,
                 self.merged,
                 self.failed,
+                self.needs_person,
                 self.reaped,
                 self.canceled,
                 self.instructions,
@@ -387,6 +390,7 @@ class Tick:
     def _watch_prs(self, state: dict[str, Any]) -> None:
         from agentctl.mergequeue import merge_pr
         from agentctl.pipeline.process import base_branch, start_pipeline
+        from agentctl.protected import rules_for
 
         root = self.config.workspace.git_root or self.config.workspace.root
         forge = self._forge()
@@ -396,6 +400,9 @@ class Tick:
             if pr.branch in owned:
                 continue
             label = f"PR #{pr.number} ({pr.ticket or pr.branch})"
+            if pr.needs_person:  # protected paths: no review, no dev round, no merge
+                self._waits_for_person(state, pr, pr.needs_person)
+                continue
             if pr.review_state == "approved":
                 if self.dry_run:
                     self.report.merged.append(f"{label}: would merge")
@@ -409,12 +416,15 @@ class Tick:
                         state_dir=self.state_dir,
                         gate=self.config.settings.project.test_command or None,
                         journal=self.home.ticks,
+                        protected=rules_for(self.config),
                     )
                 except AgentctlError as exc:  # refused (dirty base checkout, moved head...)
                     self.report.failed.append(f"{label}: merge refused: {exc}")
                     continue
                 failpoints.hit("orchestrator.after_merge")
-                if outcome.merged:
+                if outcome.status == "protected":  # the queue marked it: a person merges it
+                    self._waits_for_person(state, pr, outcome.detail)
+                elif outcome.merged:
                     self.report.merged.append(f"{label}: {str(outcome.sha)[:12]}")
                     self._to_done(
                         state,
@@ -440,6 +450,18 @@ class Tick:
                 self._changed_runs()
                 owned.add(pr.branch)
                 self.report.started.append(f"{label}: review-pr {run.id}")
+
+    def _waits_for_person(self, state: dict[str, Any], pr: Any, why: str) -> None:
+        """Say once that a PR waits for a person; later ticks pass it over in silence."""
+        said: list[int] = state.setdefault("needs_person_reported", [])
+        if pr.number in said:
+            return
+        self.report.needs_person.append(
+            f"PR #{pr.number} ({pr.ticket or pr.branch}): waiting for a person: {why}"
+        )
+        if not self.dry_run:
+            said.append(pr.number)
+            del said[:-SETTLED_KEPT]
 
     def _settle_merged(self, state: dict[str, Any], forge: Any) -> None:
         """Merged PRs whose ticket was not yet moved (a tick killed after its merge)."""

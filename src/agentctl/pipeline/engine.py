@@ -20,6 +20,7 @@ from agentctl.config import Config
 from agentctl.config.schema import Pipeline, Step
 from agentctl.cost.ledger import Ledger
 from agentctl.cost.report import descendants
+from agentctl.errors import AgentctlError
 from agentctl.pipeline.render import holds, render
 from agentctl.runs import Run, read_journal
 from agentctl.services import Services
@@ -41,6 +42,14 @@ class StepFailed(Exception):
 
 class Paused(Exception):
     """The pipeline must wait (a budget reached): resumable once the cause is fixed."""
+
+
+class NeedsPerson(Exception):
+    """Only a person may take this change further (it edits protected paths).
+
+    Not a ``StepFailed``: no ``on_fail`` loop sends it back to an agent, and nothing
+    retries it; the pipeline ends ``failed`` and its pull request stays open, marked.
+    """
 
 
 @dataclass
@@ -128,6 +137,8 @@ class Engine:
             remaining = self.remaining_budget()
             if remaining is not None and remaining <= 0 and step.kind == "role":
                 raise Paused(f"pipeline budget ${self.pipeline.budget_usd:g} reached")
+            if self._guarded(step):
+                self._check_protected(step)
             self.run.journal.append("step.start", durable=True, step=step.id, kind=step.kind)
             try:
                 outputs = self.runners[step.kind](step, self._prompt_note(step), self)
@@ -136,6 +147,42 @@ class Engine:
                 continue
             self._finish(step, "ok", {"status": "ok", **outputs})
         return self.state.outputs
+
+    def _guarded(self, step: Step) -> bool:
+        """Steps that lead to a merge: a verdict (review) and the merge queue.
+
+        Checked here, not by an action a pipeline file could leave out.
+        """
+        if step.uses == "forge.merge":
+            return True
+        if step.role is None:
+            return False
+        try:
+            return self.config.role(step.role).result == "verdict"
+        except AgentctlError:
+            return False  # an unknown role: the step itself says so
+
+    def _check_protected(self, step: Step) -> None:
+        """Stop before ``step`` when the branch's change touches a protected path."""
+        from agentctl.protected import describe, protected_changes, rules_for
+
+        branch, worktree = self.values["run"].get("branch"), self.values["run"].get("worktree")
+        if not branch or not worktree:
+            return  # no branch of its own: nothing here can be merged
+        forge = self.services.forge
+        base = str(self.values["project"]["base_branch"])
+        paths = protected_changes(Path(worktree), forge.fetch(base), rules=rules_for(self.config))
+        if not paths:
+            return
+        reason = describe(paths)
+        pr = forge.find_pr(str(branch))
+        if pr is not None and pr.state == "open":
+            forge.mark_needs_person(pr.number, reason)
+        self.run.journal.append(
+            "step.needs_person", durable=True, step=step.id, paths=paths, pr=pr and pr.number
+        )
+        where = f"pull request #{pr.number}" if pr is not None else f"branch {branch}"
+        raise NeedsPerson(f"{reason} ({where} waits for them)")
 
     def _prompt_note(self, step: Step) -> str:
         if step.kind != "role" or self.state.failure is None:

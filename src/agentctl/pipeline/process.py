@@ -17,7 +17,7 @@ from agentctl.config.schema import Pipeline
 from agentctl.cost.ledger import Ledger
 from agentctl.cost.report import descendants
 from agentctl.errors import NotFoundError, TransitionError, UsageError
-from agentctl.pipeline.engine import Engine, Paused, StepFailed
+from agentctl.pipeline.engine import Engine, NeedsPerson, Paused, StepFailed
 from agentctl.pipeline.steps import RUNNERS
 from agentctl.runs import Run, RunStore
 
@@ -159,6 +159,8 @@ def work(config: Config, run_id: str) -> int:
         status, ending, reason = "paused", "budget", str(paused)
     except StepFailed as failed:
         status, ending, reason = "failed", "step_failed", failed.failure
+    except NeedsPerson as held:  # failed, not paused: no resume can take it further
+        status, ending, reason = "failed", "needs_person", str(held)
     except KeyboardInterrupt:
         status, ending, reason = "canceled", "canceled", "canceled on request"
     except Exception as exc:  # a bug or an unexpected failure still ends the run clearly

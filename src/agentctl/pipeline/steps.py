@@ -21,7 +21,7 @@ from agentctl.agent.env import tool_env
 from agentctl.agent.supervise import AgentRequest, resume_run, start_agent, watch
 from agentctl.config.schema import Step
 from agentctl.errors import AgentctlError, UsageError
-from agentctl.pipeline.engine import Engine, Paused, StepFailed
+from agentctl.pipeline.engine import Engine, NeedsPerson, Paused, StepFailed
 from agentctl.runs import TERMINAL, RunStore, read_journal
 
 if TYPE_CHECKING:
@@ -392,6 +392,7 @@ def _pr_number(engine: Engine) -> int:
 
 def forge_merge(engine: Engine, args: dict[str, Any]) -> dict[str, Any]:
     from agentctl.mergequeue import merge_pr
+    from agentctl.protected import rules_for
 
     forge = _forge(engine)
     number = _pr_number(engine)
@@ -406,7 +407,10 @@ def forge_merge(engine: Engine, args: dict[str, Any]) -> dict[str, Any]:
         state_dir=engine.config.workspace.state_dir,
         gate=gate or None,
         journal=engine.run.journal,
+        protected=rules_for(engine.config),
     )
+    if outcome.status == "protected":  # the engine stops before this step; the queue agrees
+        raise NeedsPerson(outcome.detail)
     if outcome.status not in ("merged", "already_merged"):
         detail = outcome.detail + ("\n" + outcome.gate_output if outcome.gate_output else "")
         raise StepFailed(f"merge {outcome.status}: {detail}", {"pr": number})
