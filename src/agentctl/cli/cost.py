@@ -52,7 +52,7 @@ def cost_command(
     ] = None,
 ) -> None:
     """Show what model calls cost (from .agentctl/ledger/), with totals."""
-    from agentctl.cost.ledger import dumps
+    from agentctl.cost.ledger import dumps, report_once
     from agentctl.cost.report import build_report, parse_since
 
     app_state = state(ctx)
@@ -61,7 +61,7 @@ def cost_command(
         start = parse_since("7d")
     price = app_state.config.model(what_if).price if what_if is not None else None
     result = build_report(app_state.workspace.state_dir, by=by, since=start, run=run, what_if=price)
-    for problem in result.problems:
+    for problem in report_once(list(result.problems)):
         sys.stderr.write(f"agentctl: warning: ledger: {problem}\n")
     if as_json:
         value = result.to_json()

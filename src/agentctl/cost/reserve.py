@@ -17,6 +17,7 @@ import fcntl
 import json
 import os
 import socket
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from agentctl.atomic import write_json
 from agentctl.cost.budget import BudgetGuard, Decision, Held
-from agentctl.cost.ledger import Entry, Ledger
+from agentctl.cost.ledger import Entry, Ledger, report_once
 from agentctl.cost.pricing import plain
 from agentctl.errors import BudgetExceeded
 from agentctl.llm.types import Usage
@@ -130,6 +131,8 @@ class Reservations:
                 run_cap=run_cap,
                 held=[h.held for h in holds],
             )
+            for problem in report_once(self.ledger.problems):  # to the process's log
+                sys.stderr.write(f"agentctl: warning: ledger: {problem}\n")
             if not decision.allowed:
                 self._save(holds)
                 return None, decision
