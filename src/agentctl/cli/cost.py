@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from agentctl.cli.context import print_table, single, state
+from agentctl.cli.context import echo, print_table, single, state
 
 if TYPE_CHECKING:
     from agentctl.cost.report import Report
@@ -62,7 +62,7 @@ def cost_command(
     price = app_state.config.model(what_if).price if what_if is not None else None
     result = build_report(app_state.workspace.state_dir, by=by, since=start, run=run, what_if=price)
     for problem in report_once(list(result.problems)):
-        sys.stderr.write(f"agentctl: warning: ledger: {problem}\n")
+        echo(f"agentctl: warning: ledger: {problem}", err=True)
     if as_json:
         value = result.to_json()
         if what_if is not None:
@@ -74,7 +74,7 @@ def cost_command(
     if run is not None:
         scope = f"run tree of {run} ({len(result.run_ids)} runs), {scope}"
     if not result.rows:
-        typer.echo(f"no model calls ({scope})")
+        echo(f"no model calls ({scope})")
         return
     print_report(result, f"cost, {scope}", what_if)
 
