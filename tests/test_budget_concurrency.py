@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from agentctl.cost.ledger import Ledger
-from agentctl.runs import RunStore
+from agentctl.runs import RunStore, read_journal
 from agentctl.testing.llm_server import LLMServer, Turn
 from tests.conftest import Invoke, git, make_repo
 
@@ -159,3 +159,29 @@ def test_a_dead_process_or_an_old_reservation_holds_nothing(tmp_path: Path) -> N
     assert '"x"' in (ledger.dir / "holds.json").read_text()
     now[0] = utc_now()
     assert reservations.reserve(amount, role="dev", model="m", run_id="r")[0] is not None
+
+
+def test_a_model_whose_own_cap_is_spent_is_skipped_for_the_next(
+    tmp_path: Path, server: LLMServer, cli: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = make_repo(tmp_path / "project")
+    models = ""
+    for name in ("first", "second"):
+        models += (
+            f'[models.{name}]\nprovider = "openai"\napi = "chat"\nname = "{name}-x"\n'
+            f'base_url = "{server.openai_url}"\napi_key_env = "TEST_KEY"\nmax_retries = 0\n'
+            "max_tokens = 500\nprice = { input = 1.0, output = 10.0 }\n\n"
+        )
+    (repo / "agentctl.toml").write_text(models + "[budgets]\nmodels = { first = 0.000001 }\n")
+    (repo / "roles").mkdir()
+    (repo / "roles" / "research.toml").write_text('model = "first"\nfallback = ["second"]\n')
+    monkeypatch.setenv("TEST_KEY", KEY)
+    server.script("second-x", Turn.text("from the second"))
+    result = cli("agent", "run", "research", "question", cwd=repo)
+    assert result.exit_code == 0, result.output
+    assert "from the second" in result.stdout
+    assert [r.body["model"] for r in server.requests] == ["second-x"]
+    (listing,) = RunStore(repo / ".agentctl").list(kind="agent")
+    run = RunStore(repo / ".agentctl").get(listing.id)
+    (switch,) = [e for e in read_journal(run.paths.events).events if e["type"] == "model.switch"]
+    assert switch["to"] == "second" and "daily budget of model first" in switch["reason"]
