@@ -185,3 +185,38 @@ def test_a_model_whose_own_cap_is_spent_is_skipped_for_the_next(
     run = RunStore(repo / ".agentctl").get(listing.id)
     (switch,) = [e for e in read_journal(run.paths.events).events if e["type"] == "model.switch"]
     assert switch["to"] == "second" and "daily budget of model first" in switch["reason"]
+
+
+def test_a_step_of_a_capped_pipeline_reserves_within_the_pipeline_cap(
+    tmp_path: Path, server: LLMServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agentctl.config import load_config
+    from agentctl.config.schema import Model, Price
+    from agentctl.cost.meter import Meter
+    from agentctl.cost.reserve import BudgetRefused
+    from agentctl.llm.call import Caller
+    from agentctl.llm.types import Message, Request, Usage
+    from agentctl.workspace import find_workspace
+
+    repo = project(tmp_path, server, "")
+    (repo / "pipelines").mkdir()
+    (repo / "pipelines" / "capped.toml").write_text('extends = "feature"\nbudget_usd = 0.02\n')
+    monkeypatch.setenv("TEST_KEY", KEY)
+    config = load_config(find_workspace(repo))
+    store = RunStore(config.workspace.state_dir)
+    pipe = store.create("pipeline", input={"pipeline": "capped"}, pipeline="capped")
+    earlier = store.create("agent", input={}, parent=pipe, role="dev")
+    Ledger(config.workspace.state_dir).charge(  # an earlier step spent $0.019
+        run=earlier.load(),
+        model_name="chat",
+        model=Model(provider="openai", name="chat-x", price=Price(input=1.0, output=10.0)),
+        usage=Usage(0, 1_900),
+    )
+    step = store.create("agent", input={}, parent=pipe, role="review")
+    request = Request(messages=(Message("user", "review it"),), max_tokens=500)
+    server.script("chat-x", Turn.text("approved"))
+    with pytest.raises(BudgetRefused) as refused:
+        Meter(config, step, "review").complete(Caller(config.models), request, ["chat"])
+    assert refused.value.decision.limit == "pipeline:capped"
+    assert "budget of pipeline capped $0.02 reached" in str(refused.value)
+    assert server.requests == []

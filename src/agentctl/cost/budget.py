@@ -50,6 +50,16 @@ class Held:
 
 
 @dataclass(frozen=True, slots=True)
+class Tree:
+    """A cap over a tree of runs besides the run's own: a pipeline's over all its runs."""
+
+    limit: str  # e.g. "pipeline:feature"
+    what: str  # e.g. "budget of pipeline feature"
+    run_ids: frozenset[str]
+    cap: Decimal
+
+
+@dataclass(frozen=True, slots=True)
 class _Cap:
     limit: str
     what: str
@@ -75,10 +85,11 @@ class BudgetGuard:
         run_ids: set[str] | None = None,
         run_cap: Decimal | None = None,
         held: Sequence[Held] = (),
+        trees: Sequence[Tree] = (),
     ) -> Decision:
         """Whether a call that may cost up to ``estimate`` fits every configured cap."""
         tightest: _Cap | None = None
-        for cap in self._caps(role, model, run_ids, run_cap, held):
+        for cap in self._caps(role, model, run_ids, run_cap, held, trees):
             if cap.spent + estimate > cap.cap:
                 return Decision(
                     False,
@@ -100,6 +111,7 @@ class BudgetGuard:
         run_ids: set[str] | None,
         run_cap: Decimal | None,
         held: Sequence[Held],
+        trees: Sequence[Tree] = (),
     ) -> list[_Cap]:
         budgets = self.budgets
         caps = []
@@ -144,4 +156,9 @@ class BudgetGuard:
             spent = self.ledger.spent(since=None, run_ids=run_ids) if run_ids else Decimal(0)
             spent += sum((h.amount for h in held if run_ids and h.run_id in run_ids), Decimal(0))
             caps.append(_Cap("run", "run budget", run_cap, spent, "by this run and its children"))
+        for tree in trees:
+            ids = set(tree.run_ids)
+            spent = self.ledger.spent(since=None, run_ids=ids)
+            spent += sum((h.amount for h in held if h.run_id in ids), Decimal(0))
+            caps.append(_Cap(tree.limit, tree.what, tree.cap, spent, "by its runs"))
         return caps

@@ -20,6 +20,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from agentctl.cost.budget import Tree
 from agentctl.cost.ledger import Entry, Ledger
 from agentctl.cost.pricing import upper_bound
 from agentctl.cost.reserve import BudgetRefused, Hold, Reservations
@@ -58,6 +59,16 @@ class Meter:
     def __post_init__(self) -> None:
         self.ledger = Ledger(self.config.workspace.state_dir, self.clock)
         self.reservations = Reservations(self.ledger, self.config.settings.budgets, self.clock)
+        self._trees: tuple[Tree, ...] | None = None
+
+    def trees(self) -> tuple[Tree, ...]:
+        """The cap of the pipeline this run is a step of, if it has one (found once)."""
+        if self._trees is None:
+            self._trees = ()
+            parent_id = self.run.load().parent_id
+            if parent_id is not None:
+                self._trees = _pipeline_cap(self.config, parent_id)
+        return self._trees
 
     def estimate(self, request: Request, name: str, prompt_tokens: int | None = None) -> Decimal:
         """The most a call of ``request`` to model ``name`` can cost."""
@@ -89,6 +100,7 @@ class Meter:
                 run_id=self.run.id,
                 run_ids={self.run.id} if self.run_cap is not None else None,
                 run_cap=self.run_cap,
+                trees=self.trees(),
             )
             if hold is None:
                 last = name == names[-1]
@@ -142,3 +154,34 @@ class Meter:
             **extra,
         )
         return entry
+
+
+def _pipeline_cap(config: Config, parent_id: str) -> tuple[Tree, ...]:
+    """A pipeline parent's ``budget_usd`` over the pipeline and every run below it.
+
+    Its steps run one after another, so the runs of the tree are known when a step
+    starts; a pipeline's cap also reaches its agents as their run cap, this holds
+    it should anything run beside them.
+    """
+    from agentctl.cost.report import descendants
+    from agentctl.errors import AgentctlError
+    from agentctl.runs import RunStore
+
+    state_dir = config.workspace.state_dir
+    try:
+        parent = RunStore(state_dir).get(parent_id).load()
+        if parent.kind != "pipeline" or parent.pipeline is None:
+            return ()
+        cap = config.pipeline(parent.pipeline).budget_usd
+    except AgentctlError:  # a parent gone or a pipeline since removed: its run cap holds
+        return ()
+    if cap is None:
+        return ()
+    return (
+        Tree(
+            f"pipeline:{parent.pipeline}",
+            f"budget of pipeline {parent.pipeline}",
+            frozenset(descendants(state_dir, parent_id)),
+            Decimal(str(cap)),
+        ),
+    )

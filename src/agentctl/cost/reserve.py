@@ -26,7 +26,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from agentctl.atomic import write_json
-from agentctl.cost.budget import BudgetGuard, Decision, Held
+from agentctl.cost.budget import BudgetGuard, Decision, Held, Tree
 from agentctl.cost.ledger import Entry, Ledger, report_once
 from agentctl.cost.pricing import plain
 from agentctl.errors import BudgetExceeded
@@ -119,6 +119,7 @@ class Reservations:
         run_id: str | None,
         run_ids: set[str] | None = None,
         run_cap: Decimal | None = None,
+        trees: tuple[Tree, ...] = (),
     ) -> tuple[Hold | None, Decision]:
         """Hold ``amount`` if it fits every cap; (None, the refusal) if it does not."""
         with self._locked():
@@ -130,6 +131,7 @@ class Reservations:
                 run_ids=run_ids,
                 run_cap=run_cap,
                 held=[h.held for h in holds],
+                trees=trees,
             )
             for problem in report_once(self.ledger.problems):  # to the process's log
                 sys.stderr.write(f"agentctl: warning: ledger: {problem}\n")
