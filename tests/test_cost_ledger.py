@@ -174,7 +174,8 @@ for i in range(25):
     ledger.record(Entry(
         ts=datetime(2026, 11, 25, 12, tzinfo=UTC), run_id="wWRITER", root_id="wWRITER",
         parent_id=None, role="dev", model="m", provider="openai", model_id="m",
-        request_id="p" * (WRITER * 3000), usage=Usage(i, 1), price=one, cost=Decimal(i),
+        request_id="p" * (WRITER * 3000), usage=Usage(i, 1), price=one,
+        cost=Decimal(i + 1) / 1_000_000,
     ))
 """
     start_together(
@@ -188,4 +189,4 @@ for i in range(25):
     for writer in range(4):  # each writer's own lines whole and in its order
         mine = [e.usage.input_tokens for e in entries if e.run_id == f"w{writer}"]
         assert mine == list(range(25))
-    assert ledger.spent(since=None) == 4 * sum(range(25))
+    assert ledger.spent(since=None) == 4 * Decimal(sum(range(1, 26))) / 1_000_000

@@ -2,29 +2,24 @@
 
 Even a one-shot call is a run (kind ``ask``): its input, the call with usage and
 cost, and the answer land in a run directory, and the cost in the ledger, so
-``agentctl cost`` and ``runs show`` see it like any agent's call. The budget is
-checked before anything is sent, against the most a call to any model of the
-chain could cost.
+``agentctl cost`` and ``runs show`` see it like any agent's call. Each model tried
+reserves the most its call could cost before anything is sent (``Meter``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 from agentctl.config import Config
-from agentctl.cost.budget import BudgetGuard
-from agentctl.cost.ledger import Entry, Ledger
-from agentctl.cost.pricing import upper_bound
+from agentctl.cost.meter import Meter, estimate_tokens
 from agentctl.errors import BudgetExceeded, MissingKeyError, ProviderError, QuotaError
-from agentctl.llm.call import Attempt, Caller, Outcome
+from agentctl.llm.call import Attempt, Caller
 from agentctl.llm.types import Message, OnEvent, Request, Response
 from agentctl.runs import Run, RunStore, utc_now
 
@@ -53,41 +48,6 @@ class Answer:
             "request_id": self.response.request_id,
             "retries": len(self.attempts),
         }
-
-
-def record_call(config: Config, run: Run, ledger: Ledger, outcome: Outcome, **extra: Any) -> Entry:
-    """Price a finished call into the ledger and journal it (usage, cost, request id)."""
-    response = outcome.response
-    entry = ledger.charge(
-        run=run.load(),
-        model_name=outcome.model,
-        model=config.models[outcome.model],
-        usage=response.usage,
-        model_id=response.model,
-        request_id=response.request_id,
-    )
-    run.journal.append(
-        "llm.call",
-        durable=True,
-        model=outcome.model,
-        model_id=response.model,
-        request_id=response.request_id,
-        stop_reason=response.stop_reason,
-        usage=response.usage.to_json(),
-        cost_usd=str(entry.cost),
-        **extra,
-    )
-    return entry
-
-
-def estimate_tokens(request: Request) -> int:
-    """An upper-bound-ish prompt size without a tokenizer: ~4 bytes a token, rounded up."""
-    size = len(request.system.encode()) + sum(
-        len(m.content.encode()) + len(json.dumps([c.to_json() for c in m.tool_calls]))
-        for m in request.messages
-    )
-    size += sum(len(json.dumps(t.parameters)) + len(t.description) for t in request.tools)
-    return size // 3 + 16  # a generous margin: the estimate must not undercount
 
 
 def ask(
@@ -154,23 +114,9 @@ def _call(
         system=system,
         max_tokens=max_tokens or max(config.models[n].max_tokens for n in chain),
     )
-    ledger = Ledger(config.workspace.state_dir, clock)
+    meter = Meter(config, run, role, hint="raise [budgets] in agentctl.toml", clock=clock)
     prompt_tokens = estimate_tokens(request)
-    estimate = max(
-        upper_bound(
-            prompt_tokens,
-            min(request.max_tokens, config.models[n].max_tokens),
-            config.models[n].price,
-        )
-        for n in chain
-    )
-    decision = BudgetGuard(config.settings.budgets, ledger, clock).check(
-        estimate, role=role, model=chain[0]
-    )
-    if not decision.allowed:
-        raise BudgetExceeded(
-            f"not sent: {decision.reason}", hint="raise [budgets] in agentctl.toml"
-        )
+    estimate = max(meter.estimate(request, n, prompt_tokens) for n in chain)
     caller = Caller(
         config.models,
         lock_dir=config.workspace.state_dir / "locks",
@@ -182,13 +128,11 @@ def _call(
     )
     with contextlib.suppress(MissingKeyError):
         caller.provider(chain[0])  # import the SDK now, so the latency measured is the call's
-    started = time.monotonic()
     run.journal.append("llm.request", models=chain, estimate_usd=str(estimate))
-    outcome = caller.complete(request, chain, on_event=on_event)
-    seconds = time.monotonic() - started
-    response = outcome.response
-    entry = record_call(config, run, ledger, outcome, seconds=round(seconds, 3))
-    return Answer(run.id, outcome.model, response, entry.cost, seconds, outcome.attempts)
+    outcome, entry = meter.complete(caller, request, chain, on_event=on_event)
+    return Answer(
+        run.id, outcome.model, outcome.response, entry.cost, meter.seconds, outcome.attempts
+    )
 
 
-__all__ = ["PROBE_PROMPT", "Answer", "ask"]
+__all__ = ["PROBE_PROMPT", "Answer", "ask", "estimate_tokens"]

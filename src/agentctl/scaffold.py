@@ -11,12 +11,11 @@ nothing the second time.
 from __future__ import annotations
 
 import json
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from agentctl import atomic
+from agentctl import atomic, tomlsafe
 from agentctl.errors import WorkspaceError
 from agentctl.workspace import CONFIG_NAME, STATE_NAME, git_root_of, shipped_dir
 
@@ -36,8 +35,8 @@ def guess_test_command(root: Path) -> str | None:
     pyproject = root / "pyproject.toml"
     if pyproject.is_file():
         try:
-            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, OSError, UnicodeDecodeError):
+            data = tomlsafe.loads(pyproject.read_text(encoding="utf-8"))
+        except (ValueError, OSError):  # TOMLDecodeError, too deep, not UTF-8
             data = {}
         if "pytest" in data.get("tool", {}) or "pytest" in pyproject.read_text(errors="replace"):
             return "python -m pytest -q"

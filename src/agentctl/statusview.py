@@ -89,7 +89,7 @@ def _last_report(outbox: Path) -> dict[str, Any] | None:
 
 def _active_runs(state_dir: Path, now: datetime, problems: list[str]) -> list[dict[str, Any]]:
     """Runs not finished (stale ones included: they need a look), with their tree's cost."""
-    from agentctl.cost.ledger import Ledger
+    from agentctl.cost.ledger import Ledger, report_once
 
     rows, _ = list_rows(state_dir, now=now)
     children: dict[str, list[str]] = {}
@@ -102,7 +102,7 @@ def _active_runs(state_dir: Path, now: datetime, problems: list[str]) -> list[di
         if row["status"] is None or row["status"] in TERMINAL:
             continue
         spent = ledger.spent(since=None, run_ids=_tree(row["id"], children))
-        problems.extend(f"ledger: {p}" for p in ledger.problems)
+        problems.extend(f"ledger: {p}" for p in report_once(ledger.problems))
         active.append(
             {
                 "id": row["id"],
@@ -174,7 +174,7 @@ def _spend_today(
     state_dir: Path, now: datetime, budgets: Budgets, problems: list[str]
 ) -> dict[str, Any]:
     """Spend since midnight UTC by role (= tier), each against its daily cap if one is set."""
-    from agentctl.cost.ledger import Ledger
+    from agentctl.cost.ledger import Ledger, report_once
 
     midnight = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     ledger = Ledger(state_dir)
@@ -184,7 +184,7 @@ def _spend_today(
         role = entry.role or "-"
         by_role[role] = by_role.get(role, Decimal(0)) + entry.cost
         total += entry.cost
-    problems.extend(f"ledger: {p}" for p in ledger.problems)
+    problems.extend(f"ledger: {p}" for p in report_once(ledger.problems))
     names = sorted(set(by_role) | set(budgets.roles), key=lambda r: (-by_role.get(r, 0), r))
     return {
         "day": midnight.date().isoformat(),

@@ -11,14 +11,13 @@ from __future__ import annotations
 import builtins
 import fcntl
 import os
-import tomllib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agentctl import atomic
+from agentctl import atomic, tomlsafe
 from agentctl.errors import CorruptStateError, FutureStateError, NotFoundError, UsageError
 from agentctl.runs.timefmt import format_ts, utc_now
 from agentctl.seams import Ticket
@@ -190,7 +189,7 @@ def _number(stem: str) -> int:
 
 def _read(path: Path) -> dict[str, Any]:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomlsafe.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise CorruptStateError(
             f"ticket file {path} is unreadable: {exc}", path=path, hint="fix or move it aside"

@@ -25,13 +25,11 @@ from agentctl import failpoints
 from agentctl.agent.transcript import Transcript
 from agentctl.config import Config
 from agentctl.config.schema import Role
-from agentctl.cost.budget import BudgetGuard
-from agentctl.cost.ledger import Ledger
-from agentctl.cost.pricing import upper_bound
+from agentctl.cost.meter import Meter
+from agentctl.cost.reserve import BudgetRefused
 from agentctl.errors import MissingKeyError, ProviderError, QuotaError
 from agentctl.llm.call import Caller
 from agentctl.llm.types import Message, Request, Response, ToolCall, ToolSpec
-from agentctl.oneshot import estimate_tokens, record_call
 from agentctl.runs import Run, read_journal, utc_now
 from agentctl.tools import Toolbox
 
@@ -116,8 +114,9 @@ class AgentLoop:
 
     def __post_init__(self) -> None:
         self.transcript = Transcript(self.run.paths.transcript, self.redact)
-        self.ledger = Ledger(self.config.workspace.state_dir, self.clock)
-        self.guard = BudgetGuard(self.config.settings.budgets, self.ledger, self.clock)
+        self.meter = Meter(
+            self.config, self.run, self.role_name, self.limits.budget_usd, clock=self.clock
+        )
         self.tools = (*self.toolbox.specs, *((FINISH,) if self.role.result == "verdict" else ()))
         self.current = 0  # index into chain of the model now answering
         self.bad_turns = 0
@@ -154,17 +153,26 @@ class AgentLoop:
             raise Ending("failed", "deadline", f"deadline of {self.limits.deadline:g} s passed")
 
     def _call(self, messages: list[Message]) -> Response:
+        """One model call, reserved within every cap before it is sent (see ``Meter``).
+
+        A model's own daily cap running out moves a model list on to its next model;
+        any other cap (the run's, the role's, the day's) pauses the run, resumable
+        once the budget is raised.
+        """
+        name = self.chain[self.current]
         request = Request(
             messages=tuple(messages),
             system=self.role.prompt,
             tools=self.tools,
-            max_tokens=self.config.models[self.chain[self.current]].max_tokens,
+            max_tokens=self.config.models[name].max_tokens,
         )
-        self._check_budget(request, self.chain[self.current])
-        name = self.chain[self.current]
         self.run.journal.append("llm.request", model=name, turn=len(messages))
         try:
-            outcome = self.caller.complete(request, self.chain[self.current :])
+            outcome, _ = self.meter.complete(self.caller, request, self.chain[self.current :])
+        except BudgetRefused as exc:
+            reason = exc.decision.reason
+            self.run.journal.append("budget.stop", durable=True, reason=reason)
+            raise Ending("paused", "budget", f"budget: {reason}") from exc
         except QuotaError as exc:
             raise Ending("paused", "budget", f"provider spend limit: {exc}") from exc
         except (ProviderError, MissingKeyError) as exc:
@@ -172,43 +180,13 @@ class AgentLoop:
         if outcome.model != name:
             self.current = self.chain.index(outcome.model)
             self.run.journal.append(
-                "model.switch", durable=True, to=outcome.model, reason="failure"
+                "model.switch",
+                durable=True,
+                to=outcome.model,
+                reason=self.meter.skipped.get(name, "failure"),
             )
-        record_call(
-            self.config, self.run, self.ledger, outcome, tool_calls=len(outcome.response.tool_calls)
-        )
         failpoints.hit("agent.after_llm_call")
         return outcome.response
-
-    def _check_budget(self, request: Request, name: str) -> None:
-        """Before the call, never after: the most it can cost must fit every cap.
-
-        A model's own daily cap running out moves a model list on to its next model;
-        any other cap (the run's, the role's, the day's) pauses the run, resumable
-        once the budget is raised.
-        """
-        cap = self.limits.budget_usd
-        while True:
-            model = self.config.models[name]
-            estimate = upper_bound(estimate_tokens(request), request.max_tokens, model.price)
-            decision = self.guard.check(
-                estimate,
-                role=self.role_name,
-                model=name,
-                run_ids={self.run.id} if cap is not None else None,
-                run_cap=cap,
-            )
-            if decision.allowed:
-                return
-            if (decision.limit or "").startswith("model:") and self.current + 1 < len(self.chain):
-                self.current += 1
-                name = self.chain[self.current]
-                self.run.journal.append(
-                    "model.switch", durable=True, to=name, reason=f"budget: {decision.reason}"
-                )
-                continue
-            self.run.journal.append("budget.stop", durable=True, reason=decision.reason)
-            raise Ending("paused", "budget", f"budget: {decision.reason}")
 
     # -- one answer ---------------------------------------------------------------
 

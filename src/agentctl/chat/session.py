@@ -25,13 +25,10 @@ from agentctl import atomic
 from agentctl.agent.transcript import Transcript
 from agentctl.chat.tools import SPECS, Delegation
 from agentctl.config import Config
-from agentctl.cost.budget import BudgetGuard
-from agentctl.cost.ledger import Ledger
-from agentctl.cost.pricing import upper_bound
-from agentctl.errors import BudgetExceeded, MissingKeyError, ProviderError
+from agentctl.cost.meter import Meter
+from agentctl.errors import MissingKeyError, ProviderError
 from agentctl.llm.call import Caller
 from agentctl.llm.types import Message, OnEvent, Request, TextDelta
-from agentctl.oneshot import estimate_tokens, record_call
 from agentctl.orchestrator.home import Home
 from agentctl.runs import TERMINAL, Run, RunStore, read_journal
 
@@ -58,7 +55,6 @@ class ChatSession:
         self.messages: list[Message] = self.transcript.load()
         self.delegation = Delegation(self.config, self.run)
         self.caller = Caller(self.config.models, lock_dir=self.state_dir / "locks")
-        self.ledger = Ledger(self.state_dir)
         self.home = Home.of(self.state_dir)
         self.pending: list[str] = []
 
@@ -182,13 +178,6 @@ class ChatSession:
             tools=SPECS,
             max_tokens=model.max_tokens,
         )
-        decision = BudgetGuard(self.config.settings.budgets, self.ledger).check(
-            upper_bound(estimate_tokens(request), request.max_tokens, model.price),
-            role="main",
-            model=self.chain[0],
-        )
-        if not decision.allowed:
-            raise BudgetExceeded(f"not sent: {decision.reason}", hint="raise [budgets]")
         streamed: list[str] = []
 
         def relay(event: Any) -> None:
@@ -198,12 +187,13 @@ class ChatSession:
                 on_event(event)
 
         try:
-            outcome = self.caller.complete(request, self.chain, on_event=relay)
+            outcome, _ = Meter(self.config, self.run, "main", hint="raise [budgets]").complete(
+                self.caller, request, self.chain, on_event=relay
+            )
         except KeyboardInterrupt:
             self._keep(Message("assistant", "".join(streamed) + " [interrupted]"))
             self.run.journal.append("reply.interrupted", durable=True)
             raise
-        record_call(self.config, self.run, self.ledger, outcome)
         return outcome.response
 
     def _window(self) -> list[Message]:

@@ -26,13 +26,14 @@ from agentctl import __version__
 from agentctl.cli import fastparams
 from agentctl.cli.context import state
 from agentctl.errors import EXIT_INTERRUPTED, AgentctlError, ConfigError
+from agentctl.visible import visible
 
 
 def report(error: AgentctlError) -> None:
     """Print an error as ``agentctl: error: ...`` lines on stderr (no traceback)."""
     errors = error.all if isinstance(error, ConfigError) else (error,)
     for item in errors:
-        sys.stderr.write(f"agentctl: error: {item}\n")
+        sys.stderr.write(visible(f"agentctl: error: {item}") + "\n")
 
 
 # The commands, in the order --help lists them: name → "module:Typer app".

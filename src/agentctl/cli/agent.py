@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from agentctl.cli.context import follow_events, new_group, print_json, state
+from agentctl.cli.context import echo, follow_events, new_group, print_json, state
 from agentctl.errors import EXIT_FAILED, EXIT_INTERRUPTED
+from agentctl.visible import visible
 
 if TYPE_CHECKING:
     from agentctl.runs import Run
@@ -69,7 +70,7 @@ def follow_run(run: Run, as_json: bool) -> int:
     def show(event: dict[str, Any]) -> None:
         line = progress.line(event)
         if line and not as_json:
-            sys.stderr.write(line + "\n")
+            sys.stderr.write(visible(line) + "\n")
 
     if not follow_events(run, show):
         return EXIT_INTERRUPTED
@@ -78,16 +79,17 @@ def follow_run(run: Run, as_json: bool) -> int:
     if as_json:
         print_json({"run_id": run.id, "status": record.status, **output})
     elif output.get("verdict"):
-        typer.echo(f"verdict: {output['verdict']}\n{output.get('summary', '')}")
+        echo(f"verdict: {output['verdict']}\n{output.get('summary', '')}")
         for comment in output.get("comments", []):
             where = ":".join(str(comment[k]) for k in ("file", "line") if comment.get(k))
-            typer.echo(f"- {where + ': ' if where else ''}{comment.get('body', '')}")
+            echo(f"- {where + ': ' if where else ''}{comment.get('body', '')}")
     elif output.get("text"):
-        typer.echo(output["text"])
+        echo(output["text"])
     if not as_json:
-        sys.stderr.write(
+        echo(
             f"{record.status} ({output.get('ending', record.reason or '')}) · "
-            f"${output.get('cost_usd', '0')} · run {run.id}\n"
+            f"${output.get('cost_usd', '0')} · run {run.id}",
+            err=True,
         )
     return 0 if record.status == "succeeded" else EXIT_FAILED
 
@@ -115,7 +117,7 @@ def run_agent(
         if as_json:
             print_json({"run_id": run.id})
         else:
-            typer.echo(run.id)
+            echo(run.id)
         return
     code = follow_run(run, as_json)
     if code:

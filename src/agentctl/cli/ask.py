@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from agentctl.cli.context import print_json, single, state
+from agentctl.visible import visible
 
 if TYPE_CHECKING:
     from agentctl.llm.types import OnEvent
@@ -28,16 +29,17 @@ def streamed(as_json: bool) -> Iterator[OnEvent | None]:
 
         def raw(event: object) -> None:
             if isinstance(event, TextDelta):
-                sys.stdout.write(event.text)
+                sys.stdout.write(visible(event.text))
                 sys.stdout.flush()
             elif isinstance(event, Restart):
-                sys.stderr.write(f"\n[{event.reason}]\n")
+                sys.stderr.write(visible(f"\n[{event.reason}]\n"))
 
         yield raw
         sys.stdout.write("\n")
         return
     from rich.live import Live
     from rich.markdown import Markdown
+    from rich.text import Text
 
     parts: list[str] = []
     with Live(Markdown(""), refresh_per_second=12, vertical_overflow="visible") as live:
@@ -47,10 +49,10 @@ def streamed(as_json: bool) -> Iterator[OnEvent | None]:
                 parts.append(event.text)
             elif isinstance(event, Restart):
                 parts.clear()
-                live.console.print(f"[dim]{event.reason}[/]")
+                live.console.print(Text(visible(event.reason), style="dim"))
             else:
                 return
-            live.update(Markdown("".join(parts)))
+            live.update(Markdown(visible("".join(parts))))
 
         yield render
 

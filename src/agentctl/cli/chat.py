@@ -10,8 +10,9 @@ from typing import Annotated, Any
 
 import typer
 
-from agentctl.cli.context import single, state
+from agentctl.cli.context import echo, single, state
 from agentctl.errors import AgentctlError
+from agentctl.visible import visible
 
 HELP = (
     "End a line with \\ to go on to the next one.\n"
@@ -25,15 +26,15 @@ def _raw(event: Any) -> None:
     from agentctl.llm.types import Restart, TextDelta
 
     if isinstance(event, TextDelta):
-        sys.stdout.write(event.text)
+        sys.stdout.write(visible(event.text))
         sys.stdout.flush()
     elif isinstance(event, Restart):
-        sys.stdout.write(f"\n[{event.reason}]\n")
+        sys.stdout.write(visible(f"\n[{event.reason}]\n"))
 
 
 def _show_notes(notes: list[str]) -> None:
     for note in notes:
-        sys.stdout.write(f"\n[report] {note}\n")
+        sys.stdout.write(visible(f"\n[report] {note}\n"))
     sys.stdout.flush()
 
 
@@ -43,25 +44,25 @@ def _slash(session: Any, line: str) -> bool:
     if command in ("quit", "exit"):
         return False
     if command == "help":
-        typer.echo(HELP)
+        echo(HELP)
     elif command == "runs":
-        typer.echo(session.delegation.list_runs({}))
+        echo(session.delegation.list_runs({}))
     elif command == "cost":
-        typer.echo(session.delegation.show_cost({}))
+        echo(session.delegation.show_cost({}))
     elif command == "status":
         from agentctl.runs import utc_now
         from agentctl.statusview import snapshot
 
         view = snapshot(session.config, utc_now())
-        typer.echo(f"runs: {len(view['active_runs'] or [])} active · tickets: {view['tickets']}")
+        echo(f"runs: {len(view['active_runs'] or [])} active · tickets: {view['tickets']}")
     elif command == "model" and rest.strip():
         session.config.model(rest.strip())
         session.chain = [rest.strip()]
-        typer.echo(f"model: {rest.strip()}")
+        echo(f"model: {rest.strip()}")
     elif command == "orchestrator" and rest.strip() in ("start", "stop"):
-        typer.echo(session.delegation.run(f"orchestrator_{rest.strip()}", {})[0])
+        echo(session.delegation.run(f"orchestrator_{rest.strip()}", {})[0])
     else:
-        typer.echo(f"unknown command /{command}; /help lists them")
+        echo(f"unknown command /{command}; /help lists them")
     return True
 
 
@@ -84,7 +85,7 @@ def chat_command(
     session = ChatSession.open(state(ctx).config, model=model, resume=resume)
 
     def show_tool(name: str, args: dict[str, Any]) -> None:
-        sys.stderr.write(f"  ↳ {name} {args}\n")
+        sys.stderr.write(visible(f"  ↳ {name} {args}", one_line=True) + "\n")
 
     session.on_tool = show_tool
     try:
@@ -130,9 +131,9 @@ def _read_message() -> str:
 
 
 def _interactive(session: Any) -> None:
-    typer.echo(f"agentctl chat · {session.chain[0]} · run {session.run.id} · /help for commands")
+    echo(f"agentctl chat · {session.chain[0]} · run {session.run.id} · /help for commands")
     for note in session.collect_news():  # what came while no chat was open
-        sys.stdout.write(f"[unread report] {note}\n")
+        sys.stdout.write(visible(f"[unread report] {note}\n"))
     stop = threading.Event()
 
     def listen() -> None:  # reports appear without waiting for the person to type
@@ -154,7 +155,7 @@ def _interactive(session: Any) -> None:
                     if not _slash(session, line):
                         break
                 except AgentctlError as exc:
-                    typer.echo(f"agentctl: error: {exc}")
+                    echo(f"agentctl: error: {exc}")
                 continue
             try:
                 from agentctl.cli.ask import streamed
@@ -164,7 +165,7 @@ def _interactive(session: Any) -> None:
             except KeyboardInterrupt:
                 sys.stdout.write("\n[interrupted]\n")
             except AgentctlError as exc:  # one clear line; the session goes on
-                sys.stdout.write(f"\nagentctl: error: {exc}\n")
+                sys.stdout.write(visible(f"\nagentctl: error: {exc}\n"))
     finally:
         stop.set()
 

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from agentctl.visible import visible
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -85,6 +87,11 @@ def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=indent, ensure_ascii=False, default=str) + "\n")
 
 
+def echo(message: object = "", *, err: bool = False) -> None:
+    """``typer.echo`` for human-facing text: control characters shown, never sent."""
+    typer.echo(visible(str(message)), err=err)
+
+
 def console() -> Console:
     """A rich console on the current stdout (rich is imported on first use: it costs time)."""
     from rich.console import Console
@@ -105,11 +112,13 @@ def print_table(
 
     options.setdefault("box", box.SIMPLE_HEAD)
     options.setdefault("pad_edge", False)
+    from rich.text import Text
+
     table = Table(title=title, title_justify="left", **options)
     for column in columns:
         table.add_column(column)
-    for row in rows:
-        table.add_row(*row)
+    for row in rows:  # Text: a cell's "[red]" is text, not rich markup
+        table.add_row(*(Text(visible(cell)) for cell in row))
     console().print(table)
 
 
@@ -130,6 +139,7 @@ def print_columns(
     import shutil
 
     tty = sys.stdout.isatty()
+    rows = [[visible(cell, one_line=True) for cell in row] for row in rows]
     width = shutil.get_terminal_size((160, 24)).columns
     widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
     fixed = sum(widths[:-1]) + 2 * (len(columns) - 1)

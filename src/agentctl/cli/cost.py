@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from agentctl.cli.context import print_table, single, state
+from agentctl.cli.context import echo, print_table, single, state
 
 if TYPE_CHECKING:
     from agentctl.cost.report import Report
@@ -52,7 +52,7 @@ def cost_command(
     ] = None,
 ) -> None:
     """Show what model calls cost (from .agentctl/ledger/), with totals."""
-    from agentctl.cost.ledger import dumps
+    from agentctl.cost.ledger import dumps, report_once
     from agentctl.cost.report import build_report, parse_since
 
     app_state = state(ctx)
@@ -61,8 +61,8 @@ def cost_command(
         start = parse_since("7d")
     price = app_state.config.model(what_if).price if what_if is not None else None
     result = build_report(app_state.workspace.state_dir, by=by, since=start, run=run, what_if=price)
-    for problem in result.problems:
-        sys.stderr.write(f"agentctl: warning: ledger: {problem}\n")
+    for problem in report_once(list(result.problems)):
+        echo(f"agentctl: warning: ledger: {problem}", err=True)
     if as_json:
         value = result.to_json()
         if what_if is not None:
@@ -74,7 +74,7 @@ def cost_command(
     if run is not None:
         scope = f"run tree of {run} ({len(result.run_ids)} runs), {scope}"
     if not result.rows:
-        typer.echo(f"no model calls ({scope})")
+        echo(f"no model calls ({scope})")
         return
     print_report(result, f"cost, {scope}", what_if)
 

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from agentctl.cli.context import single
+from agentctl.cli.context import echo, single
 
 
 def demo_command(
@@ -33,14 +33,14 @@ def demo_command(
     target = directory or Path(tempfile.mkdtemp(prefix="agentctl-demo-"))
     if directory is not None and directory.exists() and any(directory.iterdir()):
         raise UsageError(f"--dir {directory} is not empty", hint="give a new or empty directory")
-    typer.echo(
+    echo(
         "agentctl demo: the models are SCRIPTED (agentctl.testing on 127.0.0.1): no account,\n"
         "no network, no cost. Everything else is real: processes, git, tools, the test gate,\n"
         f"the merge queue, the ticket and the ledger. Project: {target}\n"
     )
     with LLMServer() as server:
         demo = prepare(target, server)
-        typer.echo(f"ticket {demo.ticket}: add() returns the wrong sum (test_calc fails)\n")
+        echo(f"ticket {demo.ticket}: add() returns the wrong sum (test_calc fails)\n")
         config = load_config(find_workspace(explicit=demo.root))
         run = start_pipeline(config, "demo", ticket_id=demo.ticket)
         code = follow_pipeline(run, as_json=False)
@@ -52,10 +52,10 @@ def demo_command(
         check=False,
     ).stdout
     ticket = LocalTracker(demo.root / ".agentctl").get(demo.ticket)
-    typer.echo(f"\nmain now:\n{log}\nticket {ticket.id}: {ticket.state}\n")
+    echo(f"\nmain now:\n{log}\nticket {ticket.id}: {ticket.state}\n")
     report = build_report(demo.root / ".agentctl", by="role", since=None, run=run.id)
     print_report(report, "what it cost (scripted models priced as configured)")
-    typer.echo(f"\nLook around: cd {demo.root} && agentctl runs list")
+    echo(f"\nLook around: cd {demo.root} && agentctl runs list")
     if code:
         raise typer.Exit(code)
 

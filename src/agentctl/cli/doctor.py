@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from agentctl.cli.context import print_json, single, state
+from agentctl.cli.context import echo, print_json, single, state
 from agentctl.errors import EXIT_FAILED, EXIT_USAGE
 
 _MARK = {"ok": "ok  ", "warn": "warn", "fail": "FAIL"}
@@ -34,7 +34,7 @@ def doctor_command(
     else:
         for check in report.checks:
             hint = f" — {check.hint}" if check.hint and check.status != "ok" else ""
-            typer.echo(f"[{_MARK[check.status]}] {check.name}: {check.detail}{hint}")
+            echo(f"[{_MARK[check.status]}] {check.name}: {check.detail}{hint}")
     if report.config_error:
         raise typer.Exit(EXIT_USAGE)
     if not report.ok:

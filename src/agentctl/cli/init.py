@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from agentctl.cli.context import print_json, single, state
+from agentctl.cli.context import echo, print_json, single, state
 
 
 def init_command(
@@ -43,13 +43,11 @@ def init_command(
         )
         return
     for path, action in report.files:
-        typer.echo(f"{action:>11}  {path}")
-    typer.echo(f"workspace: {report.root}")
-    typer.echo(
-        f"test command: {report.test_command or '(not guessed: set [project] test_command)'}"
-    )
-    typer.echo(f"base branch: {report.base_branch or '(detached HEAD: set [project] base_branch)'}")
-    typer.echo("next: agentctl doctor")
+        echo(f"{action:>11}  {path}")
+    echo(f"workspace: {report.root}")
+    echo(f"test command: {report.test_command or '(not guessed: set [project] test_command)'}")
+    echo(f"base branch: {report.base_branch or '(detached HEAD: set [project] base_branch)'}")
+    echo("next: agentctl doctor")
 
 
 app = single(init_command)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from agentctl.cli.context import new_group, print_json, print_table, state
+from agentctl.cli.context import echo, new_group, print_json, print_table, state
 
 app = new_group("Models: endpoints, prices (USD per million tokens) and API keys.")
 
@@ -91,7 +91,7 @@ def test_model(
         print_json(result)
         return
     usage = answer.response.usage
-    typer.echo(
+    echo(
         f"ok: {name} ({answer.response.model}) answered {answer.response.text.strip()[:40]!r} "
         f"in {answer.seconds * 1000:.0f} ms; {usage.prompt_tokens} tokens in, "
         f"{usage.output_tokens} out; ${answer.cost:f}"

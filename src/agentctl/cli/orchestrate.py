@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from agentctl.cli.context import print_json, state
+from agentctl.cli.context import echo, print_json, state
 
 app = typer.Typer(
     help="The orchestrator: tickets to pipelines, PRs to the merge queue, reports out.",
@@ -67,12 +67,12 @@ def orchestrate(
         if as_json:
             print_json(report.to_json())
         else:
-            typer.echo(f"tick: {report.summary()}")
+            echo(f"tick: {report.summary()}")
             for kind in ("started", "merged", "failed", "waiting", "reaped", "canceled"):
                 for line in getattr(report, kind):
-                    typer.echo(f"  {kind}: {line}")
+                    echo(f"  {kind}: {line}")
             for line in report.errors:
-                typer.echo(f"error: {line}", err=True)
+                echo(f"error: {line}", err=True)
         sys.stdout.flush()
         if once and report.errors:
             raise typer.Exit(EXIT_FAILED)  # cron sees it; the loop carries on to the next tick
@@ -91,7 +91,7 @@ def cron_line(ctx: typer.Context) -> None:
         tick = tick.replace(" --workspace", " -m agentctl --workspace", 1)
     home = root / ".agentctl" / "orchestrator"
     lock, log = shlex.quote(str(home / "cron.lock")), shlex.quote(str(home / "cron.log"))
-    typer.echo(
+    echo(
         f"* * * * * mkdir -p {shlex.quote(str(home))} && flock -n {lock} timeout 600 {tick} "
         f">> {log} 2>&1"
     )

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from agentctl.cli.context import (
+    echo,
     follow_events,
     new_group,
     print_json,
@@ -86,11 +87,11 @@ def show_pipeline(
             }
         )
         return
-    typer.echo(f"pipeline {name}  ({config.origin('pipelines', name)})")
+    echo(f"pipeline {name}  ({config.origin('pipelines', name)})")
     if pipeline.description:
-        typer.echo(f"  {pipeline.description}")
+        echo(f"  {pipeline.description}")
     if pipeline.inputs:
-        typer.echo("  inputs: " + ", ".join(f"{k}={v!r}" for k, v in pipeline.inputs.items()))
+        echo("  inputs: " + ", ".join(f"{k}={v!r}" for k, v in pipeline.inputs.items()))
     print_table(
         None,
         ("#", "id", "does", "models", "on fail", "when"),
@@ -174,13 +175,13 @@ def run_pipeline(
                 for i, s in enumerate(steps, 1)
             ],
         )
-        typer.echo(f"estimated cost: ${low:f} to ${high:f} (one pass, up to every loop and cap)")
+        echo(f"estimated cost: ${low:f} to ${high:f} (one pass, up to every loop and cap)")
         return
     run = start_pipeline(
         config, name, task=task, ticket_id=ticket, inputs=_inputs(sets), sets=tuple(app_state.sets)
     )
     if detach:
-        print_json({"run_id": run.id}) if as_json else typer.echo(run.id)
+        print_json({"run_id": run.id}) if as_json else echo(run.id)
         return
     plan_steps = [(step.id, step.kind) for step in config.pipeline(name).steps]
     code = follow_pipeline(run, as_json, plan_steps)
@@ -207,7 +208,7 @@ def follow_pipeline(run: Any, as_json: bool, steps: Sequence[tuple[str, str]] = 
             return
         if kind == "step.start":
             started[event["step"]] = parse_ts(event["ts"])
-            sys.stderr.write(f"▶ {event['step']} ({event.get('kind')})\n")
+            echo(f"▶ {event['step']} ({event.get('kind')})", err=True)
         elif kind == "step.finish":
             mark = {"ok": "✓", "skipped": "–"}.get(event.get("status", ""), "✗")
             out = event.get("outputs") or {}
@@ -225,15 +226,16 @@ def follow_pipeline(run: Any, as_json: bool, steps: Sequence[tuple[str, str]] = 
                 )
                 if out.get(key) not in (None, "", "0")
             )
-            sys.stderr.write(f"{mark} {event['step']} {event.get('status')}{took}{extra}\n")
+            echo(f"{mark} {event['step']} {event.get('status')}{took}{extra}", err=True)
         elif kind == "step.needs_person":
             paths = ", ".join(str(p) for p in event.get("paths") or [])
-            sys.stderr.write(f"✋ stopped before {event['step']}: protected paths ({paths})\n")
+            echo(f"✋ stopped before {event['step']}: protected paths ({paths})", err=True)
         elif kind == "step.goto":
             first = str(event.get("failure", "")).strip().splitlines()[:1]
-            sys.stderr.write(
+            echo(
                 f"↺ {event['step']} failed → back to {event['to']} "
-                f"({event['count']}): {first[0][:100] if first else ''}\n"
+                f"({event['count']}): {first[0][:100] if first else ''}",
+                err=True,
             )
 
     if not follow_events(run, show):
@@ -282,14 +284,14 @@ def _summary(run: Any, as_json: bool) -> int:
         if output.get("merged"):
             details.append(f"merged {str(output['merged'])[:12]}")
         details.append(f"${output.get('cost_usd', '0')}")
-        typer.echo(" · ".join(details) + f" · run {run.id}")
+        echo(" · ".join(details) + f" · run {run.id}")
         from agentctl.cost.report import build_report
 
         by_role = build_report(run.dir.parent.parent, by="role", since=None, run=run.id)
         if by_role.rows:
-            typer.echo("cost by role: " + ", ".join(f"{r.key} ${r.cost:f}" for r in by_role.rows))
+            echo("cost by role: " + ", ".join(f"{r.key} ${r.cost:f}" for r in by_role.rows))
         if record.status != "succeeded" and output.get("reason"):
-            typer.echo(str(output["reason"])[-1500:])
+            echo(str(output["reason"])[-1500:])
     return 0 if record.status == "succeeded" else EXIT_FAILED
 
 
@@ -305,7 +307,7 @@ def new_pipeline(
     from agentctl.pipeline.files import new_pipeline as write
 
     path = write(state(ctx).config, name, base, task, force=force)
-    typer.echo(f"wrote {path}; run it with: agentctl pipeline run {name}")
+    echo(f"wrote {path}; run it with: agentctl pipeline run {name}")
 
 
 @app.command("worker", hidden=True)

@@ -15,6 +15,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from agentctl.visible import visible
+
 MARKS = {"pending": "·", "running": "▶", "ok": "✓", "failed": "✗", "skipped": "–", "back": "↺"}
 STYLES = {"running": "bold cyan", "ok": "green", "failed": "red", "back": "yellow"}
 
@@ -83,6 +85,7 @@ class PipelineView:
 
     def table(self, now: datetime | None = None) -> Any:
         from rich.table import Table
+        from rich.text import Text
 
         spent = self.spent()
         caption = f"spent ${spent:f}" if spent is not None else None
@@ -93,7 +96,7 @@ class PipelineView:
             took = row.took
             if took is None and row.status == "running" and row.started and now:
                 took = (now - row.started).total_seconds()
-            table.add_row(
+            cells = (
                 MARKS.get(row.status, "?"),
                 row.step + (f" ×{row.runs}" if row.runs > 1 else ""),
                 row.kind,
@@ -101,6 +104,9 @@ class PipelineView:
                 f"{took:.1f}s" if took is not None else "",
                 f"${row.cost}" if row.cost not in ("", "0") else "",
                 row.note,
+            )
+            table.add_row(
+                *(Text(visible(cell, one_line=True)) for cell in cells),
                 style=STYLES.get(row.status),
             )
         return table

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from agentctl.cli.context import new_group, print_json, print_table, report_valid, state, usd
+from agentctl.cli.context import echo, new_group, print_json, print_table, report_valid, state, usd
 
 app = new_group("Roles: which model, which tools, which limits, which prompt.")
 
@@ -69,13 +69,13 @@ def show_role(
     if as_json:
         print_json({"name": name, "source": config.origin("roles", name), **data})
         return
-    typer.echo(f"role {name}  ({config.origin('roles', name)})")
+    echo(f"role {name}  ({config.origin('roles', name)})")
     for key, value in data.items():
         if key != "prompt":
-            typer.echo(f"  {key}: {value}")
-    typer.echo("  prompt: |")
+            echo(f"  {key}: {value}")
+    echo("  prompt: |")
     for line in role.prompt.splitlines():
-        typer.echo(f"    {line}")
+        echo(f"    {line}")
 
 
 @app.command("check")

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from agentctl.cli.context import new_group, print_columns, print_json, state
+from agentctl.cli.context import echo, new_group, print_columns, print_json, state
 
 app = new_group("Runs: every agent, pipeline and chat is a run directory under .agentctl/runs/.")
 
@@ -67,7 +67,7 @@ def list_runs(
         print_json(rows)
         return
     if not rows:
-        typer.echo("no runs" + (" match" if kind or status or parent else " yet"))
+        echo("no runs" + (" match" if kind or status or parent else " yet"))
         return
     print_columns(
         ("id", "kind", "status", "role/pipeline", "model", "age", "took", "reason"),
@@ -87,7 +87,7 @@ def list_runs(
         styles=[_STYLE.get(row["display_status"]) for row in rows],
     )
     if total > len(rows):
-        typer.echo(f"… {total - len(rows)} more (use --limit N or --json)")
+        echo(f"… {total - len(rows)} more (use --limit N or --json)")
 
 
 @app.command("show")
@@ -106,7 +106,7 @@ def show_run(
         print_json(info)
         return
     record: dict[str, Any] = info["record"] or {}
-    typer.echo(f"run {run.id}")
+    echo(f"run {run.id}")
     for key in (
         "kind",
         "status",
@@ -129,21 +129,21 @@ def show_run(
     ):
         value = record.get(key)
         if value is not None:
-            typer.echo(f"  {key + ':':<12} {value}")
+            echo(f"  {key + ':':<12} {value}")
     if info["stale"]:
-        typer.echo(f"  {'stale:':<12} {info['stale']}")
+        echo(f"  {'stale:':<12} {info['stale']}")
     if info["problem"]:
-        typer.echo(f"  {'problem:':<12} {info['problem']}")
-    typer.echo(f"  {'dir:':<12} {run.dir}")
+        echo(f"  {'problem:':<12} {info['problem']}")
+    echo(f"  {'dir:':<12} {run.dir}")
     if info["input"]:
-        typer.echo(f"  {'input:':<12} {info['input']}")
+        echo(f"  {'input:':<12} {info['input']}")
     if info["output"] is not None:
-        typer.echo(f"  {'output:':<12} {info['output']}")
+        echo(f"  {'output:':<12} {info['output']}")
     if info["children"]:
-        typer.echo(f"  {'children:':<12} {', '.join(info['children'])}")
-    typer.echo(f"  {'events:':<12} {info['events']}")
+        echo(f"  {'children:':<12} {', '.join(info['children'])}")
+    echo(f"  {'events:':<12} {info['events']}")
     for event in info["recent_events"]:
-        typer.echo("    " + format_event(event))
+        echo("    " + format_event(event))
 
 
 @app.command("tail")
@@ -161,11 +161,12 @@ def tail_run(
 
     from agentctl.runs import RunStore
     from agentctl.runs.summary import format_event, tail_events
+    from agentctl.visible import visible
 
     run = RunStore(state(ctx).workspace.state_dir).get(run_id)
 
     def emit(event: dict[str, Any]) -> None:
-        line = json.dumps(event, ensure_ascii=False) if as_json else format_event(event)
+        line = json.dumps(event, ensure_ascii=False) if as_json else visible(format_event(event))
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
 
@@ -189,7 +190,7 @@ def cancel(
     from agentctl.runs import RunStore
 
     run = RunStore(state(ctx).workspace.state_dir).get(run_id)
-    typer.echo(f"{run.id}: {cancel_run(run, grace=grace)}")
+    echo(f"{run.id}: {cancel_run(run, grace=grace)}")
 
 
 @app.command("resume")
@@ -211,7 +212,7 @@ def resume(
     run = RunStore(app_state.workspace.state_dir).get(run_id)
     previous = resume_run(app_state.config, run, budget_usd=budget)
     if detach:
-        typer.echo(f"{run.id}: resumed (was {previous})")
+        echo(f"{run.id}: resumed (was {previous})")
         return
     if run.load().kind == "pipeline":
         from agentctl.cli.pipeline import follow_pipeline
@@ -247,7 +248,7 @@ def gc(
         print_json({"removed": removed, "dry_run": dry_run})
         return
     verb = "would remove" if dry_run else "removed"
-    typer.echo(f"{verb} {len(removed)} run{'s' if len(removed) != 1 else ''}")
+    echo(f"{verb} {len(removed)} run{'s' if len(removed) != 1 else ''}")
 
 
 @app.command("send")
@@ -261,4 +262,4 @@ def send(
 
     run = RunStore(state(ctx).workspace.state_dir).get(run_id)
     seq = run.inbox.post({"type": "message", "text": text, "from": "the person running agentctl"})
-    typer.echo(f"{run.id}: message {seq} queued")
+    echo(f"{run.id}: message {seq} queued")

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from agentctl.cli.context import echo as echo_visible
 from agentctl.cli.context import print_columns, print_json, single, state
 from agentctl.errors import UsageError
 
@@ -68,7 +69,7 @@ def render(view: dict[str, Any]) -> None:
     from agentctl.runs.timefmt import parse_ts
 
     now = parse_ts(view["now"])
-    echo = typer.echo
+    echo = echo_visible
     echo(f"agentctl status  {now:%Y-%m-%d %H:%M:%S} UTC  {view['workspace']}")
     echo("")
 

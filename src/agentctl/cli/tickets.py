@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from agentctl.cli.context import new_group, print_columns, print_json, state
+from agentctl.cli.context import echo, new_group, print_columns, print_json, state
 
 if TYPE_CHECKING:
     from agentctl.seams import Tracker
@@ -37,7 +37,7 @@ def add(
     if as_json:
         print_json(ticket.to_json())
         return
-    typer.echo(f"added {ticket.id}: {ticket.title}")
+    echo(f"added {ticket.id}: {ticket.title}")
 
 
 @app.command("list")
@@ -63,7 +63,7 @@ def list_tickets(
         print_json([t.to_json() for t in tickets])
         return
     if not tickets:
-        typer.echo("no tickets" + (" match" if states or labels else " open"))
+        echo("no tickets" + (" match" if states or labels else " open"))
         return
     print_columns(
         ("id", "state", "labels", "title"),
@@ -91,21 +91,21 @@ def show(
             }
         )
         return
-    typer.echo(f"{ticket.id}  {ticket.title}")
-    typer.echo(f"state: {ticket.state}")
+    echo(f"{ticket.id}  {ticket.title}")
+    echo(f"state: {ticket.state}")
     if ticket.labels:
-        typer.echo(f"labels: {', '.join(ticket.labels)}")
+        echo(f"labels: {', '.join(ticket.labels)}")
     if record.get("created"):
-        typer.echo(f"created: {record['created']}")
+        echo(f"created: {record['created']}")
     if ticket.description:
-        typer.echo("")
-        typer.echo(ticket.description.rstrip())
+        echo("")
+        echo(ticket.description.rstrip())
     if ticket.url:
-        typer.echo(f"url: {ticket.url}")
+        echo(f"url: {ticket.url}")
     for link in record.get("links", []):
-        typer.echo(f"link: {link['title']}  {link['url']}")
+        echo(f"link: {link['title']}  {link['url']}")
     if record["comments"]:
-        typer.echo("")
-        typer.echo(f"comments ({len(record['comments'])}):")
+        echo("")
+        echo(f"comments ({len(record['comments'])}):")
         for comment in record["comments"]:
-            typer.echo(f"  {comment['at']}  {comment['body']}")
+            echo(f"  {comment['at']}  {comment['body']}")

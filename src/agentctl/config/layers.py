@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agentctl import tomlsafe
 from agentctl.config.convert import Path as KeyPath
 from agentctl.errors import ConfigError
 
@@ -121,7 +122,11 @@ def read_toml(path: Path, label: str) -> tuple[dict[str, Any], str]:
     except UnicodeDecodeError as exc:
         raise ConfigError("is not UTF-8 text", source=label, hint="save it as UTF-8") from exc
     try:
-        return tomllib.loads(text), text
+        return tomlsafe.loads(text), text
+    except tomlsafe.TOMLDepthError as exc:
+        raise ConfigError(
+            f"invalid TOML: {exc}", source=label, hint="flatten the nesting of this file"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         match = _TOML_LINE.search(message)
@@ -182,7 +187,9 @@ def parse_set(item: str) -> tuple[KeyPath, Any]:
     if any(not p for p in parts):
         raise ConfigError(f"--set {item!r}: empty part in the key {key!r}")
     try:
-        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+        value = tomlsafe.loads(f"v = {raw.strip()}")["v"]
+    except tomlsafe.TOMLDepthError as exc:
+        raise ConfigError(f"--set {key}: {exc}") from None
     except tomllib.TOMLDecodeError:
         value = raw.strip()  # a bare word is a string: --set project.base_branch=main
     return parts, value

@@ -5,11 +5,14 @@ would exceed a cap: the daily total, the role's or the model's daily cap (all in
 the current UTC day), or the cap of a run tree (a run and every run below it, all
 time). Spending exactly up to a cap is allowed. A refused call pauses work
 resumably; the reason says which cap, what was spent and what the call may cost.
+
+Calls in flight count too: ``held`` are the reservations of calls sent but not yet
+settled (see ``agentctl.cost.reserve``), so concurrent callers cannot all see room.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -37,6 +40,26 @@ class Decision:
 
 
 @dataclass(frozen=True, slots=True)
+class Held:
+    """Money a call in flight may still spend: counted as spent until it settles."""
+
+    role: str | None
+    model: str
+    run_id: str | None
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Tree:
+    """A cap over a tree of runs besides the run's own: a pipeline's over all its runs."""
+
+    limit: str  # e.g. "pipeline:feature"
+    what: str  # e.g. "budget of pipeline feature"
+    run_ids: frozenset[str]
+    cap: Decimal
+
+
+@dataclass(frozen=True, slots=True)
 class _Cap:
     limit: str
     what: str
@@ -61,10 +84,12 @@ class BudgetGuard:
         model: str,
         run_ids: set[str] | None = None,
         run_cap: Decimal | None = None,
+        held: Sequence[Held] = (),
+        trees: Sequence[Tree] = (),
     ) -> Decision:
         """Whether a call that may cost up to ``estimate`` fits every configured cap."""
         tightest: _Cap | None = None
-        for cap in self._caps(role, model, run_ids, run_cap):
+        for cap in self._caps(role, model, run_ids, run_cap, held, trees):
             if cap.spent + estimate > cap.cap:
                 return Decision(
                     False,
@@ -80,7 +105,13 @@ class BudgetGuard:
         return Decision(True, None, tightest.limit, tightest.cap - tightest.spent)
 
     def _caps(
-        self, role: str, model: str, run_ids: set[str] | None, run_cap: Decimal | None
+        self,
+        role: str,
+        model: str,
+        run_ids: set[str] | None,
+        run_cap: Decimal | None,
+        held: Sequence[Held],
+        trees: Sequence[Tree] = (),
     ) -> list[_Cap]:
         budgets = self.budgets
         caps = []
@@ -93,6 +124,10 @@ class BudgetGuard:
                 total += entry.cost
                 by_role += entry.cost if entry.role == role else 0
                 by_model += entry.cost if entry.model == model else 0
+            for hold in held:
+                total += hold.amount
+                by_role += hold.amount if hold.role == role else 0
+                by_model += hold.amount if hold.model == model else 0
             if budgets.daily_usd is not None:
                 caps.append(
                     _Cap("daily", "daily budget", usd_decimal(budgets.daily_usd), total, "today")
@@ -119,5 +154,11 @@ class BudgetGuard:
                 )
         if run_cap is not None:
             spent = self.ledger.spent(since=None, run_ids=run_ids) if run_ids else Decimal(0)
+            spent += sum((h.amount for h in held if run_ids and h.run_id in run_ids), Decimal(0))
             caps.append(_Cap("run", "run budget", run_cap, spent, "by this run and its children"))
+        for tree in trees:
+            ids = set(tree.run_ids)
+            spent = self.ledger.spent(since=None, run_ids=ids)
+            spent += sum((h.amount for h in held if h.run_id in ids), Decimal(0))
+            caps.append(_Cap(tree.limit, tree.what, tree.cap, spent, "by its runs"))
         return caps

@@ -7,6 +7,13 @@ skip it (as a problem, never an exception) and the next writer cuts it off, the 
 the run journal does. Files are split by the UTC day of the call, so a report or a
 budget check of today reads one small file. USD figures are JSON numbers written
 exactly (``0.0000125``) and read back as ``Decimal``.
+
+A line is not trusted because it is in the file: on read, token counts must be
+integers in ``0..MAX_TOKENS``, prices finite in ``0..MAX_PRICE`` (USD per million)
+and the cost finite in ``0..MAX_CALL_USD``; a line that is not is left out of every
+total and reported once per process (``report_once``). The figure that counts is
+the line's tokens × the prices recorded in that line: a ``cost`` that disagrees
+with them is reported and replaced.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -41,6 +48,23 @@ _DAY_FILE = re.compile(r"^(\d{4}-\d\d-\d\d)\.jsonl$")
 # slack covers clocks of different processes that disagree.
 _CLOCK_SLACK = timedelta(days=1)
 
+# Bounds of a believable line. One call of a million-token prompt at today's dearest
+# prices costs tens of dollars; a thousand is far past any real call and far below
+# what would overflow a report.
+MAX_CALL_USD = Decimal(1000)
+MAX_PRICE = Decimal(10_000)  # USD per million tokens
+MAX_TOKENS = 10**9
+USAGE_KINDS = ("input_tokens", "output_tokens", "cache_write_tokens", "cache_read_tokens")
+
+_reported: set[str] = set()  # problems already reported by this process
+
+
+def report_once(problems: list[str]) -> list[str]:
+    """The ``problems`` this process has not reported yet (then remembered as reported)."""
+    fresh = [p for p in dict.fromkeys(problems) if p not in _reported]
+    _reported.update(fresh)
+    return fresh
+
 
 def dumps(value: Any, *, indent: int | None = None) -> str:
     """JSON text in which every Decimal is an exact JSON number (``0.0000125``)."""
@@ -63,12 +87,27 @@ def dumps(value: Any, *, indent: int | None = None) -> str:
     return re.sub(f'"{mark}([-0-9.]+)"', r"\1", text)
 
 
-def _decimal(value: object, name: str) -> Decimal:
+def _decimal(value: object, name: str, bound: Decimal) -> Decimal:
+    """A finite amount in ``0..bound``, or ValueError naming the field."""
     if isinstance(value, Decimal):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return Decimal(value)
-    raise ValueError(f"{name} must be a number, found {value!r}")
+        number = value
+    elif isinstance(value, int) and not isinstance(value, bool):
+        number = Decimal(value)
+    else:
+        raise ValueError(f"{name} must be a number, found {value!r}")
+    if not number.is_finite() or number < 0 or number > bound:
+        raise ValueError(f"{name} must be between 0 and {bound}, found {value}")
+    return number
+
+
+def _usage(data: Mapping[str, Any]) -> Usage:
+    counts = {}
+    for kind in USAGE_KINDS:
+        value = data.get(kind, 0)
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_TOKENS:
+            raise ValueError(f"usage.{kind} must be an integer in 0..{MAX_TOKENS}, found {value!r}")
+        counts[kind] = value
+    return Usage(**counts)
 
 
 def _text(data: Mapping[str, Any], name: str) -> str:
@@ -101,6 +140,11 @@ class Entry:
     schema_version: int = SCHEMA_VERSION
 
     @property
+    def computed_cost(self) -> Decimal:
+        """The line's tokens × the prices recorded in it: the figure that counts."""
+        return cost_at(self.usage, dict(self.price))
+
+    @property
     def day(self) -> date:
         return self.ts.astimezone(UTC).date()
 
@@ -123,7 +167,10 @@ class Entry:
 
     @classmethod
     def from_json(cls, data: object) -> Entry:
-        """Parse a ledger line (read with ``parse_float=Decimal``); ValueError if unusable."""
+        """Parse a ledger line (read with ``parse_float=Decimal``); ValueError if unusable.
+
+        ``cost`` is the recorded figure, checked; ``Ledger`` counts ``computed_cost``.
+        """
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
         version = data.get("schema_version")
@@ -145,9 +192,11 @@ class Entry:
             provider=_text(data, "provider"),
             model_id=_text(data, "model_id"),
             request_id=_optional_text(data, "request_id"),
-            usage=Usage.from_json(usage),
-            price={kind: _decimal(price.get(kind), f"price.{kind}") for kind in RATE_KINDS},
-            cost=_decimal(data.get("cost"), "cost"),
+            usage=_usage(usage),
+            price={
+                kind: _decimal(price.get(kind), f"price.{kind}", MAX_PRICE) for kind in RATE_KINDS
+            },
+            cost=_decimal(data.get("cost"), "cost", MAX_CALL_USD),
             schema_version=version,
         )
 
@@ -310,7 +359,20 @@ class Ledger:
                 continue
             try:
                 entry = Entry.from_json(value)
-            except (ValueError, TypeError) as exc:
+            except (ValueError, TypeError, ArithmeticError) as exc:
                 self.problems.append(f"{path.name} line {number}: {exc}; skipped")
                 continue
+            computed = entry.computed_cost
+            if computed != entry.cost:
+                if computed > MAX_CALL_USD:
+                    self.problems.append(
+                        f"{path.name} line {number}: tokens × prices come to "
+                        f"{plain(computed)}, more than {MAX_CALL_USD}; skipped"
+                    )
+                    continue
+                self.problems.append(
+                    f"{path.name} line {number}: cost {plain(entry.cost)} disagrees with its "
+                    f"tokens × prices; counted as {plain(computed)}"
+                )
+                entry = replace(entry, cost=computed)
             yield entry

@@ -6,6 +6,10 @@ is retried with backoff — waiting what ``retry-after`` asks, up to ``max_wait`
 but never after a tool call was already streamed; when a model's attempts are
 spent, or its key is refused or missing, the next model of the chain is tried.
 Quota/spend-cap and bad-request errors stop at once: retrying cannot help.
+
+``reserve`` (see ``agentctl.cost.meter``) is asked before each model of the chain is
+tried: it returns how to release the reservation if that model gives no answer, or
+None to skip the model; it raises to stop the call.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ if TYPE_CHECKING:
     from agentctl.config.schema import Model
 
 ProviderFactory = Callable[[str, "Model"], Provider]
+Reserve = Callable[[str], Callable[[], None] | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,19 +89,32 @@ class Caller:
         *,
         on_event: OnEvent | None = None,
         stream: bool = True,
+        reserve: Reserve | None = None,
     ) -> Outcome:
         """The first answer from ``chain`` (model names, in order); raise the last failure."""
         failures: list[Attempt] = []
         last: ProviderError | MissingKeyError | None = None
         for name in chain:
+            release = None
+            if reserve is not None:
+                release = reserve(name)
+                if release is None:
+                    self._note(Attempt(name, 0, "skipped: its budget is spent", None), failures)
+                    continue
             try:
                 response = self._one_model(name, request, on_event, stream, failures)
             except (TransientError, AuthError, MissingKeyError) as exc:
+                if release is not None:
+                    release()
                 last = exc
                 self._note(Attempt(name, 0, str(exc), None), failures)
                 if on_event and name != chain[-1]:
                     on_event(Restart(f"falling back from {name}", name))
                 continue
+            except BaseException:
+                if release is not None:
+                    release()
+                raise
             return Outcome(response, name, tuple(failures))
         assert last is not None, "an empty model chain"
         if len(chain) > 1:

@@ -17,13 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from agentctl.config import Config
-from agentctl.cost.budget import BudgetGuard
-from agentctl.cost.ledger import Ledger
-from agentctl.cost.pricing import upper_bound
+from agentctl.cost.meter import Meter
+from agentctl.cost.reserve import BudgetRefused
 from agentctl.errors import MissingKeyError, ProviderError
 from agentctl.llm.call import Caller
 from agentctl.llm.types import Message, Request, ToolSpec
-from agentctl.oneshot import estimate_tokens, record_call
 from agentctl.runs import RunStore
 from agentctl.seams import Ticket
 
@@ -104,23 +102,15 @@ def triage(
         tools=(DECIDE,),
         max_tokens=min(4096, config.models[chain[0]].max_tokens),
     )
-    ledger = Ledger(state_dir)
-    price = config.models[chain[0]].price
-    decision = BudgetGuard(config.settings.budgets, ledger).check(
-        upper_bound(estimate_tokens(request), request.max_tokens, price),
-        role=orch.role,
-        model=chain[0],
-    )
-    if not decision.allowed:
-        run.transition("failed", reason=f"budget: {decision.reason}")
-        return [], f"triage not sent: {decision.reason}"
     caller = Caller(config.models, lock_dir=state_dir / "locks")
     try:
-        outcome = caller.complete(request, chain)
+        outcome, _ = Meter(config, run, orch.role).complete(caller, request, chain)
+    except BudgetRefused as exc:
+        run.transition("failed", reason=f"budget: {exc.decision.reason}")
+        return [], f"triage not sent: {exc.decision.reason}"
     except (ProviderError, MissingKeyError) as exc:
         run.transition("failed", reason=str(exc))
         return [], f"triage failed: {exc}"
-    record_call(config, run, ledger, outcome)
     decisions = parse(outcome.response.tool_calls, {t.id for t in tickets}, config)
     run.write_output({"decisions": [dataclasses.asdict(d) for d in decisions]})
     run.transition("succeeded")
