@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated, Any
 
 import typer
 
+from agentctl import keystore
 from agentctl.cli.context import new_group, print_json, print_table, state
 
 app = new_group("Models: endpoints, prices (USD per million tokens) and API keys.")
@@ -34,7 +34,7 @@ def list_models(
                 "model": model.name,
                 "base_url": model.base_url,
                 "key_env": env,
-                "key_set": bool(os.environ.get(env)) if env else None,
+                "key_set": bool(keystore.get(env)) if env else None,
                 "max_concurrency": model.max_concurrency,
                 "price": {
                     "input": model.price.input,
