@@ -4,6 +4,7 @@ or sent holds one: real processes, a real pipeline, scripted models on 127.0.0.1
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import secrets
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -340,11 +342,19 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-@pytest.mark.skipif(not LINUX, reason="reads /proc")
-def test_a_hostile_gate_finds_no_key_in_any_process_and_nothing_written_or_sent_holds_one(
-    tmp_path: Path, server_with_key: tuple[LLMServer, str]
-) -> None:
-    server, model_key = server_with_key
+@dataclass
+class Hostile:
+    """A hostile pipeline run from a real top command whose environment held the keys."""
+
+    project: Path
+    keys: dict[str, str]
+    code: int
+    printed: str  # what the top command printed
+    below: dict[int, tuple[str, str]]  # pid → (command line, environment) while the gate ran
+    top_environ: str
+
+
+def run_hostile(tmp_path: Path, server: LLMServer, model_key: str) -> Hostile:
     keys = {
         "CANARY_MODEL_KEY": model_key,
         "ANTHROPIC_API_KEY": canary("sk-ant"),
@@ -387,6 +397,7 @@ def test_a_hostile_gate_finds_no_key_in_any_process_and_nothing_written_or_sent_
         **keys,
     }
     log = tmp_path / "top.log"
+    below: dict[int, tuple[str, str]] = {}
     with log.open("wb") as out:
         top = subprocess.Popen(
             [python, "-m", "agentctl", "pipeline", "run", "hostile", "--task", "Make it pass"],
@@ -402,29 +413,46 @@ def test_a_hostile_gate_finds_no_key_in_any_process_and_nothing_written_or_sent_
                 assert top.poll() is None, log.read_text()
                 assert time.monotonic() < deadline, log.read_text()
                 time.sleep(0.05)
-            below = _below(top.pid)
-            workers = [p for p in below if "agentctl" in _cmdline(p)]
-            assert any("pipeline worker" in _cmdline(p) for p in workers), below
-            for pid in below:
-                try:
-                    environ = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
-                except OSError:
-                    continue  # gone already
-                assert not leaks(environ, list(keys.values())), (pid, _cmdline(pid))
+            for pid in _below(top.pid):
+                with contextlib.suppress(OSError):  # gone already
+                    environ = Path(f"/proc/{pid}/environ").read_bytes()
+                    below[pid] = (_cmdline(pid), environ.decode(errors="replace"))
             top_environ = Path(f"/proc/{top.pid}/environ").read_bytes().decode(errors="replace")
-            assert not [k for k in keys.values() if k in top_environ]  # scrubbed there too
         finally:
             (signals / "release").touch()
             code = top.wait(timeout=180)
-    printed = log.read_text()
-    assert code == 1, printed
-    assert not leaks(printed, list(keys.values()))
+    return Hostile(project, keys, code, log.read_text(), below, top_environ)
+
+
+@pytest.mark.skipif(not LINUX, reason="reads /proc")
+def test_while_a_gate_runs_no_process_below_the_top_has_a_key_in_its_environment(
+    tmp_path: Path, server_with_key: tuple[LLMServer, str]
+) -> None:
+    server, model_key = server_with_key
+    run = run_hostile(tmp_path, server, model_key)
+    assert run.code == 1, run.printed
+    assert any("pipeline worker" in cmdline for cmdline, _ in run.below.values()), run.below
+    for pid, (cmdline, environ) in run.below.items():
+        assert not leaks(environ, list(run.keys.values())), (pid, cmdline)
+    # The top command itself took them out of the environment block it started with.
+    assert not [key for key in run.keys.values() if key in run.top_environ]
+
+
+@pytest.mark.skipif(not LINUX, reason="reads /proc")
+def test_keys_a_gate_and_bash_print_in_any_encoding_are_never_written_or_sent(
+    tmp_path: Path, server_with_key: tuple[LLMServer, str]
+) -> None:
+    server, model_key = server_with_key
+    run = run_hostile(tmp_path, server, model_key)
+    keys = list(run.keys.values())
+    assert run.code == 1, run.printed
+    assert not leaks(run.printed, keys)
     # Nothing under .agentctl/ (runs, transcripts, events, outputs, worktrees) holds a key.
-    for path in (project / ".agentctl").rglob("*"):
+    for path in (run.project / ".agentctl").rglob("*"):
         if path.is_file():
-            assert not leaks(path.read_bytes().decode(errors="replace"), list(keys.values())), path
+            assert not leaks(path.read_bytes().decode(errors="replace"), keys), path
     # The gate did print them, and what was kept is the mark.
-    store = RunStore(project / ".agentctl")
+    store = RunStore(run.project / ".agentctl")
     gates = [s for s in store.list(kind="step") if s.record and s.record.step == "test"]
     assert len(gates) == 2  # the gate, and the gate again after the dev agent's second try
     for listing in gates:
@@ -432,6 +460,6 @@ def test_a_hostile_gate_finds_no_key_in_any_process_and_nothing_written_or_sent_
         assert "rev [redacted]" in output and "b64 [redacted]" in output, output
     # The model saw the agent's bash output and the failed gate: redacted, and no key.
     bodies = [json.dumps(r.body) for r in server.requests]
-    assert not leaks("\n".join(bodies), list(keys.values()))
+    assert not leaks("\n".join(bodies), keys)
     assert any("rev [redacted]" in body for body in bodies)
     assert any("Step 'test' failed" in body and "[redacted]" in body for body in bodies)
