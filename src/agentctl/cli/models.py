@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 import typer
 
-from agentctl import keystore
 from agentctl.cli.context import new_group, print_json, print_table, state
 
 app = new_group("Models: endpoints, prices (USD per million tokens) and API keys.")
@@ -22,6 +21,8 @@ def list_models(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """List the models with provider, API, endpoint, price and whether the key is set."""
+    from agentctl import keystore
+
     config = state(ctx).config
     rows: list[dict[str, Any]] = []
     for name, model in config.models.items():
