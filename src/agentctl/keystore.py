@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 ENV_FD = "AGENTCTL_KEYS_FD"
 MAX_PAYLOAD = 32 * 1024  # well under a pipe's buffer: writing it never blocks
-_PR_SET_DUMPABLE = 4
+_PR_GET_DUMPABLE, _PR_SET_DUMPABLE = 3, 4
 
 
 @dataclass
@@ -337,7 +337,7 @@ def is_dumpable() -> bool | None:
     import ctypes
 
     try:
-        return int(ctypes.CDLL(None).prctl(_PR_SET_DUMPABLE - 1, 0, 0, 0, 0)) == 1
+        return int(ctypes.CDLL(None).prctl(_PR_GET_DUMPABLE, 0, 0, 0, 0)) == 1
     except (OSError, AttributeError):
         return None
 
