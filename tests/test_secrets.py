@@ -72,6 +72,41 @@ def test_the_redactor_takes_out_every_common_encoding_of_a_key() -> None:
     assert redact("nothing to see here\nat all") == "nothing to see here\nat all"
 
 
+# -- what is sent to a model -------------------------------------------------------------
+
+ASK_CONFIG = """\
+[models.local]
+provider = "openai"
+name = "qwen-test"
+base_url = "{url}"
+api_key_env = "LOCAL_KEY"
+price = {{ input = 0.0, output = 0.0 }}
+
+[tracker]
+kind = "linear"
+linear = {{ team = "ENG" }}
+"""
+
+
+def test_no_known_key_is_sent_to_a_model_even_inside_the_prompt(
+    workspace: Path, cli: Invoke
+) -> None:
+    key, linear = canary("sk"), canary("lin_api")
+    with LLMServer(api_key=key) as server:
+        (workspace / "agentctl.toml").write_text(ASK_CONFIG.format(url=server.openai_url))
+        server.script("*", Turn.text("noted"))
+        prompt = f"remember {linear[::-1]} and {base64.b64encode(b'xy' + key.encode()).decode()}"
+        env = {"LOCAL_KEY": key, "LINEAR_API_KEY": linear}
+        result = cli("ask", "-m", "local", prompt, cwd=workspace, env=env)
+        assert result.exit_code == 0, result.output
+        (request,) = server.requests  # it did authenticate with the key, through the store
+    body = json.dumps(request.body)
+    assert not leaks(body, [key, linear]) and body.count(MARK) == 2
+    for path in (workspace / ".agentctl").rglob("*"):
+        if path.is_file():
+            assert not leaks(path.read_bytes().decode(errors="replace"), [key, linear]), path
+
+
 # -- the secrets file --------------------------------------------------------------------
 
 SECRETS_CONFIG = """\
