@@ -116,34 +116,50 @@ file = "secrets.env"
 [models.hosted]
 provider = "openai"
 name = "gpt-test"
+base_url = "{url}"
 api_key_env = "HOSTED_KEY"
+price = {{ input = 0.0, output = 0.0 }}
+
+[models.both]
+provider = "openai"
+name = "gpt-other"
+base_url = "{url}"
+api_key_env = "BOTH_KEY"
 price = {{ input = 0.0, output = 0.0 }}
 """
 
 
 def test_keys_come_from_a_0600_secrets_file(workspace: Path, cli: Invoke) -> None:
-    key = canary("sk")
-    (workspace / "agentctl.toml").write_text(SECRETS_CONFIG.format())
-    secrets_file = workspace / "secrets.env"
-    secrets_file.write_text(f"# keys for agentctl\nexport HOSTED_KEY='{key}'\nOTHER=x\n")
-    secrets_file.chmod(0o600)
-    result = cli("models", "list", "--json", cwd=workspace)
-    assert result.exit_code == 0, result.output
-    (hosted,) = [m for m in json.loads(result.stdout) if m["name"] == "hosted"]
-    assert hosted["key_set"] is True
-    assert keystore.get("HOSTED_KEY") == key and "HOSTED_KEY" not in os.environ
-    assert MARK in keystore.redact(f"leaked {key[::-1]}")
+    key, spare, from_env = canary("sk"), canary("spare_token"), canary("sk-env")
+    with LLMServer(api_key=key) as server:
+        (workspace / "agentctl.toml").write_text(SECRETS_CONFIG.format(url=server.openai_url))
+        secrets_file = workspace / "secrets.env"  # relative to the workspace root
+        secrets_file.write_text(
+            "# keys for agentctl\n"
+            f"export HOSTED_KEY='{key}'\n"
+            f'BOTH_KEY="{canary("sk-file")}"\n'
+            f"SPARE_TOKEN={spare}\n"
+        )
+        secrets_file.chmod(0o600)
+        server.script("*", Turn.text("hello"))
+        env = {"BOTH_KEY": from_env}  # the environment wins over the file
+        result = cli("ask", "-m", "hosted", "hi", cwd=workspace, env=env)
+        assert result.exit_code == 0, result.output  # the server took the file's key
+    assert keystore.get("HOSTED_KEY") == key and keystore.get("BOTH_KEY") == from_env
+    assert "HOSTED_KEY" not in os.environ and "BOTH_KEY" not in os.environ
+    # Every value of the file is redacted, used or not.
+    assert keystore.redact(f"{key[::-1]} {spare}") == f"{MARK} {MARK}"
 
 
 def test_a_secrets_file_others_can_read_is_refused(workspace: Path, cli: Invoke) -> None:
-    (workspace / "agentctl.toml").write_text(SECRETS_CONFIG.format())
+    (workspace / "agentctl.toml").write_text(SECRETS_CONFIG.format(url="http://127.0.0.1:9"))
     secrets_file = workspace / "secrets.env"
     secrets_file.write_text(f"HOSTED_KEY={canary('sk')}\n")
     secrets_file.chmod(0o644)
     result = cli("models", "list", cwd=workspace)
     assert result.exit_code == 2
     assert result.stderr == (
-        f"agentctl: error: secrets file {secrets_file} is readable by others (mode 0644)"
+        f"agentctl: error: secrets file {secrets_file} is readable by group or others (mode 0644)"
         f" — chmod 600 {secrets_file}\n"
     )
     assert "Traceback" not in result.output

@@ -277,8 +277,10 @@ def read_secrets_file(path: Path) -> dict[str, str]:
                 hint=f"chown {os.getuid()} {path}; chmod 600 {path}",
             )
         if info.st_mode & 0o077:
+            how = "readable" if info.st_mode & 0o044 else "writable"
             raise SecretsFileError(
-                f"secrets file {path} is readable by others (mode {info.st_mode & 0o777:04o})",
+                f"secrets file {path} is {how} by group or others"
+                f" (mode {info.st_mode & 0o777:04o})",
                 hint=hint,
             )
         with os.fdopen(os.dup(fd), "r", encoding="utf-8") as handle:
