@@ -149,6 +149,7 @@ def load(
     if state.inherited:
         return
     environ = os.environ if environ is None else environ
+    names = list(names)
     from_file = read_secrets_file(secrets_file) if secrets_file is not None else {}
     taken = []
     for name in names:
