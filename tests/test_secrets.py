@@ -72,6 +72,25 @@ def test_the_redactor_takes_out_every_common_encoding_of_a_key() -> None:
     assert redact("nothing to see here\nat all") == "nothing to see here\nat all"
 
 
+def test_every_run_directory_writer_redacts_as_the_last_line_of_defence(tmp_path: Path) -> None:
+    key = canary("sk")
+    keystore.load(["SOME_KEY"], environ={"SOME_KEY": key})
+    hidden = base64.b64encode(b"x" + key.encode()).decode()
+    store = RunStore(tmp_path / ".agentctl")
+    run = store.create("agent", input={"task": f"use {key}"}, role="dev")
+    run.journal.append("tool.result", output=f"{key[::-1]} and {hidden}", number=12345678)
+    run.inbox.post({"type": "instruction", "text": quote(key, safe="")})
+    run.write_output({"summary": key.encode().hex()})
+    run.transition("running")
+    run.transition("failed", reason=f"gate said {key}")
+    written = [p for p in (tmp_path / ".agentctl").rglob("*") if p.is_file()]
+    assert len(written) >= 5
+    for path in written:
+        assert not leaks(path.read_text(errors="replace"), [key]), path
+    events = [json.loads(line) for line in run.paths.events.read_text().splitlines()]
+    assert events[0]["output"].count(MARK) == 2 and events[0]["number"] == 12345678
+
+
 # -- what is sent to a model -------------------------------------------------------------
 
 ASK_CONFIG = """\
