@@ -72,6 +72,20 @@ def test_the_redactor_takes_out_every_common_encoding_of_a_key() -> None:
     assert redact("nothing to see here\nat all") == "nothing to see here\nat all"
 
 
+def test_every_command_output_is_redacted_at_the_source(tmp_path: Path) -> None:
+    from agentctl.tools import shell
+
+    key = canary("sk")
+    keystore.load(["SOME_KEY"], environ={"SOME_KEY": key})
+    (tmp_path / "found.txt").write_text(key)  # a command cannot get it from its environment
+    script = "cat found.txt; echo; rev found.txt; echo; (printf ab; cat found.txt) | base64"
+    done = shell.run(
+        ["bash", "-c", script], cwd=str(tmp_path), env={"PATH": "/usr/bin:/bin"}, timeout=10
+    )
+    assert done.exit_code == 0 and done.output.count(MARK) == 3, done.output
+    assert not leaks(done.output, [key])
+
+
 def test_every_run_directory_writer_redacts_as_the_last_line_of_defence(tmp_path: Path) -> None:
     key = canary("sk")
     keystore.load(["SOME_KEY"], environ={"SOME_KEY": key})
