@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
+from agentctl import keystore
 from agentctl.cli import app
 
 
@@ -20,6 +21,7 @@ def _isolated_env(
     monkeypatch.setenv("AGENTCTL_CONFIG_DIR", str(tmp_path_factory.mktemp("user-config")))
     for name in ("AGENTCTL_FAILPOINT", "ANTHROPIC_API_KEY", "OPENAI_API_KEY"):
         monkeypatch.delenv(name, raising=False)
+    keystore.forget()  # the key store is process-global: each test starts with none
 
 
 def git(repo: Path, *args: str) -> str:

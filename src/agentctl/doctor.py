@@ -17,7 +17,7 @@ from typing import Literal
 
 from agentctl import failpoints
 from agentctl.config import Config
-from agentctl.errors import ConfigError, WorkspaceError
+from agentctl.errors import ConfigError, SecretsFileError, WorkspaceError
 from agentctl.workspace import Workspace
 
 Status = Literal["ok", "warn", "fail"]
@@ -80,11 +80,27 @@ def _state_dir(workspace: Workspace) -> Check:
     return Check("state", "fail", f"{directory} is not writable", "fix its permissions")
 
 
-def _keys(needed: Mapping[str, list[str]], environ: Mapping[str, str]) -> list[Check]:
+def _secrets(config: Config) -> Check:
+    """Load the configured keys into the key store; a bad ``[secrets] file`` fails here."""
+    from agentctl import keystore
+
+    try:
+        keystore.load_configured(config)
+    except SecretsFileError as exc:
+        return Check("secrets", "fail", exc.message, exc.hint)
+    path = keystore.secrets_file(config)
+    where = f"the environment and {path}" if path else "the environment"
+    return Check("secrets", "ok", f"keys come from {where}; no child sees them in its environment")
+
+
+def _keys(needed: Mapping[str, list[str]], environ: Mapping[str, str] | None) -> list[Check]:
+    from agentctl import keystore
+
+    lookup = keystore.get if environ is None else environ.get
     checks = []
     for env, users in sorted(needed.items()):
         who = ", ".join(users)
-        if environ.get(env):
+        if lookup(env):
             checks.append(Check(f"key {env}", "ok", f"set (used by {who})"))
         else:
             checks.append(
@@ -92,7 +108,8 @@ def _keys(needed: Mapping[str, list[str]], environ: Mapping[str, str]) -> list[C
                     f"key {env}",
                     "warn",
                     f"not set; needed by {who}",
-                    f"export {env}=... or map those roles to another model",
+                    f"export {env}=... (or put it in the [secrets] file) "
+                    "or map those roles to another model",
                 )
             )
     return checks
@@ -103,8 +120,10 @@ def run_doctor(
     config_loader: Callable[[], Config],
     environ: Mapping[str, str] | None = None,
 ) -> DoctorReport:
-    """Run every check; a broken config is one failed check, not an exception."""
-    environ = os.environ if environ is None else environ
+    """Run every check; a broken config is one failed check, not an exception.
+
+    ``environ`` stands in for the key store when given.
+    """
     checks = [Check("python", "ok", sys.version.split()[0])]
     try:
         workspace = workspace_loader()
@@ -122,6 +141,8 @@ def run_doctor(
         checks.extend(Check("config", "fail", str(e)) for e in exc.all)
     else:
         checks.append(Check("config", "ok", f"{len(config.files)} files, all valid"))
+        if environ is None:
+            checks.append(_secrets(config))
         checks.extend(_keys(needed_keys(config), environ))
         from agentctl.doctor_services import service_checks
 

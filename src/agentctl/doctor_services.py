@@ -7,7 +7,6 @@ missing git remote) and the setting to change. No retries: doctor answers at onc
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -21,7 +20,7 @@ STATE_SETTINGS = ("ready_state", "in_progress_state", "review_state", "done_stat
 
 
 def service_checks(config: Config, environ: Mapping[str, str] | None = None) -> list[Check]:
-    environ = os.environ if environ is None else environ
+    """``environ`` stands in for the key store when given."""
     checks: list[Check] = []
     if config.settings.tracker.kind == "linear":
         checks += _linear(config, environ)
@@ -30,7 +29,7 @@ def service_checks(config: Config, environ: Mapping[str, str] | None = None) -> 
     return checks
 
 
-def _linear(config: Config, environ: Mapping[str, str]) -> list[Check]:
+def _linear(config: Config, environ: Mapping[str, str] | None) -> list[Check]:
     from agentctl.doctor import Check
     from agentctl.linear.tracker import LinearTracker
 
@@ -62,7 +61,7 @@ def _linear(config: Config, environ: Mapping[str, str]) -> list[Check]:
     return checks
 
 
-def _github(config: Config, environ: Mapping[str, str]) -> list[Check]:
+def _github(config: Config, environ: Mapping[str, str] | None) -> list[Check]:
     from agentctl import gitops
     from agentctl.doctor import Check
     from agentctl.errors import GitError

@@ -7,6 +7,8 @@ once, prints one line and exits with ``exit_code``::
     AgentctlError                 exit 1  something failed
     ├── UsageError                exit 2  the command line is wrong
     ├── ConfigError               exit 2  a TOML file is wrong (file, line, fix)
+    │   └── SecretsFileError              the [secrets] file is missing, malformed or
+    │                                     readable by others
     ├── WorkspaceError            exit 2  no git repository / workspace where one is needed
     ├── NotFoundError             exit 2  a named run, role, pipeline or model does not exist
     ├── StateError                exit 1  a state file could not be read or written
@@ -104,6 +106,10 @@ class ConfigError(AgentctlError):
     def __str__(self) -> str:
         text = super().__str__()
         return f"{self.location}: {text}" if self.location else text
+
+
+class SecretsFileError(ConfigError):
+    """The ``[secrets] file`` cannot be used: missing, malformed, or readable by others."""
 
 
 class StateError(AgentctlError):

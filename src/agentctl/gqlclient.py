@@ -276,11 +276,14 @@ def service_from_env(
     rate_headers: RateHeaders,
     hint: str,
 ) -> tuple[GraphQLService, str]:
-    """The service authenticated by the token in ``env_name``, and the token itself."""
-    import os
+    """The service authenticated by the token in ``env_name`` (from the key store, or
+    ``environ`` if given), and the token itself."""
+    if environ is None:
+        from agentctl import keystore
 
-    environ = os.environ if environ is None else environ
-    token = environ.get(env_name, "").strip()
+        token = (keystore.get(env_name) or "").strip()
+    else:
+        token = environ.get(env_name, "").strip()
     if not token:
         raise MissingKeyError(f"{env_name} is not set: {service} needs a token", hint=hint)
     client = GraphQLService(

@@ -1,9 +1,10 @@
 """The environments agentctl hands on: an allowlist, never the inherited whole.
 
-Secrets leak through inherited environments. An agent process gets the basics it
-needs to run plus the API keys of *its own* models; the commands its ``bash`` tool
-runs get the basics plus what the role's ``env`` names — never an API key, a tracker
-token or a forge token.
+Secrets leak through inherited environments, and any process of the same user can
+read another's ``/proc/<pid>/environ``. So no key is in any environment agentctl
+makes: an agent or pipeline process gets the basics it needs to run, and its keys
+through an inherited pipe (``agentctl.keystore.handoff``); the commands its ``bash``
+tool runs get the basics plus what the role's ``env`` names.
 """
 
 from __future__ import annotations
@@ -48,10 +49,10 @@ def _pick(environ: Mapping[str, str], names: Iterable[str]) -> dict[str, str]:
     return {name: environ[name] for name in names if name in environ}
 
 
-def agent_env(key_names: Iterable[str], environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """For a spawned agent process: basics, agent plumbing and its models' keys only."""
+def agent_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """For a spawned agentctl process: basics and agent plumbing; never a key."""
     environ = os.environ if environ is None else environ
-    env = _pick(environ, (*BASIC, *AGENT_ONLY, *key_names))
+    env = _pick(environ, (*BASIC, *AGENT_ONLY))
     env["PYTHONUNBUFFERED"] = "1"  # process.log gets lines as they happen
     return env
 

@@ -102,9 +102,12 @@ def spawn_worker(
 ) -> int:
     """Start ``agentctl <group> worker RUN`` in its own session; returns its pid.
 
-    Its environment holds the keys of the models in the run's input (``models``) and,
-    for a pipeline, the tracker and forge tokens; nothing else secret.
+    It receives the keys of the models in the run's input (``models``) and, for a
+    pipeline, the tracker and forge tokens through an inherited pipe, with every key
+    value to redact; its environment holds nothing secret. ``environ``, when given,
+    stands in for this process's environment and key store.
     """
+    from agentctl import keystore
     from agentctl.agent.env import agent_env
 
     data = run.read_input()
@@ -117,11 +120,15 @@ def spawn_worker(
     for item in data.get("sets", []):
         argv += ["--set", item]
     argv += [group, "worker", run.id]
-    with run.paths.process_log.open("ab") as log:
+    with (
+        run.paths.process_log.open("ab") as log,
+        keystore.handoff(sorted(k for k in keys if k), environ) as handoff,
+    ):
         process = subprocess.Popen(
             argv,
             cwd=config.workspace.root,
-            env=agent_env(sorted(k for k in keys if k), environ),
+            env={**agent_env(environ), **handoff.env},
+            pass_fds=handoff.pass_fds,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

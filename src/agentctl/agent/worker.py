@@ -15,6 +15,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from agentctl import keystore
 from agentctl.agent.env import tool_env
 from agentctl.agent.loop import AgentLoop, Ending, Limits
 from agentctl.agent.supervise import Heartbeat, chain_of
@@ -49,8 +50,9 @@ def work(config: Config, run_id: str) -> int:
         heartbeat.cancel.set()
 
     signal.signal(signal.SIGTERM, on_term)
-    keys = sorted({k for k in (config.models[m].key_env for m in chain) if k})
-    redact = Redactor.from_environ(os.environ, keys)
+    # Every key value the parent handed down (and its encodings), plus anything in this
+    # process's environment that looks like a secret.
+    redact = Redactor([*keystore.redact_values(), *Redactor.from_environ(os.environ).secrets])
     toolbox = Toolbox(
         Path(data["cwd"]),
         role.tools,

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from agentctl import keystore
 from agentctl.agent.env import agent_env
 from agentctl.config import Config
 from agentctl.errors import AgentctlError
@@ -124,11 +125,15 @@ class Delegation:
             "--parent",  # the pipelines it starts are this chat's children: costs add up here
             self.chat.id,
         ]
-        with (self.home.dir / "loop.log").open("ab") as log:
+        with (
+            (self.home.dir / "loop.log").open("ab") as log,
+            keystore.handoff(keys) as handoff,  # through a pipe, never its environment
+        ):
             process = subprocess.Popen(
                 argv,
                 cwd=self.config.workspace.root,
-                env=agent_env(keys),
+                env={**agent_env(), **handoff.env},
+                pass_fds=handoff.pass_fds,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -162,4 +162,10 @@ def root(
 
 def main() -> None:
     """Console-script entry point."""
+    import os
+
+    if "AGENTCTL_KEYS_FD" in os.environ:  # a child: take its keys from the pipe at once
+        from agentctl import keystore
+
+        keystore.receive()
     app(prog_name="agentctl")

@@ -43,6 +43,16 @@ class AppState:
 
     @property
     def config(self) -> Config:
+        """The config, its keys taken into the key store (and out of the environment)."""
+        from agentctl import keystore
+
+        config = self.config_only
+        keystore.load_configured(config)
+        return config
+
+    @property
+    def config_only(self) -> Config:
+        """The config without loading keys (``doctor`` reports a bad secrets file itself)."""
         if self._config is None:
             from agentctl.config import load_config
 

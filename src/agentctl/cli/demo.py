@@ -19,6 +19,7 @@ def demo_command(
     ] = None,
 ) -> None:
     """Run a local ticket through the whole team on a scratch project (models are scripted)."""
+    from agentctl import keystore
     from agentctl.cli.cost import print_report
     from agentctl.cli.pipeline import follow_pipeline
     from agentctl.config import load_config
@@ -42,6 +43,7 @@ def demo_command(
         demo = prepare(target, server)
         echo(f"ticket {demo.ticket}: add() returns the wrong sum (test_calc fails)\n")
         config = load_config(find_workspace(explicit=demo.root))
+        keystore.load_configured(config)
         run = start_pipeline(config, "demo", ticket_id=demo.ticket)
         code = follow_pipeline(run, as_json=False)
     log = subprocess.run(

@@ -20,7 +20,7 @@ def doctor_command(
     from agentctl.doctor import run_doctor
 
     app_state = state(ctx)
-    report = run_doctor(lambda: app_state.workspace, lambda: app_state.config)
+    report = run_doctor(lambda: app_state.workspace, lambda: app_state.config_only)
     if as_json:
         print_json(
             {

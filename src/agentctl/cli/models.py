@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated, Any
 
 import typer
@@ -22,6 +21,8 @@ def list_models(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """List the models with provider, API, endpoint, price and whether the key is set."""
+    from agentctl import keystore
+
     config = state(ctx).config
     rows: list[dict[str, Any]] = []
     for name, model in config.models.items():
@@ -34,7 +35,7 @@ def list_models(
                 "model": model.name,
                 "base_url": model.base_url,
                 "key_env": env,
-                "key_set": bool(os.environ.get(env)) if env else None,
+                "key_set": bool(keystore.get(env)) if env else None,
                 "max_concurrency": model.max_concurrency,
                 "price": {
                     "input": model.price.input,

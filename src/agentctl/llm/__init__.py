@@ -9,7 +9,6 @@ Adapters live in ``anthropic_messages.py``, ``openai_chat.py`` and
 from __future__ import annotations
 
 import importlib
-import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
@@ -47,11 +46,17 @@ class Provider(Protocol):
 
 
 def resolve_key(name: str, model: Model, environ: Mapping[str, str] | None = None) -> str | None:
-    """The API key for ``model`` from its environment variable; a clear error when unset."""
+    """The API key for ``model`` (from the key store, or ``environ`` if given); a clear
+    error when unset."""
     env = model.key_env
     if env is None:
         return None
-    value = (os.environ if environ is None else environ).get(env, "")
+    if environ is None:
+        from agentctl import keystore
+
+        value = keystore.get(env) or ""
+    else:
+        value = environ.get(env, "")
     if not value:
         raise MissingKeyError(
             f"model {name!r} needs an API key in ${env}, which is not set",

@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -48,6 +48,23 @@ class Outcome:
     response: Response
     model: str  # the configured name of the model that answered
     attempts: tuple[Attempt, ...]  # the failures before it, in order
+
+
+def redacted(request: Request) -> Request:
+    """``request`` with every known key value (and its encodings) taken out of its texts.
+
+    ``provider_data`` (signed thinking blocks) goes back verbatim, as providers demand.
+    """
+    from agentctl import keystore
+
+    redact = keystore.redactor()
+    if not redact:
+        return request
+    messages = []
+    for message in request.messages:
+        clean = redact(message.content)
+        messages.append(message if clean == message.content else replace(message, content=clean))
+    return replace(request, messages=tuple(messages), system=redact(request.system))
 
 
 def backoff(attempt: int) -> float:
@@ -92,6 +109,7 @@ class Caller:
         reserve: Reserve | None = None,
     ) -> Outcome:
         """The first answer from ``chain`` (model names, in order); raise the last failure."""
+        request = redacted(request)  # the last line of defence: no known key is ever sent
         failures: list[Attempt] = []
         last: ProviderError | MissingKeyError | None = None
         for name in chain:

@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from agentctl import failpoints
+from agentctl import failpoints, keystore
 from agentctl.runs.oserrors import state_error
 from agentctl.runs.timefmt import format_ts, utc_now
 
@@ -75,7 +75,7 @@ class Journal:
     def _write(self, fd: int, type: str, fields: dict[str, Any], durable: bool) -> int:
         seq = self._seq + 1
         event = {"seq": seq, "ts": format_ts(self._clock()), "type": type, **fields}
-        line = json.dumps(event, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        line = _redacted(_dump(event), event)
         data = (line + "\n").encode("utf-8")
         if "journal.mid_append" in failpoints.armed():
             os.write(fd, data[: len(data) // 2])
@@ -89,6 +89,29 @@ class Journal:
         assert self._size is not None
         self._size += len(data)
         return seq
+
+
+def _dump(event: dict[str, Any]) -> str:
+    return json.dumps(event, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _redacted(line: str, event: dict[str, Any]) -> str:
+    """``line`` with every known key value taken out: the last line of defence, not the first.
+
+    The whole line is redacted in one pass (cheap); in the rare case that breaks the
+    JSON (a key that looks like a number), each string of the event is redacted instead.
+    """
+    redactor = keystore.redactor()
+    if not redactor:
+        return line
+    clean = redactor(line)
+    if clean == line:
+        return line
+    try:
+        json.loads(clean)
+    except ValueError:
+        return _dump(redactor.redact_obj(event))
+    return clean
 
 
 def _drop_torn_tail(fd: int, size: int) -> int:

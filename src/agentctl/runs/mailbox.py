@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from agentctl import atomic, failpoints
+from agentctl import atomic, failpoints, keystore
 from agentctl.atomic import TEMP_MARK
 from agentctl.runs.oserrors import state_error
 from agentctl.runs.timefmt import format_ts, utc_now
@@ -102,6 +102,7 @@ class Mailbox:
 
 
 def _write_new(path: Path, value: dict[str, Any]) -> None:
+    value = keystore.redactor().redact_obj(value)  # the last line of defence, not the first
     data = (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:

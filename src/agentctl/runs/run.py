@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from agentctl import atomic
+from agentctl import atomic, keystore
 from agentctl.errors import CorruptStateError, StateError
 from agentctl.runs.ids import parse_run_id
 from agentctl.runs.journal import Journal
@@ -142,7 +142,7 @@ class Run:
         return value
 
     def write_output(self, value: dict[str, Any]) -> None:
-        atomic.write_json(self.paths.output_json, value)
+        atomic.write_json(self.paths.output_json, keystore.redactor().redact_obj(value))
 
     def read_output(self) -> dict[str, Any] | None:
         """The final result, or None while the run has not produced one."""
@@ -225,7 +225,7 @@ class Run:
         return new
 
     def _write(self, record: RunRecord) -> None:
-        atomic.write_json(self.paths.run_json, record.to_json())
+        atomic.write_json(self.paths.run_json, keystore.redactor().redact_obj(record.to_json()))
 
     @contextmanager
     def _locked(self) -> Iterator[None]:

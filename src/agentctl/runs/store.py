@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from agentctl import atomic, failpoints
+from agentctl import atomic, failpoints, keystore
 from agentctl.errors import NotFoundError, StateError, UsageError
 from agentctl.runs.ids import KINDS, new_run_id, parse_run_id
 from agentctl.runs.oserrors import state_error
@@ -101,8 +101,9 @@ class RunStore:
         try:
             self.runs_dir.mkdir(parents=True, exist_ok=True)
             tmp.mkdir()
-            atomic.write_json(tmp / "input.json", input)
-            atomic.write_json(tmp / "run.json", record.to_json())
+            scrub = keystore.redactor().redact_obj
+            atomic.write_json(tmp / "input.json", scrub(input))
+            atomic.write_json(tmp / "run.json", scrub(record.to_json()))
             (tmp / "inbox").mkdir()
             (tmp / "outbox").mkdir()
             os.close(os.open(tmp / "events.jsonl", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))

@@ -1,5 +1,9 @@
 """Run one command in its own process group and leave nothing of it behind.
 
+Its output is redacted here, at the source, by the process-global redactor (every
+key value this process knows, in its common encodings): whatever runs a command —
+an agent's ``bash``, a gate, a ``run`` step, the merge queue — never sees a key.
+
 The group is killed when the command times out and also when it exits normally, so
 ``sleep 1000 &`` dies with it. The output pipe is read while waiting (a full pipe
 must not stall the command) and drained for a short grace after the kill: a process
@@ -17,6 +21,8 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+
+from agentctl import keystore
 
 MAX_KEEP = 2 * 1024 * 1024  # bytes of output kept for the journal (head and tail)
 DRAIN_GRACE = 0.5  # seconds to finish reading the pipe once the group is dead
@@ -113,7 +119,8 @@ def run(
             held = _drain(fd, sink, grace)
         finally:
             proc.stdout.close()
-    return Finished(sink.text(), proc.returncode, timed_out, pgid, sink.dropped, held)
+    output = keystore.redact(sink.text())
+    return Finished(output, proc.returncode, timed_out, pgid, sink.dropped, held)
 
 
 def _killpg(pgid: int) -> None:
