@@ -359,7 +359,7 @@ class Executor:
 class Secrets:
     file: str | None = field(
         default=None,
-        metadata=doc("a 0600 file of NAME=value keys, read instead of the environment"),
+        metadata=doc("a 0600 file of NAME=value keys (the environment wins where both set one)"),
     )
 
 
