@@ -227,7 +227,9 @@ def test_setsid_children_of_a_command_do_not_outlive_the_agent(
 ) -> None:
     server.script(
         "chat-x",
-        Turn.tool_call("bash", {"command": "setsid sleep 979 & setsid -f sleep 978; echo up"}),
+        Turn.tool_call(
+            "bash", {"command": "setsid sleep 979 & setsid -f sleep 978; sleep 0.3; echo up"}
+        ),
         Turn.text("done"),
     )
     result = cli("--set", "roles.dev.sandbox=none", "agent", "run", "dev", "x", *CHAT)
@@ -235,4 +237,16 @@ def test_setsid_children_of_a_command_do_not_outlive_the_agent(
     (bash,) = results(only_run(project))
     assert "up" in bash["content"] and bash["meta"]["sandboxed"] is False
     assert wait_for(lambda: not process_running("sleep 97"), timeout=3), "setsid sleep survived"
+    assert not working_in(project)
+
+
+def test_setsid_children_of_a_gate_do_not_outlive_the_pipeline(project: Path, cli: Invoke) -> None:
+    (project / "pipelines").mkdir()
+    (project / "pipelines" / "gate.toml").write_text(
+        'description = "one gate"\n\n[[steps]]\nid = "gate"\ntimeout = "20s"\n'
+        'run = "setsid sleep 976 >/dev/null 2>&1 & sleep 0.3; echo gate ran"\n'
+    )
+    result = cli("pipeline", "run", "gate")
+    assert result.exit_code == 0, result.stderr
+    assert wait_for(lambda: not process_running("sleep 976"), timeout=3), "setsid sleep survived"
     assert not working_in(project)

@@ -41,14 +41,19 @@ def split(run: Run, deadline: float, state_dir: Path, *, grace: float = GRACE) -
     sys.stderr.flush()
     reaper.become_subreaper()
     supervisor = os.getpid()
-    child = os.fork()
+    try:
+        child = os.fork()
+    except OSError as exc:  # no memory or pids left: run unsupervised rather than not at all
+        sys.stderr.write(f"agentctl: no deadline supervisor ({exc}); the loop checks it alone\n")
+        return
     if child == 0:
         reaper.die_with_parent()
         if os.getppid() != supervisor:  # the supervisor died before we asked to follow it
             os._exit(1)
         reaper.become_subreaper()
         return
-    code = _supervise(run, child, max(left, 0.0), deadline, state_dir)
+    # A run resumed past its deadline still gets the grace to end itself cleanly.
+    code = _supervise(run, child, max(left, grace), deadline, state_dir)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

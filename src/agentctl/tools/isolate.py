@@ -52,7 +52,10 @@ def call(tool: str, root: str, args: dict[str, Any], timeout: float) -> Output:
         last = done.stderr.decode(errors="replace").strip().splitlines()[-1:]
         why = last[0] if last else f"exit code {done.returncode}"
         raise ToolError(f"{tool} failed: {why}")
-    result = json.loads(done.stdout)
+    try:
+        result = json.loads(done.stdout)
+    except ValueError:
+        raise ToolError(f"{tool} failed: its process gave no result") from None
     if result.get("error") is not None:
         raise ToolError(result["error"], **result.get("meta", {}))
     return Output(result["text"], result.get("meta", {}), bool(result.get("is_error")))
