@@ -89,6 +89,8 @@ class _Scan:
         self.hash.update(chunk)
         pos = 0
         while pos < len(chunk):
+            if self._only_count(chunk, pos):
+                return
             nl = chunk.find(b"\n", pos)
             piece = chunk[pos:] if nl < 0 else chunk[pos:nl]
             self._open = True
@@ -97,6 +99,17 @@ class _Scan:
                 return
             self._end_line()
             pos = nl + 1
+
+    def _only_count(self, chunk: bytes, pos: int) -> bool:
+        """Count the rest of ``chunk`` at C speed when none of it is to be shown."""
+        newlines = chunk.count(b"\n", pos)
+        before = self.first - 1 - self.lines  # whole lines still to pass before the window
+        past = self.lines + 1 > self.last or self.kept >= MAX_READ_CHARS
+        if not past and newlines >= before:
+            return False
+        self.lines += newlines
+        self._open = newlines == 0 or not chunk.endswith(b"\n")
+        return True
 
     def close(self) -> None:
         if self._open:
