@@ -106,7 +106,9 @@ def test_a_deep_path_is_refused_and_searches_survive_a_deep_tree(
     project: Path, server: LLMServer, cli: Invoke, request: pytest.FixtureRequest
 ) -> None:
     deep_tree(project / "tree", 1500)  # made by bash, say: searches must still work
-    request.addfinalizer(lambda: subprocess.run(["rm", "-rf", str(project / "tree")], check=True))
+    # rm (fts) copes with any depth; pytest's own clean-up (shutil.rmtree) recurses.
+    deep = [str(project / "tree"), str(project / "d")]
+    request.addfinalizer(lambda: subprocess.run(["rm", "-rf", *deep], check=True))
     too_deep = "/".join(["d"] * 1500) + "/x.py"
     server.script(
         "chat-x",
