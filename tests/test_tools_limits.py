@@ -9,7 +9,10 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 from agentctl.tools import Toolbox, files
+from agentctl.tools.result import ToolError
 
 
 def test_read_streams_lines_cut_to_a_bound_with_crlf_and_paging(repo: Path) -> None:
@@ -72,3 +75,20 @@ def test_a_subreaper_kills_what_a_command_left_and_only_that(repo: Path) -> None
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, check=False
     )
     assert done.stdout.split() == ["True", "1"], done.stderr
+
+
+def test_a_read_past_its_time_limit_keeps_what_was_asked_or_says_where_it_stopped(
+    repo: Path,
+) -> None:
+    (repo / "big.txt").write_text("line\n" * 200_000)  # 1 MB: many chunks
+    first = files.read(str(repo), "big.txt", limit=1, time_limit=1e-9)
+    assert first.text.splitlines() == [
+        "     1\tline",
+        f"[lines 1-1 of more than {first.meta['lines']} (not all counted in time); "
+        "use offset and limit for more]",
+    ]
+    assert first.meta["counted"] is False and "sha256" not in first.meta
+    with pytest.raises(ToolError, match=r"read stopped after 1e-09s \(its time limit\) at line"):
+        files.read(str(repo), "big.txt", offset=199_000, time_limit=1e-9)
+    whole = files.read(str(repo), "big.txt", offset=199_999, time_limit=60)
+    assert whole.meta["lines"] == 200_000 and len(whole.meta["sha256"]) == 64

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
+from typing import Any
 
 from agentctl.tools import confine
 from agentctl.tools.result import Output, ToolError
@@ -25,11 +27,20 @@ def is_binary(data: bytes) -> bool:
     return b"\x00" in data[:BINARY_SNIFF]
 
 
-def read(root: str, path: str, offset: int | None = None, limit: int | None = None) -> Output:
+def read(
+    root: str,
+    path: str,
+    offset: int | None = None,
+    limit: int | None = None,
+    *,
+    time_limit: float | None = None,
+) -> Output:
     """Lines of a text file numbered like ``cat -n``, from line ``offset`` (1-based).
 
     The file is streamed, never loaded whole: a 100 MB one-line file costs a chunk of
-    memory, not 100 MB, and each shown line is cut to ``MAX_LINE_CHARS``.
+    memory, not 100 MB, and each shown line is cut to ``MAX_LINE_CHARS``. Past
+    ``time_limit`` seconds it stops: with what was asked for, if that was read (the
+    rest then goes uncounted), else with an error.
     """
     target = confine.resolve(root, path)
     start = 1 if offset is None else offset
@@ -38,6 +49,8 @@ def read(root: str, path: str, offset: int | None = None, limit: int | None = No
         raise ToolError(f"offset must be 1 or more, not {start}", path=target.path)
     if count < 1:
         raise ToolError(f"limit must be 1 or more, not {count}", path=target.path)
+    stop_at = None if time_limit is None else time.monotonic() + time_limit
+    complete = True
     with confine.opened(root, target) as fh:
         scan = _Scan(start, start - 1 + count)
         first = True
@@ -46,14 +59,24 @@ def read(root: str, path: str, offset: int | None = None, limit: int | None = No
                 raise ToolError(f"{target.path} is a binary file", path=target.path)
             first = False
             scan.feed(chunk)
-        scan.close()
+            if stop_at is not None and time.monotonic() > stop_at:
+                if not scan.window_done():
+                    raise ToolError(
+                        f"read stopped after {time_limit:g}s (its time limit) at line "
+                        f"{scan.lines + 1} of {target.path}; use a later offset",
+                        path=target.path,
+                        timed_out=True,
+                    )
+                complete = False
+                break
+        else:
+            scan.close()
     total = scan.lines
-    meta = {
-        "path": target.path,
-        "lines": total,
-        "bytes": scan.size,
-        "sha256": scan.hash.hexdigest(),
-    }
+    meta: dict[str, Any] = {"path": target.path, "lines": total, "bytes": scan.size}
+    if complete:
+        meta["sha256"] = scan.hash.hexdigest()
+    else:
+        meta["counted"] = False  # lines and bytes are what was read in time, not the file's
     if scan.cut_lines:
         meta["long_lines_cut"] = scan.cut_lines
     if not total:
@@ -64,8 +87,9 @@ def read(root: str, path: str, offset: int | None = None, limit: int | None = No
         )
     end = start - 1 + len(scan.shown)
     body = "\n".join(f"{n:>6}\t{line}" for n, line in enumerate(scan.shown, start))
-    if start > 1 or end < total:
-        body += f"\n[lines {start}-{end} of {total}; use offset and limit for more]"
+    of = str(total) if complete else f"more than {total} (not all counted in time)"
+    if start > 1 or end < total or not complete:
+        body += f"\n[lines {start}-{end} of {of}; use offset and limit for more]"
     return Output(body, meta)
 
 
@@ -110,6 +134,10 @@ class _Scan:
         self.lines += newlines
         self._open = newlines == 0 or not chunk.endswith(b"\n")
         return True
+
+    def window_done(self) -> bool:
+        """Every line asked for is in (or the text bound is reached)."""
+        return self.lines >= self.last or self.kept >= MAX_READ_CHARS
 
     def close(self) -> None:
         if self._open:

@@ -110,7 +110,13 @@ class Toolbox:
     def _dispatch(self, name: str, a: dict[str, Any]) -> Output:
         root = self.root
         if name == "read":
-            return files.read(root, a["path"], a.get("offset"), a.get("limit"))
+            return files.read(
+                root,
+                a["path"],
+                a.get("offset"),
+                a.get("limit"),
+                time_limit=self._limit(self.tool_timeout),
+            )
         if name == "write":
             return files.write(root, a["path"], a["content"])
         if name == "edit":
