@@ -138,8 +138,8 @@ def test_a_catastrophic_regex_is_stopped_at_the_tool_limit(
     )
     started = time.monotonic()
     run = detached(cli, project, "--set", "roles.dev.tool_timeout=1s")
-    assert wait_for(finished(run), timeout=20), "the grep was never stopped"
-    assert time.monotonic() - started < 10
+    assert wait_for(finished(run), timeout=30), "the grep was never stopped"
+    assert time.monotonic() - started < 15  # a 2 s limit, with room for a loaded machine
     assert run.load().status == "succeeded"  # the agent went on after the tool error
     (grep,) = results(run)
     assert grep["is_error"] and grep["content"].startswith("grep stopped after 1s")
@@ -154,8 +154,8 @@ def test_the_deadline_ends_a_run_whose_tool_spins_and_nothing_is_left(
     server.script("chat-x", Turn.tool_call("grep", {"pattern": "(a+)+$"}), Turn.text("never"))
     started = time.monotonic()
     run = detached(cli, project, "--set", "roles.dev.deadline=2s")
-    assert wait_for(finished(run), timeout=20), "the run outlived its deadline"
-    assert time.monotonic() - started < 10
+    assert wait_for(finished(run), timeout=30), "the run outlived its deadline"
+    assert time.monotonic() - started < 15  # a 2 s limit, with room for a loaded machine
     assert run.load().status == "failed"
     assert run.read_output()["ending"] == "deadline"
     assert wait_for(lambda: not working_in(project), timeout=5)
@@ -168,8 +168,8 @@ def test_the_supervisor_ends_the_run_at_the_deadline_whatever_the_agent_does(
     server.script("chat-x", Turn.stall(after=1, seconds=60))
     started = time.monotonic()
     run = detached(cli, project, "--set", "roles.dev.deadline=2s")
-    assert wait_for(finished(run), timeout=20), "the run outlived its deadline"
-    assert time.monotonic() - started < 10
+    assert wait_for(finished(run), timeout=30), "the run outlived its deadline"
+    assert time.monotonic() - started < 15  # a 2 s limit, with room for a loaded machine
     record = run.load()
     output = run.read_output()
     assert record.status == "failed" and output["ending"] == "deadline"
@@ -208,7 +208,7 @@ def test_a_huge_one_line_read_stays_bounded_in_journal_transcript_and_memory(
     assert wait_for(lambda: len(server.requests) == 2, timeout=20)
     peak = peak_rss_mb(agent_process(run))  # the read is over; the answer is still coming
     # (about 55 MB with the read streamed; 138 MB when it loaded the 20 MB file whole)
-    assert wait_for(finished(run), timeout=20)
+    assert wait_for(finished(run), timeout=30)
     assert run.load().status == "succeeded"
     assert run.paths.events.stat().st_size < 100_000
     assert run.paths.transcript.stat().st_size < 100_000
@@ -239,7 +239,7 @@ def test_setsid_children_of_a_command_do_not_outlive_the_agent(
     (bash,) = results(only_run(project))
     assert "up" in bash["content"] and bash["meta"]["sandboxed"] is False
     assert wait_for(lambda: not process_running("sleep 97"), timeout=3), "setsid sleep survived"
-    assert not working_in(project)
+    assert wait_for(lambda: not working_in(project), timeout=5)  # the workers exit too
 
 
 def test_setsid_children_of_a_gate_do_not_outlive_the_pipeline(project: Path, cli: Invoke) -> None:
@@ -251,4 +251,4 @@ def test_setsid_children_of_a_gate_do_not_outlive_the_pipeline(project: Path, cl
     result = cli("pipeline", "run", "gate")
     assert result.exit_code == 0, result.stderr
     assert wait_for(lambda: not process_running("sleep 976"), timeout=3), "setsid sleep survived"
-    assert not working_in(project)
+    assert wait_for(lambda: not working_in(project), timeout=5)  # the workers exit too
