@@ -139,7 +139,7 @@ def test_a_catastrophic_regex_is_stopped_at_the_tool_limit(
     started = time.monotonic()
     run = detached(cli, project, "--set", "roles.dev.tool_timeout=1s")
     assert wait_for(finished(run), timeout=30), "the grep was never stopped"
-    assert time.monotonic() - started < 15  # a 2 s limit, with room for a loaded machine
+    assert time.monotonic() - started < 15  # a 1 s limit, with room for a loaded machine
     assert run.load().status == "succeeded"  # the agent went on after the tool error
     (grep,) = results(run)
     assert grep["is_error"] and grep["content"].startswith("grep stopped after 1s")
