@@ -88,7 +88,7 @@ def test_a_dev_agent_fixes_a_failing_test(
     assert {"run.json", "input.json", "events.jsonl", "transcript.jsonl", "output.json"} <= names
     events = read_journal(run.paths.events).events
     bash = next(e for e in events if e["type"] == "tool.result" and e["name"] == "bash")
-    assert "OK" in bash["output"] and "TEST_KEY" not in bash["output"]  # no key in tool env
+    assert "OK" in bash["content"] and "TEST_KEY" not in bash["content"]  # no key in tool env
     transcript = [json.loads(line) for line in run.paths.transcript.read_text().splitlines()]
     assert [m["role"] for m in transcript] == ["user", *["assistant", "tool"] * 3, "assistant"]
     # The whole state folder is free of the key, though every request carried it.

@@ -1,8 +1,9 @@
 """The agent loop: model → tool calls → results → model, until one of its endings.
 
 Every step is on disk before the next begins: each message in transcript.jsonl,
-each model call (usage, cost) and each tool call (intent before, result after) in
-events.jsonl, each dollar in the ledger. A resumed loop reads them back: a tool
+each model call (usage, cost) and each tool call (intent before, result after: the
+bounded text the model saw, with the whole text's size and sha256) in events.jsonl,
+each dollar in the ledger. A resumed loop reads them back: a tool
 call whose result is journaled is never run again; one that was cut off by a crash
 is reported to the model as interrupted, not silently redone.
 
@@ -146,11 +147,14 @@ class AgentLoop:
         turns = sum(m.role == "assistant" for m in messages)
         if turns >= self.limits.max_turns:
             raise Ending("failed", "max_turns", f"max_turns reached: {turns} model calls")
+        if self._time_left() <= 0:
+            raise Ending("failed", "deadline", f"deadline of {self.limits.deadline:g} s passed")
+
+    def _time_left(self) -> float:
+        """Seconds until the deadline, counted from the run's first start (resumes too)."""
         record = self.run.load()
         started = record.started_at or record.created_at
-        elapsed = (self.clock() - started).total_seconds()
-        if elapsed > self.limits.deadline:
-            raise Ending("failed", "deadline", f"deadline of {self.limits.deadline:g} s passed")
+        return self.limits.deadline - (self.clock() - started).total_seconds()
 
     def _call(self, messages: list[Message]) -> Response:
         """One model call, reserved within every cap before it is sent (see ``Meter``).
@@ -273,8 +277,9 @@ class AgentLoop:
             arguments=self.redact(arguments),
         )
         failpoints.hit("agent.after_tool_start")
-        result = self.toolbox.run(call.name, arguments)
+        result = self.toolbox.run(call.name, arguments, time_left=self._time_left())
         failpoints.hit("agent.after_tool_run")
+        # Bounded like what the model saw; the whole text only by its size and hash.
         self.run.journal.append(
             "tool.result",
             durable=True,
@@ -282,7 +287,8 @@ class AgentLoop:
             name=call.name,
             is_error=result.is_error,
             content=self.redact(result.content),
-            output=self.redact(result.full),
+            size=result.size,
+            sha256=result.sha256,
             meta=self.redact(result.meta),
         )
         return Message("tool", result.content, tool_call_id=call.id, is_error=result.is_error)

@@ -2,7 +2,8 @@
 
 It owns its run directory from start to end: records its pid and process group,
 beats, builds the model caller and the confined toolbox, runs the loop, and always
-leaves a final status — also when it is told to stop or something breaks.
+leaves a final status — also when it is told to stop or something breaks, or runs
+past its deadline (``guard``: a supervisor process above the agent ends it then).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from types import FrameType
 from typing import Any
 
 from agentctl import keystore
+from agentctl.agent import guard
 from agentctl.agent.env import tool_env
 from agentctl.agent.loop import AgentLoop, Ending, Limits
 from agentctl.agent.supervise import Heartbeat, chain_of
@@ -44,6 +46,8 @@ def work(config: Config, run_id: str) -> int:
     role = config.role(data["role"])
     chain = chain_of(config, data["role"], data.get("model"))
     run.mark_started(os.getpid(), os.getpgid(0))
+    # From here on this is the agent; the process above it enforces the deadline.
+    guard.split(run, role.deadline, config.workspace.state_dir)
     heartbeat = Heartbeat(run).start()
 
     def on_term(signum: int, frame: FrameType | None) -> None:
@@ -58,6 +62,7 @@ def work(config: Config, run_id: str) -> int:
         role.tools,
         sandbox=role.sandbox,
         bash_timeout=role.bash_timeout,
+        tool_timeout=role.tool_timeout,
         env=tool_env(role.env),
         redact=redact,
         on_process=lambda pgid: run.journal.append("tool.process", durable=True, pgid=pgid),

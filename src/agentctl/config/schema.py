@@ -190,6 +190,9 @@ class Role:
     budget_usd: Usd | None = field(default=None, metadata=doc("USD cap for one run of this role"))
     deadline: Duration = field(default=3600.0, metadata=doc("wall clock for one run", min=1))
     bash_timeout: Duration = field(default=300.0, metadata=doc("timeout of one command", min=1))
+    tool_timeout: Duration = field(
+        default=60.0, metadata=doc("timeout of one glob or grep call (stopped at it)", min=1)
+    )
     loop_limit: int = field(
         default=3, metadata=doc("identical consecutive tool calls that count as a loop", min=2)
     )

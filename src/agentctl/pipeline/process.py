@@ -20,6 +20,7 @@ from agentctl.errors import NotFoundError, TransitionError, UsageError
 from agentctl.pipeline.engine import Engine, NeedsPerson, Paused, StepFailed
 from agentctl.pipeline.steps import RUNNERS
 from agentctl.runs import Run, RunStore
+from agentctl.tools import reaper
 
 
 def models_of(config: Config, pipeline: Pipeline) -> list[str]:
@@ -136,6 +137,7 @@ def work(config: Config, run_id: str) -> int:
     data = run.read_input()
     name = data["pipeline"]
     run.mark_started(os.getpid(), os.getpgid(0))
+    reaper.become_subreaper()  # what a gate's commands leave (setsid too) stays ours to kill
     heartbeat = Heartbeat(run).start()
 
     def on_term(signum: int, frame: FrameType | None) -> None:
@@ -168,6 +170,7 @@ def work(config: Config, run_id: str) -> int:
         status, ending, reason = "failed", "error", f"internal error: {type(exc).__name__}: {exc}"
     finally:
         heartbeat.stop()
+        reaper.kill_left(())  # nothing it started outlives the pipeline
     state_dir = config.workspace.state_dir
     spent = Ledger(state_dir).spent(since=None, run_ids=descendants(state_dir, run.id))
     steps = engine.state.outputs

@@ -17,11 +17,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from agentctl import atomic
 from agentctl.errors import StateError
 from agentctl.tools.result import ToolError
 
+# Deeper paths are refused on write and not entered by searches: a 1,500-level tree
+# breaks recursive walkers (git's, Python's os.walk) for every later agent.
+MAX_DEPTH = 64
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _PROC_FD = Path("/proc/self/fd")
 
@@ -101,6 +105,13 @@ def resolve(root: str, raw: str, *, write: bool = False) -> Target:
         reason = protected(parts)
         if reason:
             raise ToolError(f"refused: {canon}: {reason}", path=canon)
+        if len(parts) > MAX_DEPTH:
+            shown = canon if len(canon) <= 200 else canon[:100] + "…" + canon[-60:]
+            raise ToolError(
+                f"refused: {shown}: the path is {len(parts)} levels deep; at most "
+                f"{MAX_DEPTH} are allowed",
+                path=canon,
+            )
     return Target(canon, parts)
 
 
@@ -190,6 +201,13 @@ def open_read(root: str, target: Target) -> int:
         raise ToolError(f"{target.path} is {kind}", path=target.path)
     os.set_blocking(fd, True)
     return fd
+
+
+@contextmanager
+def opened(root: str, target: Target) -> Iterator[BinaryIO]:
+    """``target`` open for reading in binary (see ``open_read``), closed on leaving."""
+    with os.fdopen(open_read(root, target), "rb") as fh:
+        yield fh
 
 
 def read_bytes(root: str, target: Target) -> bytes:

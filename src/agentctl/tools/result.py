@@ -1,24 +1,37 @@
-"""What a tool call gives back: the model's (cut) view and the journal's whole text.
+"""What a tool call gives back: the model's (cut) view, and the size and hash of the whole.
 
 The model gets at most ``max_output`` characters, head and tail kept because a
-command's first lines say what ran and its last lines say how it ended; the
-journal gets everything so a person can see what the model did not.
+command's first lines say what ran and its last lines say how it ended. The journal
+keeps the same bounded view plus the whole text's size and sha256, never the whole
+text: a tool result of 100 MB must not become a 100 MB journal line.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
 class ToolResult:
-    """One tool call's outcome; ``content`` is what the model sees, ``full`` what is kept."""
+    """One tool call's outcome; ``content`` is what the model sees, ``full`` the whole
+    (redacted) text, which stays in memory: journal ``content``, ``size`` and ``sha256``."""
 
     content: str
     full: str
     is_error: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        """The whole text's length in characters."""
+        return len(self.full)
+
+    @property
+    def sha256(self) -> str:
+        """The hash of the whole text (UTF-8), to check it against what the tool saw."""
+        return hashlib.sha256(self.full.encode("utf-8", errors="surrogatepass")).hexdigest()
 
 
 class ToolError(Exception):

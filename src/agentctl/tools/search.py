@@ -3,6 +3,8 @@
 Walks never descend into ``.git`` or ``.agentctl`` and never follow a symlinked
 directory; a symlinked file counts only when it resolves inside the workspace, and
 every file grep reads is opened through the same ``O_NOFOLLOW`` chain as ``read``.
+Walks are iterative and stop at ``confine.MAX_DEPTH`` (saying what they skipped);
+the toolbox runs both tools in a child process killed at a time limit (``isolate``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,10 @@ def translate(pattern: str) -> re.Pattern[str]:
     """
     if pattern.startswith("/") or ".." in pattern.split("/"):
         raise ToolError(f"glob pattern {pattern!r} must be relative and without '..'")
-    segments = [s for s in pattern.split("/") if s not in ("", ".")]
+    segments: list[str] = []
+    for seg in pattern.split("/"):
+        if seg not in ("", ".") and not (seg == "**" and segments[-1:] == ["**"]):
+            segments.append(seg)  # `**/**` is `**`, without the extra backtracking
     if not segments:
         raise ToolError("empty glob pattern")
     out = []
@@ -75,21 +80,59 @@ def _segment(seg: str) -> str:
     return "".join(out)
 
 
-def walk(root: str, base: confine.Target) -> Iterator[confine.Target]:
-    """Regular files under ``base`` (or ``base`` itself), in a stable order."""
+def walk(
+    root: str, base: confine.Target, skipped: list[str] | None = None
+) -> Iterator[confine.Target]:
+    """Regular files under ``base`` (or ``base`` itself), in a stable order.
+
+    Iterative, so a tree of any depth never exhausts the stack; folders deeper than
+    ``confine.MAX_DEPTH`` below the workspace are not entered but named in ``skipped``.
+    """
     if os.path.isfile(base.path):
         yield base
         return
-    for current, dirs, files in os.walk(base.path, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
-        for name in sorted(files):
-            full = os.path.join(current, name)
-            if os.path.islink(full):
-                real = os.path.realpath(full)
+    stack = [base.path]
+    while stack:
+        current = stack.pop()
+        try:
+            with os.scandir(current) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+        except OSError:
+            continue
+        subdirs = []
+        for entry in entries:
+            try:
+                is_dir = entry.is_dir()
+                is_link = entry.is_symlink()
+            except OSError:
+                continue
+            if is_dir:
+                if not is_link and entry.name not in SKIP_DIRS:
+                    subdirs.append(entry.path)
+                continue
+            if is_link:
+                real = os.path.realpath(entry.path)
                 if not confine.inside(real, root) or not os.path.isfile(real):
                     continue
-            rel = os.path.relpath(full, root)
-            yield confine.Target(full, tuple(rel.split(os.sep)))
+            rel = os.path.relpath(entry.path, root)
+            yield confine.Target(entry.path, tuple(rel.split(os.sep)))
+        for sub in reversed(subdirs):
+            if os.path.relpath(sub, root).count(os.sep) + 1 >= confine.MAX_DEPTH:
+                if skipped is not None:
+                    skipped.append(os.path.relpath(sub, root))
+                continue
+            stack.append(sub)
+
+
+def _skipped_note(skipped: list[str]) -> str:
+    if not skipped:
+        return ""
+    first = skipped[0].replace(os.sep, "/")
+    shown = first if len(first) <= 120 else first[:60] + "…" + first[-50:]
+    return (
+        f"\n[skipped {len(skipped)} folder{'s' if len(skipped) != 1 else ''} deeper than "
+        f"{confine.MAX_DEPTH} levels, e.g. {shown}]"
+    )
 
 
 def glob(root: str, pattern: str, path: str | None = None) -> Output:
@@ -99,18 +142,24 @@ def glob(root: str, pattern: str, path: str | None = None) -> Output:
         raise ToolError(f"{base.path} is not a directory", path=base.path)
     rx = translate(pattern)
     found = []
-    for target in walk(root, base):
+    skipped: list[str] = []
+    for target in walk(root, base, skipped):
         below = os.path.relpath(target.path, base.path).replace(os.sep, "/")
         if rx.match(below):
             found.append(target.rel)
     found.sort()
-    meta = {"path": base.path, "matches": len(found), "truncated": len(found) > MAX_GLOB}
+    meta = {
+        "path": base.path,
+        "matches": len(found),
+        "truncated": len(found) > MAX_GLOB,
+        "skipped_deep": len(skipped),
+    }
     if not found:
-        return Output(f"no files match {pattern!r} in {base.rel}", meta)
+        return Output(f"no files match {pattern!r} in {base.rel}{_skipped_note(skipped)}", meta)
     text = "\n".join(found[:MAX_GLOB])
     if len(found) > MAX_GLOB:
         text += f"\n[first {MAX_GLOB} of {len(found)} files; narrow the pattern]"
-    return Output(text, meta)
+    return Output(text + _skipped_note(skipped), meta)
 
 
 def grep(
@@ -135,7 +184,8 @@ def grep(
     hits: list[str] = []
     files = 0
     more = False
-    for target in walk(root, base):
+    skipped: list[str] = []
+    for target in walk(root, base, skipped):
         if name_rx is not None:
             subject = target.parts[-1] if on_name else _below(target, base)
             if not name_rx.match(subject):
@@ -154,13 +204,20 @@ def grep(
             hits.append(f"{target.rel}:{number}: {shown}")
         if more:
             break
-    meta = {"path": base.path, "matches": len(hits), "files_searched": files, "truncated": more}
+    meta = {
+        "path": base.path,
+        "matches": len(hits),
+        "files_searched": files,
+        "truncated": more,
+        "skipped_deep": len(skipped),
+    }
+    note = _skipped_note(skipped)
     if not hits:
-        return Output(f"no matches for {pattern!r} in {base.rel}", meta)
+        return Output(f"no matches for {pattern!r} in {base.rel}{note}", meta)
     text = "\n".join(hits)
     if more:
         text += f"\n[stopped at {limit} matches; narrow the search or raise max_results]"
-    return Output(text, meta)
+    return Output(text + note, meta)
 
 
 def _below(target: confine.Target, base: confine.Target) -> str:

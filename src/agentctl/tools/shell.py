@@ -8,6 +8,8 @@ The group is killed when the command times out and also when it exits normally, 
 ``sleep 1000 &`` dies with it. The output pipe is read while waiting (a full pipe
 must not stall the command) and drained for a short grace after the kill: a process
 that escaped the group (``setsid``) and still holds the pipe cannot make us hang.
+In a child subreaper (the agent worker, the pipeline process) such escapees are
+adopted by us, and killed too (``reaper.kill_left``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from agentctl import keystore
+from agentctl.tools import reaper
 
 MAX_KEEP = 2 * 1024 * 1024  # bytes of output kept for the journal (head and tail)
 DRAIN_GRACE = 0.5  # seconds to finish reading the pipe once the group is dead
@@ -91,6 +94,7 @@ def run(
     grace: float = DRAIN_GRACE,
 ) -> Finished:
     """Run ``argv`` with exactly ``env``, stdin from /dev/null, stdout and stderr together."""
+    before = reaper.snapshot()
     proc = subprocess.Popen(
         list(argv),
         cwd=cwd,
@@ -115,6 +119,7 @@ def run(
     finally:
         _killpg(pgid)
         proc.wait()
+        reaper.kill_left(before)  # what left the group (setsid) and we adopted
         try:
             held = _drain(fd, sink, grace)
         finally:

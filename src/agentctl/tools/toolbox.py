@@ -17,7 +17,7 @@ from agentctl.config.schema import TOOLS
 from agentctl.errors import NotFoundError, StateError, UsageError, WorkspaceError
 from agentctl.llm.toolcheck import schema_errors
 from agentctl.llm.types import ToolSpec
-from agentctl.tools import confine, files, gitview, sandbox, search, shell, web
+from agentctl.tools import confine, files, gitview, isolate, sandbox, shell, web
 from agentctl.tools.result import Output, ToolError, ToolResult, cut
 from agentctl.tools.specs import SPECS
 
@@ -34,6 +34,7 @@ class Toolbox:
         *,
         sandbox: str = "auto",
         bash_timeout: float = 300.0,
+        tool_timeout: float = 60.0,
         env: Mapping[str, str] | None = None,
         redact: Callable[[str], str] = lambda s: s,
         max_output: int = 16_000,
@@ -47,8 +48,8 @@ class Toolbox:
             )
         if sandbox not in SANDBOXES:
             raise UsageError(f"sandbox must be one of {', '.join(SANDBOXES)}, not {sandbox!r}")
-        if bash_timeout <= 0 or max_output <= 0:
-            raise UsageError("bash_timeout and max_output must be positive")
+        if bash_timeout <= 0 or tool_timeout <= 0 or max_output <= 0:
+            raise UsageError("bash_timeout, tool_timeout and max_output must be positive")
         try:
             self.root = confine.canonical_root(root)
         except ToolError as exc:
@@ -56,15 +57,22 @@ class Toolbox:
         self.names = tuple(dict.fromkeys(names))
         self.sandbox = sandbox
         self.bash_timeout = float(bash_timeout)
+        self.tool_timeout = float(tool_timeout)
         self.env = dict(env or {})
         self.redact = redact
         self.max_output = max_output
         self.on_process = on_process
         self.web_private = web_private
         self.specs: tuple[ToolSpec, ...] = tuple(SPECS[n] for n in self.names)
+        self._left: float | None = None
 
-    def run(self, name: str, arguments: Mapping[str, Any] | Any) -> ToolResult:
-        """Run one tool call; problems come back as ``is_error`` results, never raised."""
+    def run(
+        self, name: str, arguments: Mapping[str, Any] | Any, *, time_left: float | None = None
+    ) -> ToolResult:
+        """Run one tool call; problems come back as ``is_error`` results, never raised.
+
+        ``time_left``: seconds until the run's deadline; no call runs longer.
+        """
         if name not in self.names:
             why = (
                 f"tool {name!r} is not enabled for this agent"
@@ -77,6 +85,9 @@ class Toolbox:
         errors = schema_errors(dict(arguments), SPECS[name].parameters)
         if errors:
             return self._finish(Output(f"{name}: {'; '.join(errors)}", {}, True))
+        if time_left is not None and time_left <= 0:
+            return self._finish(Output(f"{name} not run: the run's deadline has passed", {}, True))
+        self._left = time_left
         try:
             out = self._dispatch(name, dict(arguments))
         except ToolError as exc:
@@ -99,22 +110,19 @@ class Toolbox:
     def _dispatch(self, name: str, a: dict[str, Any]) -> Output:
         root = self.root
         if name == "read":
-            return files.read(root, a["path"], a.get("offset"), a.get("limit"))
+            return files.read(
+                root,
+                a["path"],
+                a.get("offset"),
+                a.get("limit"),
+                time_limit=self._limit(self.tool_timeout),
+            )
         if name == "write":
             return files.write(root, a["path"], a["content"])
         if name == "edit":
             return files.edit(root, a["path"], a["old"], a["new"], a.get("replace_all", False))
-        if name == "glob":
-            return search.glob(root, a["pattern"], a.get("path"))
-        if name == "grep":
-            return search.grep(
-                root,
-                a["pattern"],
-                a.get("path"),
-                a.get("glob"),
-                a.get("ignore_case", False),
-                a.get("max_results"),
-            )
+        if name in ("glob", "grep"):
+            return isolate.call(name, root, a, self._limit(self.tool_timeout))
         if name == "bash":
             return self._bash(a["command"], a.get("timeout"))
         if name == "git_diff":
@@ -127,10 +135,16 @@ class Toolbox:
             return web.fetch(a["url"], allow_private=self.web_private)
         raise ToolError(f"tool {name!r} has no implementation")  # pragma: no cover
 
+    def _limit(self, own: float) -> float:
+        """``own``, or less when the run's deadline comes first."""
+        return own if self._left is None else max(min(own, self._left), 0.001)
+
     def _bash(self, command: str, timeout: float | None) -> Output:
         if timeout is not None and timeout <= 0:
             raise ToolError(f"timeout must be positive, not {timeout}")
-        limit = self.bash_timeout if timeout is None else min(float(timeout), self.bash_timeout)
+        limit = self._limit(
+            self.bash_timeout if timeout is None else min(timeout, self.bash_timeout)
+        )
         bash = shutil.which("bash")
         if bash is None:
             raise ToolError("bash is not installed on this machine")

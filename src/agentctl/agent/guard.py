@@ -1,0 +1,121 @@
+"""The role's deadline, enforced from outside the agent by a supervisor process.
+
+The loop checks the deadline between turns and caps every tool call by the time
+left, but a model call, or C code that holds the GIL (a regex), can run past it and
+no thread of the same process can stop that. So before any thread exists the worker
+splits: the parent stays behind as the run's supervisor (its pid is the run's pid)
+and the child becomes the agent. Both are child subreapers, so whatever the agent's
+commands leave behind (``setsid`` included) is adopted below them and can be killed.
+
+The supervisor waits for the agent. At the deadline plus a short grace (the agent
+ends itself cleanly when it can) it kills the agent and every process below it and
+ends the run ``failed`` with ending ``deadline``. When the agent ends by itself it
+kills whatever is left. On SIGTERM (a cancel) it kills the agent's tool processes at
+once, so the agent notices and ends ``canceled`` without waiting for a long command.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from agentctl.errors import TransitionError
+from agentctl.runs import Run, read_journal, utc_now
+from agentctl.tools import reaper
+
+GRACE = 2.0  # seconds past the deadline the agent gets to end itself
+
+
+def split(run: Run, deadline: float, state_dir: Path, *, grace: float = GRACE) -> None:
+    """Fork; return in the child (the agent). The parent supervises it and never returns."""
+    record = run.load()
+    started = record.started_at or record.created_at
+    left = deadline + grace - (utc_now() - started).total_seconds()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    reaper.become_subreaper()
+    supervisor = os.getpid()
+    try:
+        child = os.fork()
+    except OSError as exc:  # no memory or pids left: run unsupervised rather than not at all
+        sys.stderr.write(f"agentctl: no deadline supervisor ({exc}); the loop checks it alone\n")
+        return
+    if child == 0:
+        reaper.die_with_parent()
+        if os.getppid() != supervisor:  # the supervisor died before we asked to follow it
+            os._exit(1)
+        reaper.become_subreaper()
+        return
+    # A run resumed past its deadline still gets the grace to end itself cleanly.
+    code = _supervise(run, child, max(left, grace), deadline, state_dir)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _supervise(run: Run, child: int, left: float, deadline: float, state_dir: Path) -> int:
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        reaper.kill_left((), spare={child})  # the tool processes; the agent ends itself
+
+    signal.signal(signal.SIGTERM, on_term)
+    status = _wait(child, left)
+    if status is None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)
+        _, status = os.waitpid(child, 0)
+        killed = reaper.kill_left(())
+        _end_at_deadline(run, deadline, state_dir, killed)
+        return 1
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    reaper.kill_left(())  # whatever the agent's commands left behind
+    code = os.waitstatus_to_exitcode(status)
+    return code if code >= 0 else 128 - code
+
+
+def _wait(pid: int, timeout: float) -> int | None:
+    """The wait status of ``pid`` once it ends, or None if it outlives ``timeout``."""
+    end = time.monotonic() + timeout
+    fd: int | None = None
+    with contextlib.suppress(OSError, AttributeError):
+        fd = os.pidfd_open(pid)
+    try:
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return status
+            remaining = end - time.monotonic()
+            if remaining <= 0:
+                return None
+            if fd is not None:
+                select.select([fd], [], [], remaining)
+            else:
+                time.sleep(min(remaining, 0.05))
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def _end_at_deadline(run: Run, deadline: float, state_dir: Path, killed: list[int]) -> None:
+    """Record the ending the agent could not: failed, ``deadline``, with what it spent."""
+    from agentctl.cost.ledger import Ledger
+
+    if run.load().status != "running":
+        return  # the agent recorded its own ending just before it was stopped
+    reason = f"deadline of {deadline:g} s passed (stopped by the supervisor mid-step)"
+    events = read_journal(run.paths.events).events
+    run.journal.append("deadline.kill", durable=True, processes=len(killed) + 1)
+    models = [e["to"] for e in events if e.get("type") == "model.switch" and e.get("to")]
+    model = models[-1] if models else (run.read_input().get("models") or [None])[0]
+    spent = Ledger(state_dir).spent(since=None, run_ids={run.id})
+    run.write_output(
+        {"ending": "deadline", "reason": reason, "cost_usd": str(spent), "model": model}
+    )
+    with contextlib.suppress(TransitionError):
+        run.transition("failed", reason=reason)
