@@ -91,7 +91,7 @@ def test_a_worktree_sees_its_repository_read_only(repo: Path, tmp_path: Path) ->
     assert "[x]" not in (repo / ".git" / "config").read_text()
 
 
-def test_strict_without_bubblewrap_is_an_error_and_auto_runs_plain(
+def test_strict_without_bubblewrap_is_an_error_and_auto_runs_plain_for_a_user(
     repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bin_dir = tmp_path / "bin-without-bwrap"
@@ -110,7 +110,10 @@ def test_strict_without_bubblewrap_is_an_error_and_auto_runs_plain(
         assert "bubblewrap" in strict.content
         assert "apt-get install bubblewrap" in strict.content
         assert not (repo / "ran.txt").exists()
-        auto = Toolbox(repo, ["bash"], sandbox="auto", env=ENV).run("bash", {"command": "echo ok"})
+        user = sandbox.Host(euid=lambda: 1000)  # the real probe, as a normal user
+        auto = Toolbox(repo, ["bash"], sandbox="auto", env=ENV, host=user).run(
+            "bash", {"command": "echo ok"}
+        )
         assert auto.content == "exit code 0\nok\n"
         assert auto.meta["sandboxed"] is False
     finally:

@@ -24,7 +24,7 @@ from agentctl.errors import TransitionError
 from agentctl.llm.call import Caller
 from agentctl.redact import Redactor
 from agentctl.runs import Run, RunStore, read_journal
-from agentctl.tools import Toolbox
+from agentctl.tools import Toolbox, sandbox
 
 
 def overrides(run: Run, data: dict[str, Any]) -> dict[str, Any]:
@@ -60,6 +60,14 @@ def work(config: Config, run_id: str) -> int:
         redact=redact,
         on_process=lambda pgid: run.journal.append("tool.process", durable=True, pgid=pgid),
         web_private=role.web_fetch_private,
+        # The same toolchain as the gates (the test command's venv), a home of its own,
+        # and neither the state folder (other runs, the ledger) nor the user's home.
+        policy=sandbox.workspace_policy(
+            workspace=config.workspace.root,
+            state_dir=config.workspace.state_dir,
+            home=run.dir / "home",
+            commands=[c for c in (config.settings.project.test_command,) if c],
+        ),
     )
     caller = Caller(
         config.models,
@@ -87,6 +95,8 @@ def work(config: Config, run_id: str) -> int:
         ending = Ending("failed", "error", f"internal error: {type(exc).__name__}: {exc}")
     finally:
         heartbeat.stop()
+        if (run.dir / "home").exists():
+            sandbox.remove_home(run.dir / "home")
     spent = Ledger(config.workspace.state_dir).spent(since=None, run_ids={run.id})
     output = {
         "ending": ending.ending,

@@ -387,6 +387,7 @@ class Tick:
     def _watch_prs(self, state: dict[str, Any]) -> None:
         from agentctl.mergequeue import merge_pr
         from agentctl.pipeline.process import base_branch, start_pipeline
+        from agentctl.tools.gate import GateSandbox
 
         root = self.config.workspace.git_root or self.config.workspace.root
         forge = self._forge()
@@ -409,6 +410,8 @@ class Tick:
                         state_dir=self.state_dir,
                         gate=self.config.settings.project.test_command or None,
                         journal=self.home.ticks,
+                        sandbox=GateSandbox.of(self.config),
+                        gate_home=self.home.dir / "gates" / f"pr-{pr.number}",
                     )
                 except AgentctlError as exc:  # refused (dirty base checkout, moved head...)
                     self.report.failed.append(f"{label}: merge refused: {exc}")
