@@ -199,9 +199,11 @@ import json, sys
 from pathlib import Path
 from agentctl.forge_local import LocalForge
 from agentctl.mergequeue import merge_pr
+from agentctl.tools.gate import GateSandbox
 repo = Path(sys.argv[1])
+# Unsandboxed on purpose: both gates log to one file outside their worktrees.
 out = merge_pr(LocalForge(repo, repo / ".agentctl"), int(sys.argv[2]), repo_root=repo,
-               state_dir=repo / ".agentctl", gate=sys.argv[3])
+               state_dir=repo / ".agentctl", gate=sys.argv[3], sandbox=GateSandbox(mode="none"))
 print(json.dumps(out.to_json()))
 """
 
