@@ -65,7 +65,7 @@ def work(config: Config, run_id: str) -> int:
         policy=sandbox.workspace_policy(
             workspace=config.workspace.root,
             state_dir=config.workspace.state_dir,
-            home=run.dir / "home",
+            home=config.workspace.state_dir / "homes" / run.id,
             commands=[c for c in (config.settings.project.test_command,) if c],
         ),
     )
@@ -95,8 +95,9 @@ def work(config: Config, run_id: str) -> int:
         ending = Ending("failed", "error", f"internal error: {type(exc).__name__}: {exc}")
     finally:
         heartbeat.stop()
-        if (run.dir / "home").exists():
-            sandbox.remove_home(run.dir / "home")
+        home = config.workspace.state_dir / "homes" / run.id
+        if home.exists():
+            sandbox.remove_home(home)
     spent = Ledger(config.workspace.state_dir).spent(since=None, run_ids={run.id})
     output = {
         "ending": ending.ending,
