@@ -199,7 +199,9 @@ def test_auto_as_root_without_bubblewrap_refuses_bash_and_gates() -> None:
     """Injected host: root, no bubblewrap. ``auto`` refuses, ``none`` runs, a user runs."""
     from agentctl.tools.gate import GateSandbox, run_gate
 
-    unavailable = lambda: (False, "bwrap unavailable")
+    def unavailable() -> tuple[bool, str]:
+        return False, "bwrap unavailable"
+
     root = sandbox.Host(bwrap=unavailable, euid=lambda: 0)
     user = sandbox.Host(bwrap=unavailable, euid=lambda: 1000)
     here = Path.cwd()
