@@ -375,3 +375,45 @@ def test_toolchains_work_as_strict_gates_and_in_strict_bash(
     assert result.meta["sandboxed"] is True
     assert not result.is_error, result.content
     assert expect in result.content
+
+
+# -- doctor ----------------------------------------------------------------------------------
+
+
+def test_doctor_says_root_without_a_sandbox_refuses_to_run_commands(
+    workspace: Path, cli: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the root rule applies to root only; see the injected test below")
+    monkeypatch.setenv("PATH", no_bwrap_path(tmp_path))
+    sandbox.bwrap_status.cache_clear()
+    try:
+        result = cli("doctor", "--json", cwd=workspace)
+    finally:
+        monkeypatch.undo()
+        sandbox.bwrap_status.cache_clear()
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert checks["sandbox"]["status"] == "fail"
+    assert "runs as root" in checks["sandbox"]["detail"]
+    assert 'sandbox = "none" in the role' in checks["sandbox"]["hint"]
+    assert result.exit_code == 1
+
+
+def test_doctor_root_rule_with_an_injected_host(workspace: Path) -> None:
+    from agentctl.config import load_config
+    from agentctl.doctor import run_doctor
+    from agentctl.workspace import find_workspace
+
+    def unavailable() -> tuple[bool, str]:
+        return False, "bwrap unavailable"
+
+    found = find_workspace(workspace)
+    for euid, status in ((0, "fail"), (1000, "warn")):
+        report = run_doctor(
+            lambda: found,
+            lambda: load_config(found),
+            environ={},
+            host=sandbox.Host(bwrap=unavailable, euid=lambda euid=euid: euid),  # type: ignore[misc]
+        )
+        (check,) = [c for c in report.checks if c.name == "sandbox"]
+        assert check.status == status, check
