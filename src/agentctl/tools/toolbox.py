@@ -147,11 +147,13 @@ class Toolbox:
             raise ToolError(refusal, sandboxed=False)
         env = self.env
         if self.policy.home is not None:
-            env = sandbox.home_env(env, sandbox.make_home(self.policy.home), network=False)
+            home = sandbox.make_home(self.policy.home)
+            env = sandbox.home_env(env, home, network=not sandboxed)
         if sandboxed:
             env = {**env, "TMPDIR": "/tmp"}  # the sandbox's own /tmp, whatever the host's is
-            policy = replace(self.policy, toolchain=(*self.policy.toolchain, command))
-            argv = sandbox.wrap(self.root, argv, policy, env)
+            # The toolchains of the configured commands and PATH; never of the model's
+            # command line, which could name any file to have it bound in.
+            argv = sandbox.wrap(self.root, argv, self.policy, env)
         done = shell.run(argv, cwd=self.root, env=env, timeout=limit, on_process=self.on_process)
         meta: dict[str, Any] = {
             "exit_code": done.exit_code,

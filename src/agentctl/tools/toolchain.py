@@ -3,8 +3,10 @@
 In the sandbox ``/tmp`` is a fresh tmpfs and the user's home is hidden, so a project
 virtualenv in a temporary folder or a toolchain installed per user (``~/.cargo``,
 ``~/.rustup``, ``~/.pyenv``, ``~/.nvm``) would vanish. These are found from ``PATH``,
-``VIRTUAL_ENV``, ``RUSTUP_HOME`` and the absolute paths a command names, and bound
-read-only, so a gate and an agent's ``bash`` see the same toolchain.
+``VIRTUAL_ENV``, ``RUSTUP_HOME`` and the absolute paths a configured command names
+(the project's test command, a gate's command: never a model's own command line,
+which could name any file), and bound read-only, so a gate and an agent's ``bash``
+see the same toolchain.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ import os
 import shlex
 from collections.abc import Iterable, Mapping
 
-# A folder of executables stands for its installation: the folder above it.
-_EXEC_DIRS = ("bin", "sbin", "shims", "Scripts")
+# Folders of executables: they may stand for the installation above them.
+_EXEC_DIRS = ("bin", "sbin")
 
 
 def rustup_home(env: Mapping[str, str]) -> str | None:
@@ -28,8 +30,25 @@ def rustup_home(env: Mapping[str, str]) -> str | None:
     return None
 
 
-def _prefix(folder: str) -> str:
-    return os.path.dirname(folder) if os.path.basename(folder) in _EXEC_DIRS else folder
+def _prefixes(folder: str) -> list[str]:
+    """What to bind for a folder of executables: its installation, when it is one.
+
+    ``venv/bin`` stands for the venv, ``versions/3.12/bin`` for that Python, ``shims``
+    for the version manager above; but ``~/.cargo/bin`` or ``~/go/bin`` only for
+    themselves (``~/.cargo`` holds a registry token), and ``~/.local/bin`` for itself
+    and the user's site-packages, not for ``~/.local/share``.
+    """
+    name, parent = os.path.basename(folder), os.path.dirname(folder)
+    if name == "shims":
+        return [parent]
+    if name not in _EXEC_DIRS:
+        return [folder]
+    if os.path.basename(parent) == ".local":
+        return [folder, os.path.join(parent, "lib")]
+    installed = os.path.isfile(os.path.join(parent, "pyvenv.cfg")) or os.path.isdir(
+        os.path.join(parent, "lib")
+    )
+    return [parent] if installed else [folder]
 
 
 def _paths_in(command: str) -> list[str]:
@@ -98,15 +117,16 @@ def dirs(
             continue
         folder = path if os.path.isdir(path) else os.path.dirname(path)
         for candidate in (folder, os.path.realpath(folder)):
-            prefix = os.path.realpath(_prefix(candidate))
-            if any(a.startswith(prefix.rstrip("/") + "/") for a in avoided):
-                prefix = os.path.realpath(candidate)
-            if any(a.startswith(prefix.rstrip("/") + "/") for a in avoided):
-                continue
-            if prefix in found or prefix == "/":
-                continue
-            found[prefix] = None
-            todo += _venv_base(prefix) + _interpreters(prefix)
+            for wide in map(os.path.realpath, _prefixes(candidate)):
+                prefix = wide
+                if any(a.startswith(prefix.rstrip("/") + "/") for a in avoided):
+                    prefix = os.path.realpath(candidate)  # never a hidden folder's parent
+                if any(a.startswith(prefix.rstrip("/") + "/") for a in avoided):
+                    continue
+                if prefix in found or prefix == "/" or not os.path.isdir(prefix):
+                    continue
+                found[prefix] = None
+                todo += _venv_base(prefix) + _interpreters(prefix)
         if not os.path.isdir(path):
             real = os.path.realpath(path)  # a linked executable: its installation too
             todo.append(os.path.dirname(real))
