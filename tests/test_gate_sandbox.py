@@ -235,6 +235,7 @@ HOSTILE_BASH = "\n".join(
         "(echo x > .agentctl/x) 2>/dev/null && echo LEAK-state-write",
         "(echo x >> agentctl.toml) 2>/dev/null && echo LEAK-config-write",
         "(echo x > roles/dev.toml) 2>/dev/null && echo LEAK-roles-write",
+        "(echo x >> HEARTBEAT.md) 2>/dev/null && echo LEAK-heartbeat-write",
         "ls .agentctl/runs >/dev/null 2>&1 && echo LEAK-runs-list",
         "cat .agentctl/runs/*/transcript.jsonl 2>/dev/null | grep -q . && echo LEAK-transcript",
         "cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | grep -q BYSTANDER_KEY="
@@ -262,7 +263,8 @@ def test_strict_bash_in_the_workspace_root_cannot_touch_agentctl_state_or_config
             'tools = ["bash"]\nsandbox = "strict"\n'
         )
         monkeypatch.setenv("TEST_KEY", "sk-model-canary")
-        before = {p: p.read_text() for p in (config, workspace / "roles" / "dev.toml")}
+        watched = (config, workspace / "roles" / "dev.toml", workspace / "HEARTBEAT.md")
+        before = {p: p.read_text() for p in watched}
         server.script("chat-x", Turn.text("first run"))
         assert cli("agent", "run", "dev", "warm up", cwd=workspace).exit_code == 0
         server.script(

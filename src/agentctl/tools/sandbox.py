@@ -10,7 +10,7 @@ A ``Policy`` adds what one kind of command needs: a writable per-run home (``HOM
 and the tools' caches point there), paths hidden under an empty read-only tmpfs (the
 state folder with every run's transcript and the ledger, the user's home with its
 credentials), files kept read-only although they sit in the workspace
-(``agentctl.toml``, ``roles/``, ``pipelines/``), and the toolchain directories
+(``agentctl.toml``, ``roles/``, ``pipelines/``, ``HEARTBEAT.md``), and the toolchain directories
 (interpreter, virtualenv, compilers) bound read-only where a tmpfs or a hidden path
 would cover them. Works as root and, where user namespaces are allowed, as a user.
 """
@@ -40,8 +40,8 @@ ROOT_HINT = (
 MODES = ("auto", "none", "strict")
 
 _NAMESPACES = ("--unshare-net", "--unshare-pid", "--die-with-parent")
-# Read-only bind in the sandbox: the workspace's own configuration, that agentctl loads.
-CONFIG_PATHS = ("agentctl.toml", "roles", "pipelines")
+# Read-only in the sandbox: the workspace's own configuration, which agentctl loads.
+CONFIG_PATHS = ("agentctl.toml", "roles", "pipelines", "HEARTBEAT.md")
 
 
 def _base(bwrap: str) -> list[str]:
@@ -206,8 +206,7 @@ def home_env(env: Mapping[str, str], home: str, *, network: bool) -> dict[str, s
     if rustup is not None:
         out["RUSTUP_HOME"] = rustup
     if not network:
-        out.update(GOPROXY="off", GOFLAGS=out.get("GOFLAGS", "-mod=mod"), CARGO_NET_OFFLINE="true")
-        out["npm_config_offline"] = "true"
+        out.update(GOPROXY="off", CARGO_NET_OFFLINE="true", npm_config_offline="true")
     return out
 
 
