@@ -286,8 +286,9 @@ def wrap(
     ops += [(path, ["--ro-bind", path, path]) for path in _git_dirs(root)]
     if policy.home is not None:
         ops.append((policy.home, ["--bind", policy.home, policy.home]))
-    for path in policy.read_only:
-        if os.path.lexists(path) and _under(path, root) and path != root:
+    for named in policy.read_only:
+        path = os.path.realpath(named)  # a link's target is what a write would change
+        if os.path.exists(path) and _under(path, root) and path != root:
             ops.append((path, ["--ro-bind", path, path]))
     # Parents before children: a later mount on a nested path stays visible.
     ops.sort(key=lambda op: _depth(op[0]))
