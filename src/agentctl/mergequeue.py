@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from agentctl import gitops
-from agentctl.errors import AgentctlError
+from agentctl.errors import AgentctlError, MergeRefusedError
 from agentctl.runs.journal import Journal
 from agentctl.seams import Forge, PullRequest
 from agentctl.tools.gate import GateSandbox
@@ -194,10 +194,14 @@ def _run_gate(
     sandbox: GateSandbox,
     home: Path,
 ) -> tuple[bool, str]:
-    """Run the test command under the gate policy, in its own process group."""
+    """Run the test command under the gate policy, in its own process group.
+
+    A gate the policy refuses to run (strict, or root under ``auto``, without a
+    working bubblewrap) raises ``MergeRefusedError``: nothing merges, the PR stays.
+    """
     from agentctl.tools.gate import run_gate
 
     done = run_gate(gate, tree, home=home, timeout=timeout, policy=sandbox, env=env)
-    if done.refused:
-        return False, done.output
+    if done.refused:  # the machine's problem, not the branch's: nothing for a dev agent to fix
+        raise MergeRefusedError(f"the merge queue's gate cannot run: {done.output}")
     return done.passed, done.output[-GATE_TAIL:]
