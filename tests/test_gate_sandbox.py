@@ -246,33 +246,48 @@ HOSTILE_BASH = "\n".join(
 )
 
 
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[LLMServer]:
+    with LLMServer(api_key="sk-model-canary") as running:
+        monkeypatch.setenv("TEST_KEY", "sk-model-canary")
+        yield running
+
+
+def scripted_dev(workspace: Path, server: LLMServer) -> None:
+    """The dev role on the scripted model, bash only, strict."""
+    config = workspace / "agentctl.toml"
+    config.write_text(
+        config.read_text() + f'\n[models.scripted]\nprovider = "openai"\nname = "chat-x"\n'
+        f'base_url = "{server.openai_url}"\napi_key_env = "TEST_KEY"\nmax_retries = 0\n'
+        "price = { input = 1.0, output = 2.0 }\n"
+    )
+    (workspace / "roles").mkdir(exist_ok=True)
+    (workspace / "roles" / "dev.toml").write_text(
+        'description = "dev"\nmodel = "scripted"\nprompt = "work"\n'
+        'tools = ["bash"]\nsandbox = "strict"\nbash_timeout = 240\n'
+    )
+
+
+def agent_bash(cli: Invoke, workspace: Path, server: LLMServer, command: str) -> str:
+    """A dev agent run in the workspace root whose model runs ``command``: the tool result."""
+    server.script("chat-x", Turn.tool_call("bash", {"command": command}), Turn.text("done"))
+    result = cli("agent", "run", "dev", "run it", cwd=workspace)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    return str(server.requests[-1].body["messages"][-1]["content"])
+
+
 @needs_bwrap
 def test_strict_bash_in_the_workspace_root_cannot_touch_agentctl_state_or_config(
-    workspace: Path, cli: Invoke, bystander: str, monkeypatch: pytest.MonkeyPatch
+    workspace: Path, cli: Invoke, bystander: str, server: LLMServer
 ) -> None:
-    with LLMServer(api_key="sk-model-canary") as server:
-        config = workspace / "agentctl.toml"
-        config.write_text(
-            config.read_text() + f'\n[models.scripted]\nprovider = "openai"\nname = "chat-x"\n'
-            f'base_url = "{server.openai_url}"\napi_key_env = "TEST_KEY"\nmax_retries = 0\n'
-            "price = { input = 1.0, output = 2.0 }\n"
-        )
-        (workspace / "roles").mkdir(exist_ok=True)
-        (workspace / "roles" / "dev.toml").write_text(
-            'description = "dev"\nmodel = "scripted"\nprompt = "work"\n'
-            'tools = ["bash"]\nsandbox = "strict"\n'
-        )
-        monkeypatch.setenv("TEST_KEY", "sk-model-canary")
-        watched = (config, workspace / "roles" / "dev.toml", workspace / "HEARTBEAT.md")
-        before = {p: p.read_text() for p in watched}
-        server.script("chat-x", Turn.text("first run"))
-        assert cli("agent", "run", "dev", "warm up", cwd=workspace).exit_code == 0
-        server.script(
-            "chat-x", Turn.tool_call("bash", {"command": HOSTILE_BASH}), Turn.text("done")
-        )
-        result = cli("agent", "run", "dev", "try everything", cwd=workspace)
-        assert result.exit_code == 0, result.stdout + result.stderr
-        tool_result = json.dumps(server.requests[-1].body["messages"][-1])
+    scripted_dev(workspace, server)
+    config = workspace / "agentctl.toml"
+    watched = (config, workspace / "roles" / "dev.toml", workspace / "HEARTBEAT.md")
+    before = {p: p.read_text() for p in watched}
+    server.script("chat-x", Turn.text("first run"))  # a run whose transcript is there to steal
+    assert cli("agent", "run", "dev", "warm up", cwd=workspace).exit_code == 0
+    tool_result = agent_bash(cli, workspace, server, HOSTILE_BASH)
+    server.assert_complete()
     assert "bash-done" in tool_result and "wrote-work" in tool_result
     assert "LEAK" not in tool_result, tool_result
     assert bystander not in tool_result
@@ -348,6 +363,7 @@ TOOLCHAINS = [
 def test_toolchains_work_as_strict_gates_and_in_strict_bash(
     ws: Path,
     cli: Invoke,
+    server: LLMServer,
     tmp_path: Path,
     files: dict[str, str],
     command: str | None,
@@ -366,17 +382,11 @@ def test_toolchains_work_as_strict_gates_and_in_strict_bash(
     assert code == 0, output
     assert output.get("sandboxed") is True
     assert expect in str(output["output"])
-    # An agent's strict bash in the same workspace sees the same toolchain.
-    from agentctl.agent.env import tool_env
-
-    policy = sandbox.workspace_policy(
-        workspace=ws, state_dir=ws / ".agentctl", home=tmp_path / "agent-home", commands=[command]
-    )
-    box = Toolbox(ws, ["bash"], sandbox="strict", env=tool_env(), policy=policy, bash_timeout=240)
-    result = box.run("bash", {"command": command})
-    assert result.meta["sandboxed"] is True
-    assert not result.is_error, result.content
-    assert expect in result.content
+    # A dev agent's strict bash in the same workspace sees the same toolchain.
+    scripted_dev(ws, server)
+    seen = agent_bash(cli, ws, server, command)
+    assert seen.startswith("exit code 0\n"), seen
+    assert expect in seen
 
 
 # -- doctor ----------------------------------------------------------------------------------
