@@ -86,7 +86,8 @@ def run_gate(
         run_env = sandbox.home_env(base, real_home, network=policy.network)
         argv = [bash, "-c", command]
         if sandboxed:
-            run_env["TMPDIR"] = "/tmp"
+            if "TMPDIR" in run_env:  # the host's may not exist inside: the sandbox's own /tmp
+                run_env["TMPDIR"] = "/tmp"
             rules = sandbox.workspace_policy(
                 workspace=policy.workspace,
                 state_dir=policy.state_dir,

@@ -150,7 +150,8 @@ class Toolbox:
             home = sandbox.make_home(self.policy.home)
             env = sandbox.home_env(env, home, network=not sandboxed)
         if sandboxed:
-            env = {**env, "TMPDIR": "/tmp"}  # the sandbox's own /tmp, whatever the host's is
+            if "TMPDIR" in env:  # the host's may not exist inside: the sandbox's own /tmp
+                env = {**env, "TMPDIR": "/tmp"}
             # The toolchains of the configured commands and PATH; never of the model's
             # command line, which could name any file to have it bound in.
             argv = sandbox.wrap(self.root, argv, self.policy, env)
