@@ -199,9 +199,11 @@ import json, sys
 from pathlib import Path
 from agentctl.forge_local import LocalForge
 from agentctl.mergequeue import merge_pr
+from agentctl.tools.gate import GateSandbox
 repo = Path(sys.argv[1])
+# Unsandboxed on purpose: both gates log to one file outside their worktrees.
 out = merge_pr(LocalForge(repo, repo / ".agentctl"), int(sys.argv[2]), repo_root=repo,
-               state_dir=repo / ".agentctl", gate=sys.argv[3])
+               state_dir=repo / ".agentctl", gate=sys.argv[3], sandbox=GateSandbox(mode="none"))
 print(json.dumps(out.to_json()))
 """
 
@@ -233,3 +235,31 @@ def test_two_processes_queue_one_after_the_other(
     assert _green(project)
     assert git(project, "rev-parse", "main") in {r["sha"] for r in results}
     assert {forge.get_pr(n).state for n in (one.number, two.number)} == {"merged"}
+
+
+def test_a_gate_the_sandbox_policy_refuses_leaves_the_pr_open_and_says_why(
+    project: Path, forge: LocalForge
+) -> None:
+    from agentctl.tools.gate import GateSandbox
+    from agentctl.tools.sandbox import Host
+
+    def unavailable() -> tuple[bool, str]:
+        return False, "bwrap unavailable"
+
+    pr = _pr(project, forge, "feature", {"new.txt": "ok\n"})
+    head = git(project, "rev-parse", "main")
+    for policy in (
+        GateSandbox(mode="strict", host=Host(bwrap=unavailable, euid=lambda: 1000)),
+        GateSandbox(mode="auto", host=Host(bwrap=unavailable, euid=lambda: 0)),
+    ):
+        with pytest.raises(MergeRefusedError, match=r"gate cannot run.*bwrap unavailable"):
+            merge_pr(
+                forge,
+                pr.number,
+                repo_root=project,
+                state_dir=project / ".agentctl",
+                gate=GATE,
+                sandbox=policy,
+            )
+    assert forge.get_pr(pr.number).state == "open"
+    assert git(project, "rev-parse", "main") == head

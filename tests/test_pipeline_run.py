@@ -196,6 +196,11 @@ def test_a_conflict_with_main_fails_clearly_and_never_breaks_main(
     (project / "pipelines" / "conflict.toml").write_text(
         CONFLICTING.replace("{project.root}", str(project))
     )
+    # The "meanwhile" step stands for a person committing on main: outside any sandbox.
+    config = project / "agentctl.toml"
+    config.write_text(
+        config.read_text().replace("[project]\n", '[project]\ngate_sandbox = "none"\n')
+    )
     server.script("demo-coder", *FIX)
     server.script("demo-reviewer", *APPROVE)
     result = cli("pipeline", "run", "conflict", "--task", "Fix add()")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -91,7 +92,7 @@ def test_a_worktree_sees_its_repository_read_only(repo: Path, tmp_path: Path) ->
     assert "[x]" not in (repo / ".git" / "config").read_text()
 
 
-def test_strict_without_bubblewrap_is_an_error_and_auto_runs_plain(
+def test_strict_without_bubblewrap_is_an_error_and_auto_runs_plain_for_a_user(
     repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bin_dir = tmp_path / "bin-without-bwrap"
@@ -110,9 +111,49 @@ def test_strict_without_bubblewrap_is_an_error_and_auto_runs_plain(
         assert "bubblewrap" in strict.content
         assert "apt-get install bubblewrap" in strict.content
         assert not (repo / "ran.txt").exists()
-        auto = Toolbox(repo, ["bash"], sandbox="auto", env=ENV).run("bash", {"command": "echo ok"})
+        user = sandbox.Host(euid=lambda: 1000)  # the real probe, as a normal user
+        auto = Toolbox(repo, ["bash"], sandbox="auto", env=ENV, host=user).run(
+            "bash", {"command": "echo ok"}
+        )
         assert auto.content == "exit code 0\nok\n"
         assert auto.meta["sandboxed"] is False
     finally:
         monkeypatch.undo()
         sandbox.bwrap_status.cache_clear()
+
+
+@pytest.fixture
+def visible_dir() -> Iterator[Path]:
+    """A folder outside /tmp (a fresh tmpfs in the sandbox), so it is visible unless hidden."""
+    path = Path("/var/tmp") / f"agentctl-test-{secrets.token_hex(6)}"
+    path.mkdir()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@needs_bwrap
+def test_a_hidden_home_shows_only_toolchains_and_never_what_a_command_names(
+    repo: Path, tmp_path: Path, visible_dir: Path
+) -> None:
+    home = visible_dir / "user-home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "id_ed25519").write_text("PRIVATE-KEY\n")
+    (home / ".cargo" / "bin").mkdir(parents=True)
+    (home / ".cargo" / "credentials.toml").write_text('token = "CRATES-TOKEN"\n')
+    tool = home / ".cargo" / "bin" / "mytool"
+    tool.write_text("#!/bin/sh\necho tool-ran\n")
+    tool.chmod(0o755)
+    policy = sandbox.Policy(hide=(str(home),), home=str(tmp_path / "run-home"))
+    env = {**ENV, "PATH": f"{tool.parent}:{ENV['PATH']}"}
+    box = Toolbox(repo, ["bash"], sandbox="strict", env=env, policy=policy)
+    ran = box.run("bash", {"command": "mytool && echo $HOME && touch $HOME/x"})
+    assert ran.content == f"exit code 0\ntool-ran\n{tmp_path / 'run-home'}\n", ran.content
+    assert (tmp_path / "run-home" / "x").exists()
+    for secret in (home / ".ssh" / "id_ed25519", home / ".cargo" / "credentials.toml"):
+        read = box.run("bash", {"command": f"cat {secret}"})
+        assert read.is_error and "No such file" in read.content, read.content
+    written = box.run("bash", {"command": f"echo x > {home}/planted"})
+    assert written.is_error and not (home / "planted").exists()
+    # Without the policy the same secret is there to read: the hiding is what protects it.
+    plain = Toolbox(repo, ["bash"], sandbox="strict", env=env)
+    assert "PRIVATE-KEY" in plain.run("bash", {"command": f"cat {home}/.ssh/id_ed25519"}).content

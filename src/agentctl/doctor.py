@@ -13,12 +13,15 @@ import subprocess
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from agentctl import failpoints
 from agentctl.config import Config
 from agentctl.errors import ConfigError, SecretsFileError, WorkspaceError
 from agentctl.workspace import Workspace
+
+if TYPE_CHECKING:
+    from agentctl.tools.sandbox import Host
 
 Status = Literal["ok", "warn", "fail"]
 
@@ -56,12 +59,23 @@ def _git() -> Check:
     return Check("git", "ok", out.stdout.strip())
 
 
-def _bubblewrap() -> Check:
-    from agentctl.tools.sandbox import bwrap_status
+def _bubblewrap(host: Host | None = None) -> Check:
+    from agentctl.tools.sandbox import ROOT_HINT, Host
 
-    ok, reason = bwrap_status()
+    host = host or Host()
+    ok, reason = host.bwrap()
     if ok:
         return Check("sandbox", "ok", "bubblewrap works: commands can run without network")
+    if host.euid() == 0:
+        # A root process reads every process's memory and environment: `auto` will not
+        # run model-written commands unsandboxed, so nothing would run.
+        return Check(
+            "sandbox",
+            "fail",
+            f"{reason}, and agentctl runs as root: bash and gates with sandbox 'auto' or "
+            "'strict' refuse to run commands",
+            ROOT_HINT,
+        )
     hint = (
         "apt-get install bubblewrap"
         if "not installed" in reason
@@ -119,10 +133,12 @@ def run_doctor(
     workspace_loader: Callable[[], Workspace],
     config_loader: Callable[[], Config],
     environ: Mapping[str, str] | None = None,
+    host: Host | None = None,
 ) -> DoctorReport:
     """Run every check; a broken config is one failed check, not an exception.
 
-    ``environ`` stands in for the key store when given.
+    ``environ`` stands in for the key store when given; ``host`` says whether
+    bubblewrap works and who we run as (real by default).
     """
     checks = [Check("python", "ok", sys.version.split()[0])]
     try:
@@ -157,7 +173,7 @@ def run_doctor(
                 )
             )
     checks.append(_git())
-    checks.append(_bubblewrap())
+    checks.append(_bubblewrap(host))
     checks.append(_state_dir(workspace))
     armed = failpoints.armed()
     if armed:

@@ -9,16 +9,19 @@ this far: the gates are an approval recorded on the pull request and a green com
 
 from __future__ import annotations
 
+import os
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from agentctl import gitops
-from agentctl.errors import AgentctlError
+from agentctl.errors import AgentctlError, MergeRefusedError
 from agentctl.protected import Rules, describe, protected_changes
 from agentctl.runs.journal import Journal
 from agentctl.seams import Forge, PullRequest
+from agentctl.tools.gate import GateSandbox
 
 Status = Literal["merged", "conflict", "gate_failed", "already_merged", "not_approved", "protected"]
 GATE_TAIL = 4000  # characters of gate output kept in the outcome
@@ -60,6 +63,8 @@ def merge_pr(
     journal: Journal | None = None,
     env: Mapping[str, str] | None = None,
     protected: Rules | None = None,
+    sandbox: GateSandbox | None = None,
+    gate_home: Path | None = None,
 ) -> MergeOutcome:
     """Merge one approved pull request if its up-to-date head passes ``gate``.
 
@@ -69,7 +74,14 @@ def merge_pr(
     built-in ones at the repository and workspace roots when not given) is never
     merged here, approved or not: the PR is marked as waiting for a person and the
     outcome is ``protected``.
+    ``sandbox`` is the gate policy (default: ``auto``, no network, the state folder
+    hidden); ``gate_home`` the gate's own home, inside the caller's run directory
+    (default: a fresh folder under the state folder), removed after the gate.
     """
+    if sandbox is None:
+        sandbox = GateSandbox(state_dir=state_dir, workspace=repo_root)
+    if gate_home is None:
+        gate_home = state_dir / "gates" / f"{os.getpid()}-{secrets.token_hex(4)}"
     with gitops.locked(queue_lock(state_dir)):
         pr = forge.get_pr(pr_number)
         if pr.state == "merged":
@@ -107,7 +119,7 @@ def merge_pr(
         update = gitops.update_from_base(tree, base_ref)
         if not update.ok:
             return MergeOutcome("conflict", update.sha, update.detail)
-        passed, output = _run_gate(gate, tree, timeout, env)
+        passed, output = _run_gate(gate, tree, timeout, env, sandbox, gate_home)
         if not passed:
             return MergeOutcome("gate_failed", update.sha, f"`{gate}` failed", output)
         if update.sha != pr.head_sha:
@@ -199,19 +211,21 @@ def _base_merge_chain(repo_root: Path, sha: str, base: str, limit: int = 20) -> 
 
 
 def _run_gate(
-    gate: str, tree: Path, timeout: float, env: Mapping[str, str] | None
+    gate: str,
+    tree: Path,
+    timeout: float,
+    env: Mapping[str, str] | None,
+    sandbox: GateSandbox,
+    home: Path,
 ) -> tuple[bool, str]:
-    """Run the test command in its own process group; the group dies with it."""
-    from agentctl.agent.env import tool_env
-    from agentctl.tools import shell
+    """Run the test command under the gate policy, in its own process group.
 
-    done = shell.run(
-        ["/bin/sh", "-c", gate],
-        cwd=str(tree),
-        env=dict(env) if env is not None else tool_env(),
-        timeout=timeout,
-    )
-    output = done.output[-GATE_TAIL:]
-    if done.timed_out:
-        return False, f"{output}\n[gate timed out after {timeout:g}s]"
-    return done.exit_code == 0, output
+    A gate the policy refuses to run (strict, or root under ``auto``, without a
+    working bubblewrap) raises ``MergeRefusedError``: nothing merges, the PR stays.
+    """
+    from agentctl.tools.gate import run_gate
+
+    done = run_gate(gate, tree, home=home, timeout=timeout, policy=sandbox, env=env)
+    if done.refused:  # the machine's problem, not the branch's: nothing for a dev agent to fix
+        raise MergeRefusedError(f"the merge queue's gate cannot run: {done.output}")
+    return done.passed, done.output[-GATE_TAIL:]

@@ -27,7 +27,7 @@ from agentctl.errors import TransitionError
 from agentctl.llm.call import Caller
 from agentctl.redact import Redactor
 from agentctl.runs import Run, RunStore, read_journal
-from agentctl.tools import Toolbox
+from agentctl.tools import Toolbox, sandbox
 
 
 def overrides(run: Run, data: dict[str, Any]) -> dict[str, Any]:
@@ -67,6 +67,14 @@ def work(config: Config, run_id: str) -> int:
         redact=redact,
         on_process=lambda pgid: run.journal.append("tool.process", durable=True, pgid=pgid),
         web_private=role.web_fetch_private,
+        # The same toolchain as the gates (the test command's venv), a home of its own,
+        # and neither the state folder (other runs, the ledger) nor the user's home.
+        policy=sandbox.workspace_policy(
+            workspace=config.workspace.root,
+            state_dir=config.workspace.state_dir,
+            home=config.workspace.state_dir / "homes" / run.id,
+            commands=[c for c in (config.settings.project.test_command,) if c],
+        ),
     )
     caller = Caller(
         config.models,
@@ -94,6 +102,9 @@ def work(config: Config, run_id: str) -> int:
         ending = Ending("failed", "error", f"internal error: {type(exc).__name__}: {exc}")
     finally:
         heartbeat.stop()
+        home = config.workspace.state_dir / "homes" / run.id
+        if home.exists():
+            sandbox.remove_home(home)
     spent = Ledger(config.workspace.state_dir).spent(since=None, run_ids={run.id})
     output = {
         "ending": ending.ending,

@@ -391,6 +391,7 @@ class Tick:
         from agentctl.mergequeue import merge_pr
         from agentctl.pipeline.process import base_branch, start_pipeline
         from agentctl.protected import rules_for
+        from agentctl.tools.gate import GateSandbox
 
         root = self.config.workspace.git_root or self.config.workspace.root
         forge = self._forge()
@@ -417,6 +418,8 @@ class Tick:
                         gate=self.config.settings.project.test_command or None,
                         journal=self.home.ticks,
                         protected=rules_for(self.config),
+                        sandbox=GateSandbox.of(self.config),
+                        gate_home=self.home.dir / "gates" / f"pr-{pr.number}",
                     )
                 except AgentctlError as exc:  # refused (dirty base checkout, moved head...)
                     self.report.failed.append(f"{label}: merge refused: {exc}")

@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import subprocess
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentctl import atomic, failpoints
-from agentctl.agent.env import tool_env
 from agentctl.agent.supervise import AgentRequest, resume_run, start_agent, watch
 from agentctl.config.schema import Step
 from agentctl.errors import AgentctlError, UsageError
 from agentctl.pipeline.engine import Engine, NeedsPerson, Paused, StepFailed
 from agentctl.runs import TERMINAL, RunStore, read_journal
+from agentctl.tools import gate
+from agentctl.tools.gate import GateRun, GateSandbox
 
 if TYPE_CHECKING:
     from agentctl.seams import Forge, Tracker
@@ -114,29 +113,11 @@ def _comments(output: dict[str, Any]) -> str:
 # -- run (a gate) ------------------------------------------------------------------
 
 
-def run_command(command: str, cwd: Path, timeout: float) -> tuple[int, str]:
-    """``bash -c command`` in its own process group; the whole group dies on timeout."""
-    process = subprocess.Popen(
-        ["bash", "-c", command],
-        cwd=cwd,
-        env=tool_env(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        out, _ = process.communicate(timeout=timeout)
-        code = process.returncode
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        out, _ = process.communicate()
-        code = -9
-        out += f"\n[timed out after {timeout:g} s]".encode()
-    else:
-        with contextlib.suppress(ProcessLookupError):  # nothing it started outlives the gate
-            os.killpg(process.pid, signal.SIGKILL)
-    return code, out.decode(errors="replace")
+def run_command(
+    command: str, cwd: Path, timeout: float, *, home: Path, policy: GateSandbox
+) -> GateRun:
+    """``bash -c command`` under the gate sandbox policy, in its own process group."""
+    return gate.run_gate(command, cwd, home=home, timeout=timeout, policy=policy)
 
 
 def run_gate(step: Step, note: str, engine: Engine) -> dict[str, Any]:
@@ -146,9 +127,20 @@ def run_gate(step: Step, note: str, engine: Engine) -> dict[str, Any]:
         raise StepFailed("no command to run: set [project] test_command in agentctl.toml")
     cwd = Path(engine.values["run"].get("worktree") or engine.config.workspace.root)
     child = _step_run(engine, step, {"command": command, "cwd": str(cwd)})
-    code, output = run_command(command, cwd, step.timeout or 1800.0)
+    done = run_command(
+        command,
+        cwd,
+        step.timeout or 1800.0,
+        home=child.dir / "home",
+        policy=GateSandbox.of(engine.config),
+    )
     failpoints.hit("pipeline.after_gate")
-    outputs = {"output": output[-TAIL:], "exit_code": code}
+    code, output = done.exit_code, done.output
+    if done.refused:  # said in one line, with the fix: no command ran
+        child.write_output({"output": output, "exit_code": code, "refused": True})
+        child.transition("failed", reason=output[:200])
+        raise StepFailed(output, {"output": output, "exit_code": code})
+    outputs = {"output": output[-TAIL:], "exit_code": code, "sandboxed": done.sandboxed}
     child.write_output(outputs)
     child.transition("succeeded" if code == 0 else "failed", reason=f"exit {code}")
     if code != 0:
@@ -408,6 +400,8 @@ def forge_merge(engine: Engine, args: dict[str, Any]) -> dict[str, Any]:
         gate=gate or None,
         journal=engine.run.journal,
         protected=rules_for(engine.config),
+        sandbox=GateSandbox.of(engine.config),
+        gate_home=engine.run.dir / "merge-gate-home",
     )
     if outcome.status == "protected":  # the engine stops before this step; the queue agrees
         raise NeedsPerson(outcome.detail)

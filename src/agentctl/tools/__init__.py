@@ -2,9 +2,10 @@
 
 ``Toolbox(root, names, ...)`` offers ``specs`` to the model and ``run(name, args)``
 returns a ``ToolResult``. Paths stay inside the workspace (``confine``), commands
-run in their own process group and, where bubblewrap works, without network
-(``sandbox``). ``web_fetch`` (``web``) reads one public page as text, when a role
-lists it.
+run in their own process group and, where bubblewrap works, without network and
+without sight of agentctl's state or the user's home (``sandbox``, ``toolchain``);
+gates run under the same machinery with a policy of their own (``gate``).
+``web_fetch`` (``web``) reads one public page as text, when a role lists it.
 """
 
 from __future__ import annotations

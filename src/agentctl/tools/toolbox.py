@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from agentctl.config.schema import TOOLS
@@ -19,6 +20,7 @@ from agentctl.llm.toolcheck import schema_errors
 from agentctl.llm.types import ToolSpec
 from agentctl.tools import confine, files, gitview, isolate, sandbox, shell, web
 from agentctl.tools.result import Output, ToolError, ToolResult, cut
+from agentctl.tools.sandbox import Host, Policy
 from agentctl.tools.specs import SPECS
 
 SANDBOXES = ("auto", "none", "strict")
@@ -40,6 +42,8 @@ class Toolbox:
         max_output: int = 16_000,
         on_process: Callable[[int], object] | None = None,
         web_private: bool = False,
+        policy: Policy | None = None,
+        host: Host | None = None,
     ) -> None:
         unknown = [n for n in names if n not in TOOLS]
         if unknown:
@@ -63,6 +67,9 @@ class Toolbox:
         self.max_output = max_output
         self.on_process = on_process
         self.web_private = web_private
+        # Agents' commands never have network; the rest (home, hidden state) is the caller's.
+        self.policy = replace(policy or Policy(), network=False)
+        self.host = host or Host()
         self.specs: tuple[ToolSpec, ...] = tuple(SPECS[n] for n in self.names)
         self._left: float | None = None
 
@@ -149,21 +156,20 @@ class Toolbox:
         if bash is None:
             raise ToolError("bash is not installed on this machine")
         argv = [bash, "-c", command]
-        sandboxed = False
-        if self.sandbox != "none":
-            ok, why = sandbox.bwrap_status()
-            if ok:
-                argv = sandbox.wrap(self.root, argv)
-                sandboxed = True
-            elif self.sandbox == "strict":
-                raise ToolError(
-                    f"this role needs the bubblewrap sandbox, which is unavailable: {why}; "
-                    f"{sandbox.INSTALL_HINT}",
-                    sandboxed=False,
-                )
-        done = shell.run(
-            argv, cwd=self.root, env=self.env, timeout=limit, on_process=self.on_process
-        )
+        sandboxed, refusal = sandbox.decide(self.sandbox, self.host)
+        if refusal:
+            raise ToolError(refusal, sandboxed=False)
+        env = self.env
+        if self.policy.home is not None:
+            home = sandbox.make_home(self.policy.home)
+            env = sandbox.home_env(env, home, network=not sandboxed)
+        if sandboxed:
+            if "TMPDIR" in env:  # the host's may not exist inside: the sandbox's own /tmp
+                env = {**env, "TMPDIR": "/tmp"}
+            # The toolchains of the configured commands and PATH; never of the model's
+            # command line, which could name any file to have it bound in.
+            argv = sandbox.wrap(self.root, argv, self.policy, env)
+        done = shell.run(argv, cwd=self.root, env=env, timeout=limit, on_process=self.on_process)
         meta: dict[str, Any] = {
             "exit_code": done.exit_code,
             "timed_out": done.timed_out,
