@@ -184,6 +184,30 @@ def test_without_bubblewrap_strict_and_root_auto_refuse_the_gate_in_one_line(
     assert not marker.exists()
 
 
+def test_a_refused_gate_fails_the_pipeline_without_sending_the_agent_round_again(
+    tmp_path: Path, cli: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No attempt can pass a gate the policy refuses: ``on_fail`` sends no dev round."""
+    from agentctl.demo import prepare
+
+    with LLMServer() as server:
+        project = prepare(tmp_path / "project", server, scripted=False).root
+        set_project(project, gate_sandbox="strict")
+        git(project, "commit", "-qam", "strict gates")
+        server.script(
+            "demo-coder",
+            Turn.tool_call("edit", {"path": "calc.py", "old": "a - b", "new": "a + b"}),
+            Turn.text("Fixed."),
+        )
+        monkeypatch.setenv("PATH", no_bwrap_path(tmp_path))
+        result = cli("pipeline", "run", "feature", "--task", "Fix add()", cwd=project)
+        assert result.exit_code == 1
+        assert "step 'test' failed: " in result.stdout
+        assert "needs the bubblewrap sandbox" in result.stdout
+        assert "back to implement" not in result.stderr
+        server.assert_complete()  # one dev round, and no second one
+
+
 def test_explicit_none_runs_a_gate_as_root_without_bubblewrap(
     ws: Path, cli: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -32,12 +32,19 @@ FAILURE_NOTE = (
 
 
 class StepFailed(Exception):
-    """A step did not pass; ``failure`` is what the next attempt is told."""
+    """A step did not pass; ``failure`` is what the next attempt is told.
 
-    def __init__(self, failure: str, outputs: Mapping[str, Any] | None = None) -> None:
+    ``retry=False`` when no other attempt can pass (a gate the sandbox policy refuses,
+    no test command): ``on_fail`` does not send an agent round after it.
+    """
+
+    def __init__(
+        self, failure: str, outputs: Mapping[str, Any] | None = None, *, retry: bool = True
+    ) -> None:
         super().__init__(failure)
         self.failure = failure
         self.outputs = dict(outputs or {})
+        self.retry = retry
 
 
 class Paused(Exception):
@@ -203,7 +210,7 @@ class Engine:
 
     def _failed(self, step: Step, failed: StepFailed) -> None:
         outputs = {"status": "failed", "failure": failed.failure[-6000:], **failed.outputs}
-        if step.on_fail is None:
+        if step.on_fail is None or not failed.retry:
             self.run.journal.append(
                 "step.finish", durable=True, step=step.id, status="failed", outputs=outputs
             )

@@ -124,7 +124,9 @@ def run_gate(step: Step, note: str, engine: Engine) -> dict[str, Any]:
     assert step.run is not None
     command = engine.render(step.run).strip()
     if not command:
-        raise StepFailed("no command to run: set [project] test_command in agentctl.toml")
+        raise StepFailed(
+            "no command to run: set [project] test_command in agentctl.toml", retry=False
+        )
     cwd = Path(engine.values["run"].get("worktree") or engine.config.workspace.root)
     child = _step_run(engine, step, {"command": command, "cwd": str(cwd)})
     done = run_command(
@@ -139,7 +141,7 @@ def run_gate(step: Step, note: str, engine: Engine) -> dict[str, Any]:
     if done.refused:  # said in one line, with the fix: no command ran
         child.write_output({"output": output, "exit_code": code, "refused": True})
         child.transition("failed", reason=output[:200])
-        raise StepFailed(output, {"output": output, "exit_code": code})
+        raise StepFailed(output, {"output": output, "exit_code": code}, retry=False)
     outputs = {"output": output[-TAIL:], "exit_code": code, "sandboxed": done.sandboxed}
     child.write_output(outputs)
     child.transition("succeeded" if code == 0 else "failed", reason=f"exit {code}")
