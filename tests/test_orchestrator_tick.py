@@ -275,6 +275,29 @@ def test_the_daily_budget_holds_dispatch_and_the_report_says_so(
     settle(project)
 
 
+def test_reservations_in_flight_hold_dispatch_like_spent_money(
+    project: Path, server: LLMServer
+) -> None:
+    """Calls still running have reserved most of the day: no pipeline starts on top."""
+    from decimal import Decimal
+
+    from agentctl.cost.ledger import Ledger
+    from agentctl.cost.reserve import Reservations
+
+    with (project / "agentctl.toml").open("a") as config:
+        config.write("\n[budgets]\ndaily_usd = 10\n")  # the pipeline may cost up to $8
+    budgets = load_config(find_workspace(project)).settings.budgets
+    holds = Reservations(Ledger(project / ".agentctl"), budgets)
+    hold, decision = holds.reserve(Decimal(5), role="dev", model="demo-coder", run_id=None)
+    assert hold is not None, decision.reason  # held by this (live) process
+    report = tick(project)
+    assert report.started == [] and all("budget" in w for w in report.waiting)
+    holds.release(hold)
+    script_features(server, 2)
+    assert len(tick(project).started) == 2
+    settle(project)
+
+
 def test_cron_line_runs_a_tick(project: Path, cli: Invoke, server: LLMServer) -> None:
     line = cli("orchestrate", "cron-line").stdout.strip()
     assert line.startswith("* * * * * mkdir -p ") and "flock -n " in line

@@ -359,15 +359,18 @@ class Tick:
     def _budget_refusal(self) -> str | None:
         from agentctl.cost.budget import BudgetGuard
         from agentctl.cost.ledger import Ledger
+        from agentctl.cost.reserve import Reservations
 
         pipeline = self.config.pipeline(self.orch.pipeline)
         estimate = Decimal(str(pipeline.budget_usd or 0))
         roles = [s.role for s in pipeline.steps if s.role]
-        guard = BudgetGuard(
-            self.config.settings.budgets, Ledger(self.state_dir, self.clock), self.clock
-        )
+        budgets, ledger = self.config.settings.budgets, Ledger(self.state_dir, self.clock)
+        guard = BudgetGuard(budgets, ledger, self.clock)
+        # What calls in flight have reserved counts as spent: they may still spend it.
+        held = [h.held for h in Reservations(ledger, budgets, self.clock).held()]
         for role in roles or ["dev"]:
-            decision = guard.check(estimate, role=role, model=self.config.role(role).models[0])
+            model = self.config.role(role).models[0]
+            decision = guard.check(estimate, role=role, model=model, held=held)
             if not decision.allowed:
                 return f"budget: {decision.reason}"
         return None
