@@ -252,6 +252,24 @@ def test_auto_as_root_without_bubblewrap_refuses_bash_and_gates() -> None:
     assert 'gate_sandbox = "none" in [project]' in gate.output
 
 
+@needs_bwrap
+def test_a_gate_in_a_worktree_reads_the_main_checkout_but_not_its_state(
+    ws: Path, cli: Invoke
+) -> None:
+    """An editable install points into the main checkout: shown read-only, state hidden."""
+    command = (
+        f"cat {ws}/README.md; (echo x >> {ws}/README.md) 2>/dev/null && echo LEAK-write; "
+        f"cat {ws}/.agentctl/runs/*/events.jsonl 2>/dev/null | grep -q . && echo LEAK-state; "
+        "echo gate-done"
+    )
+    code, output, _ = run_gate(cli, ws, command)
+    assert code == 0, output
+    text = str(output["output"])
+    assert "# demo" in text and "gate-done" in text
+    assert "LEAK" not in text
+    assert (ws / "README.md").read_text() == "# demo\n"
+
+
 # -- an agent's bash in the workspace root, driven by a scripted model -------------------------
 
 HOSTILE_BASH = "\n".join(

@@ -137,6 +137,9 @@ class Policy:
     hide: tuple[str, ...] = ()  # an empty read-only tmpfs over each
     read_only: tuple[str, ...] = ()  # kept read-only inside the writable workspace
     toolchain: tuple[str, ...] = ()  # commands or paths whose toolchains must be visible
+    # Shown read-only where a tmpfs or a hidden home would cover them: the workspace's
+    # main checkout, seen from a worktree (an editable install points into it).
+    visible: tuple[str, ...] = ()
 
 
 def workspace_policy(
@@ -151,15 +154,18 @@ def workspace_policy(
     hide = [os.path.realpath(state_dir)] if state_dir is not None else []
     hide += user_homes()
     read_only: list[str] = []
+    visible: tuple[str, ...] = ()
     if workspace is not None:
         base = os.path.realpath(workspace)
         read_only = [os.path.join(base, name) for name in CONFIG_PATHS]
+        visible = (base,)
     return Policy(
         network=network,
         home=os.path.realpath(home) if home is not None else None,
         hide=tuple(dict.fromkeys(hide)),
         read_only=tuple(read_only),
         toolchain=tuple(commands),
+        visible=visible,
     )
 
 
@@ -281,6 +287,9 @@ def wrap(
     ops: list[tuple[str, list[str]]] = [(h, ["--tmpfs", h]) for h in hide]
     for path in toolchain.dirs(env or {}, policy.toolchain, avoid=hide):
         if any(_under(path, m) for m in masks) and not _under(path, root):
+            ops.append((path, ["--ro-bind", path, path]))
+    for path in policy.visible:  # read-only; the state folder inside stays hidden
+        if os.path.isdir(path) and any(_under(path, m) for m in masks) and not _under(path, root):
             ops.append((path, ["--ro-bind", path, path]))
     ops.append((root, ["--bind", root, root]))
     ops += [(path, ["--ro-bind", path, path]) for path in _git_dirs(root)]
