@@ -278,6 +278,14 @@ class Project:
         default=(),
         metadata=doc("more paths (globs) whose changes wait for a person, never auto-merged"),
     )
+    pythonpath: tuple[str, ...] = field(
+        default=(),
+        metadata=doc("folders of the worktree put first on PYTHONPATH (e.g. src), guessed by init"),
+    )
+    setup_command: str | None = field(
+        default=None,
+        metadata=doc("run once in each new worktree before its gates (e.g. build extensions)"),
+    )
 
 
 @dataclass(frozen=True, slots=True)
