@@ -48,6 +48,7 @@ class AgentRequest:
     model: str | None = None
     budget_usd: float | None = None
     max_turns: int | None = None
+    base: str | None = None  # what git_diff compares with (a review's base branch)
 
 
 def chain_of(config: Config, role: str, model: str | None) -> list[str]:
@@ -82,6 +83,7 @@ def start_agent(
             "budget_usd": request.budget_usd,
             "max_turns": request.max_turns,
             "sets": list(sets),
+            **({"base": request.base} if request.base else {}),
         },
         parent=parent,
         role=request.role,

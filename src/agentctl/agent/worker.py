@@ -22,12 +22,13 @@ from agentctl.agent.env import tool_env
 from agentctl.agent.loop import AgentLoop, Ending, Limits
 from agentctl.agent.supervise import Heartbeat, chain_of
 from agentctl.config import Config
+from agentctl.config.schema import Role
 from agentctl.cost.ledger import Ledger
 from agentctl.errors import TransitionError
 from agentctl.llm.call import Caller
 from agentctl.redact import Redactor
 from agentctl.runs import Run, RunStore, read_journal
-from agentctl.tools import Toolbox, sandbox
+from agentctl.tools import Toolbox, gitview, sandbox
 
 
 def overrides(run: Run, data: dict[str, Any]) -> dict[str, Any]:
@@ -37,6 +38,26 @@ def overrides(run: Run, data: dict[str, Any]) -> dict[str, Any]:
         if event.get("type") == "budget.set":
             out["budget_usd"] = event["budget_usd"]
     return out
+
+
+def diff_base(config: Config, role: Role, data: dict[str, Any]) -> str | None:
+    """What ``git_diff`` compares with when the model names no base.
+
+    The base its starter gave (a pipeline's review step), else — for a reviewer, or any
+    agent on an ``agentctl/*`` branch — the project's base branch; else nothing: a
+    plain workspace sees its uncommitted changes, as before.
+    """
+    if data.get("base"):
+        return str(data["base"])
+    branch = gitview.current_branch(str(data["cwd"]), tool_env(role.env))
+    if role.result != "verdict" and not (branch or "").startswith("agentctl/"):
+        return None
+    from agentctl.scaffold import current_branch
+
+    base = config.settings.project.base_branch or current_branch(
+        config.workspace.git_root or config.workspace.root
+    )
+    return base if base and base != branch else None
 
 
 def work(config: Config, run_id: str) -> int:
@@ -67,6 +88,7 @@ def work(config: Config, run_id: str) -> int:
         redact=redact,
         on_process=lambda pgid: run.journal.append("tool.process", durable=True, pgid=pgid),
         web_private=role.web_fetch_private,
+        base=diff_base(config, role, data),
         # The same toolchain as the gates (the test command's venv), a home of its own,
         # and neither the state folder (other runs, the ledger) nor the user's home.
         policy=sandbox.workspace_policy(

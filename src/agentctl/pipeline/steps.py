@@ -45,16 +45,21 @@ def run_role(step: Step, note: str, engine: Engine) -> dict[str, Any]:
             with contextlib.suppress(UsageError):  # UsageError: it is still running; watch it
                 resume_run(engine.config, child, budget_usd=raised)
     else:
-        prompt = engine.render(step.prompt or "{inputs.task}") + note
+        prompt = engine.render(step.prompt or "{inputs.task}")
+        base = None
+        if engine.config.role(step.role).result == "verdict":
+            base, under_review = review_context(engine)
+            prompt += under_review
         budget = _budget(engine, step)
         child = start_agent(
             engine.config,
             AgentRequest(
                 role=step.role,
-                task=prompt,
+                task=prompt + note,
                 cwd=Path(engine.values["run"].get("worktree") or engine.config.workspace.root),
                 model=step.model,
                 budget_usd=budget,
+                base=base,
             ),
             parent=engine.run,
             sets=tuple(engine.run.read_input().get("sets", [])),
@@ -86,6 +91,34 @@ def run_role(step: Step, note: str, engine: Engine) -> dict[str, Any]:
             outputs,
         )
     return outputs
+
+
+def review_context(engine: Engine) -> tuple[str | None, str]:
+    """For a review: the base ref its ``git_diff`` compares with, and the prompt's block.
+
+    The block names the branch and the base and gives the change's stat, so every
+    pipeline's reviewer starts from the change itself, whatever its prompt says.
+    Nothing without a branch of its own (a review of the plain workspace).
+    """
+    from agentctl.agent.env import tool_env
+    from agentctl.tools import gitview
+    from agentctl.tools.result import ToolError
+
+    branch, worktree = engine.values["run"].get("branch"), engine.values["run"].get("worktree")
+    if not branch or not worktree:
+        return None, ""
+    base = _base(engine)
+    ref = _forge(engine).fetch(base)  # the base as the forge has it, not a stale local copy
+    try:
+        stat = gitview.branch_stat(str(worktree), tool_env(), ref)
+    except ToolError as exc:
+        stat = f"(no stat: {exc.message})"
+    block = (
+        f"\n\nChange under review: branch {branch} against base {base}\n{stat}\n\n"
+        f"git_diff shows this whole change (it compares with {base} unless you name "
+        "another base); read, grep and glob show the code around it."
+    )
+    return ref, block
 
 
 def _budget(engine: Engine, step: Step) -> float | None:

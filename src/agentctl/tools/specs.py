@@ -106,9 +106,17 @@ SPECS: dict[str, ToolSpec] = {
         ),
         ToolSpec(
             "git_diff",
-            "Show the diff of uncommitted changes (or of staged changes), optionally for "
-            "one path. Read-only.",
-            _schema((), staged=_b("show staged changes instead"), path=_s(_PATH)),
+            "Show a diff, optionally for one path. Read-only. With a base (given here, or "
+            "the one this agent was started with, as in a review), the branch's whole change "
+            "since its merge base with that base, committed or not, new files included: the "
+            "stat first, then the patch, cut to a size bound with a line saying what was "
+            "left out. Without one, the uncommitted (or staged) changes.",
+            _schema(
+                (),
+                staged=_b("show staged changes only"),
+                path=_s(_PATH),
+                base=_s("a branch, tag or commit to compare with (e.g. main)"),
+            ),
         ),
         ToolSpec(
             "git_status",

@@ -44,6 +44,7 @@ class Toolbox:
         web_private: bool = False,
         policy: Policy | None = None,
         host: Host | None = None,
+        base: str | None = None,
     ) -> None:
         unknown = [n for n in names if n not in TOOLS]
         if unknown:
@@ -70,6 +71,8 @@ class Toolbox:
         # Agents' commands never have network; the rest (home, hidden state) is the caller's.
         self.policy = replace(policy or Policy(), network=False)
         self.host = host or Host()
+        # What git_diff compares with when the model names no base (a review's base branch).
+        self.base = base
         self.specs: tuple[ToolSpec, ...] = tuple(SPECS[n] for n in self.names)
         self._left: float | None = None
 
@@ -134,7 +137,15 @@ class Toolbox:
             return self._bash(a["command"], a.get("timeout"))
         if name == "git_diff":
             return gitview.git_diff(
-                root, self.env, a.get("staged", False), a.get("path"), self.bash_timeout
+                root,
+                self.env,
+                a.get("staged", False),
+                a.get("path"),
+                self.bash_timeout,
+                base=a.get("base"),
+                default_base=self.base,
+                # under the toolbox's own cut, so the diff's line about what it left out shows
+                limit=max(min(gitview.DIFF_LIMIT, self.max_output - 1000), 1000),
             )
         if name == "git_status":
             return gitview.git_status(root, self.env, self.bash_timeout)
