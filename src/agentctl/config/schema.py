@@ -39,7 +39,7 @@ TOOLS: dict[str, str] = {
     "glob": "list files matching a pattern",
     "grep": "search file contents",
     "bash": "run a shell command in the workspace (timeout, own process group)",
-    "git_diff": "show the working-tree diff (read-only)",
+    "git_diff": "show a diff (read-only): uncommitted, or a branch against its base",
     "git_status": "show git status (read-only)",
     "web_fetch": "fetch a web page (off unless a role lists it)",
 }
