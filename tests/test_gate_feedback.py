@@ -200,7 +200,7 @@ def test_a_red_gate_with_100_failures_sends_the_first_traceback(
     assert goto and "` exited 1: 100 failed in" in goto[0]
     listed = cli("runs", "list", "--kind", "pipeline", env={"COLUMNS": "400"})
     (row,) = listed.stdout.splitlines()[1:]
-    assert "exited 1: 100 failed in" in row and "\\n" not in row
+    assert "exited 1: 100 failed in" in row and "\\x0a" not in row  # folded, not escaped
 
 
 @pytest.mark.timeout(300)

@@ -297,7 +297,9 @@ def _summary(run: Any, as_json: bool) -> int:
         if by_role.rows:
             echo("cost by role: " + ", ".join(f"{r.key} ${r.cost:f}" for r in by_role.rows))
         if record.status != "succeeded" and output.get("reason"):
-            echo(str(output["reason"])[-1500:])
+            from agentctl.pipeline.feedback import bound
+
+            echo(bound(str(output["reason"]), 1500))  # whole lines, head and tail
     return 0 if record.status == "succeeded" else EXIT_FAILED
 
 
