@@ -34,8 +34,11 @@ UNITTEST_MANY = "import unittest\n\n\nclass T(unittest.TestCase):\n" + "".join(
 
 
 def ran(argv: list[str], cwd: Path) -> tuple[int, str]:
-    done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=300)
-    return done.returncode, done.stdout + done.stderr
+    """The exit code and output (stderr into stdout, in order, as a gate sees it)."""
+    done = subprocess.run(
+        argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300
+    )
+    return done.returncode, done.stdout
 
 
 # -- the extractor on real output ----------------------------------------------------
@@ -76,26 +79,68 @@ def test_unittest_first_failure_and_summary(tmp_path: Path) -> None:
     assert "FAILED (failures=99)" in found.summary and "Ran 100 tests" in found.summary
 
 
+GO_PACKAGES = {
+    "a/a_test.go": """package a
+
+import "testing"
+
+func TestSub(t *testing.T) {
+\tt.Run("one", func(t *testing.T) { t.Errorf("sub one: got %d, want %d", 1, 2) })
+\tt.Run("two", func(t *testing.T) {})
+}
+
+func TestOther(t *testing.T) { t.Fatal("other broke") }
+""",
+    "b/b_test.go": """package b
+
+import "testing"
+
+func TestPanics(t *testing.T) {
+\tvar m map[string]int
+\tm["x"] = 1
+}
+""",
+    "c/c_test.go": """package c
+
+import "testing"
+
+func TestBuild(t *testing.T) { undefinedThing() }
+""",
+}
+
+
 @pytest.mark.skipif(shutil.which("go") is None, reason="go is not installed")
 def test_go_test_first_failure_and_summary(tmp_path: Path) -> None:
-    (tmp_path / "go.mod").write_text("module example.com/m\n\ngo 1.20\n")
-    (tmp_path / "m_test.go").write_text(
-        'package m\n\nimport "testing"\n\n'
-        'func TestA(t *testing.T) { t.Errorf("got %d, want %d", 1, 2) }\n'
-        'func TestB(t *testing.T) { t.Fatal("boom") }\n'
-    )
-    env_home = tmp_path / "home"
-    code, output = ran(
-        ["env", f"HOME={env_home}", f"GOCACHE={env_home}/cache", "GOFLAGS=-mod=mod", "go", "test"],
-        tmp_path,
-    )
+    (tmp_path / "go.mod").write_text("module example.com/m\n\ngo 1.19\n")
+    for name, text in GO_PACKAGES.items():
+        (tmp_path / name).parent.mkdir()
+        (tmp_path / name).write_text(text)
+    home = tmp_path / "home"
+
+    def go_test(package: str) -> tuple[int, str]:
+        argv = ["env", f"HOME={home}", f"GOCACHE={home}/cache", "go", "test", package]
+        return ran(argv, tmp_path)
+
+    code, output = go_test("./...")
     found = extract(output)
-    assert code == 1 and found.tool == "go test"
-    assert found.first.splitlines()[0] == "--- FAIL: TestA (0.00s)"
-    assert "got 1, want 2" in found.first and "boom" not in found.first
-    assert found.summary.startswith("FAIL\texample.com/m")
-    text = gate_feedback("go test", code, output)
-    assert text.startswith("`go test` exited 1: FAIL example.com/m")
+    assert code != 0 and found.tool == "go test"
+    assert found.first.splitlines()[0] == "--- FAIL: TestSub (0.00s)"
+    assert "--- FAIL: TestSub/one" in found.first and "sub one: got 1, want 2" in found.first
+    assert "other broke" not in found.first and "TestPanics" not in found.first
+    assert found.summary.startswith("FAIL\texample.com/m/a")
+    assert "FAIL\texample.com/m/c [build failed]" in found.summary
+    text = gate_feedback("go test ./...", code, output)
+    assert text.startswith(f"`go test ./...` exited {code}: FAIL example.com/m/a")
+
+    code, output = go_test("./b")  # a panic: its message and stack belong to the failure
+    found = extract(output)
+    assert found.first.startswith("--- FAIL: TestPanics")
+    assert "panic: assignment to entry in nil map" in found.first and "b_test.go:7" in found.first
+
+    code, output = go_test("./c")  # it does not build: the compiler's first error
+    found = extract(output)
+    assert found.tool == "" and found.first.startswith("c/c_test.go:5:")
+    assert "undefined: undefinedThing" in found.first.splitlines()[0]
 
 
 @pytest.mark.skipif(shutil.which("cargo") is None, reason="cargo is not installed")

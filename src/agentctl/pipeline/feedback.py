@@ -29,7 +29,8 @@ _UNITTEST_HEAD = re.compile(r"^(FAIL|ERROR|UNEXPECTED SUCCESS): \S")
 _UNITTEST_RULE = re.compile(r"^(={20,}|-{20,})$")
 _UNITTEST_SUMMARY = re.compile(r"^(FAILED \(.+\)|OK( \(.+\))?|Ran \d+ tests? in [\d.]+s)$")
 _GO_FAIL = re.compile(r"^\s*--- FAIL: ")
-_GO_END = re.compile(r"^(\s*--- (FAIL|PASS|SKIP): |=== RUN|FAIL$|FAIL\t|ok\s|PASS$|panic: )")
+_GO_TEST_LINE = re.compile(r"^(\s*)--- (FAIL|PASS|SKIP): ")
+_GO_END = re.compile(r"^(=== RUN|FAIL$|FAIL\t|ok\s|PASS$|# )")
 _GO_SUMMARY = re.compile(r"^(FAIL|ok)\s+\S+\s")
 _CARGO_HEAD = re.compile(r"^---- \S.* stdout ----$")
 _CARGO_END = re.compile(r"^(---- \S.* stdout ----|failures:|test result: )$|^test result: ")
@@ -37,6 +38,7 @@ _CARGO_SUMMARY = re.compile(r"^test result: ")
 _ERRORISH = re.compile(
     r"(?i)(\berror\b|\berror\[|\bfail(ed|ure)?\b|\bexception\b|traceback|\bpanic|\bfatal\b"
     r"|\bassert|command not found|no such file)"
+    r"|^\S+\.\w+:\d+:(\d+:)? \S"  # a compiler's path:line:col: message
 )
 _GENERIC_LINES = 30  # lines from the first error-looking line on
 
@@ -195,10 +197,19 @@ def _unittest(lines: list[str]) -> tuple[str, str]:
 
 
 def _go(lines: list[str]) -> tuple[str, str]:
+    """The first ``--- FAIL`` with its subtests and output (a panic's stack included)."""
     for i, line in enumerate(lines):
-        if _GO_FAIL.match(line):
-            summary = "; ".join(line.strip() for line in lines if _GO_SUMMARY.match(line))
-            return _block(lines, i, _GO_END), summary
+        if not _GO_FAIL.match(line):
+            continue
+        indent = len(line) - len(line.lstrip())
+        stop = i + 1
+        while stop < len(lines) and not _GO_END.match(lines[stop]):
+            other = _GO_TEST_LINE.match(lines[stop])
+            if other and len(other.group(1)) <= indent:
+                break  # the next test at this level (a deeper one is a subtest of this one)
+            stop += 1
+        summary = "; ".join(line.strip() for line in lines if _GO_SUMMARY.match(line))
+        return "\n".join(lines[i:stop]).strip("\n"), summary
     return "", ""
 
 
