@@ -123,11 +123,15 @@ def test_red_gate_leaves_base_unchanged(project: Path, forge: LocalForge) -> Non
     assert git(project, "rev-parse", "main") == before
 
 
-def test_gate_output_is_a_tail(project: Path, forge: LocalForge) -> None:
+def test_a_red_gates_output_is_bounded_feedback(project: Path, forge: LocalForge) -> None:
+    """What goes back to a dev round: the command and its exit first, then whole lines."""
     pr = _pr(project, forge, "b", {"feature.txt": "ok\n"})
-    outcome = _merge(project, forge, pr.number, gate="seq 1 100000; echo LAST; exit 3")
+    gate = "seq 1 100000; echo LAST; exit 3"
+    outcome = _merge(project, forge, pr.number, gate=gate)
     assert outcome.status == "gate_failed"
-    assert len(outcome.gate_output) <= 4000 and outcome.gate_output.rstrip().endswith("LAST")
+    assert outcome.gate_output.startswith(f"`{gate}` exited 3")
+    assert len(outcome.gate_output) <= 3000 and outcome.gate_output.rstrip().endswith("LAST")
+    assert "earlier lines cut" in outcome.gate_output
 
 
 def test_no_gate_configured_is_refused(project: Path, forge: LocalForge) -> None:

@@ -44,7 +44,8 @@ def test_demo_runs_a_ticket_end_to_end(tmp_path: Path, cli: Invoke) -> None:
     result = cli("demo", "--dir", str(target), env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.stdout + result.stderr
     assert "SCRIPTED" in result.stdout
-    assert "↺ review failed → back to implement (1)" in result.stderr
+    assert "↺ review: changes requested → round 2" in result.stderr
+    assert "review failed" not in result.stderr
     assert "ticket T-1: Done" in result.stdout
     assert "what it cost" in result.stdout and "total" in result.stdout
     assert unittest_passes(target)  # main holds the fix and the new test, and passes

@@ -24,7 +24,8 @@ from agentctl.seams import Forge, PullRequest
 from agentctl.tools.gate import GateSandbox
 
 Status = Literal["merged", "conflict", "gate_failed", "already_merged", "not_approved", "protected"]
-GATE_TAIL = 4000  # characters of gate output kept in the outcome
+GATE_TAIL = 4000  # characters of a green gate's output kept in the outcome
+GATE_FEEDBACK = 3000  # characters of a red gate's feedback (the orchestrator keeps 3000)
 NO_GATE = "no test command configured: set [project] test_command"
 
 
@@ -223,9 +224,16 @@ def _run_gate(
     A gate the policy refuses to run (strict, or root under ``auto``, without a
     working bubblewrap) raises ``MergeRefusedError``: nothing merges, the PR stays.
     """
+    from agentctl.pipeline.feedback import gate_feedback
     from agentctl.tools.gate import run_gate
 
     done = run_gate(gate, tree, home=home, timeout=timeout, policy=sandbox, env=env)
     if done.refused:  # the machine's problem, not the branch's: nothing for a dev agent to fix
         raise MergeRefusedError(f"the merge queue's gate cannot run: {done.output}")
-    return done.passed, done.output[-GATE_TAIL:]
+    if done.passed:
+        return True, done.output[-GATE_TAIL:]
+    # what goes back to a dev round: the command, its exit, the first failure, the summary
+    feedback = gate_feedback(
+        gate, done.exit_code, done.output, timed_out=done.timed_out, limit=GATE_FEEDBACK
+    )
+    return False, feedback

@@ -193,7 +193,9 @@ def follow_pipeline(run: Any, as_json: bool, steps: Sequence[tuple[str, str]] = 
     """Steps as they happen (a live table at a terminal, lines otherwise), then the summary."""
     import sys
 
+    from agentctl.cli.pipeline_view import goto_note
     from agentctl.errors import EXIT_INTERRUPTED
+    from agentctl.pipeline.feedback import one_line
     from agentctl.runs import parse_ts
 
     if not as_json and sys.stderr.isatty():
@@ -226,17 +228,21 @@ def follow_pipeline(run: Any, as_json: bool, steps: Sequence[tuple[str, str]] = 
                 )
                 if out.get(key) not in (None, "", "0")
             )
-            echo(f"{mark} {event['step']} {event.get('status')}{took}{extra}", err=True)
+            why = f": {one_line(str(out['failure']), 120)}" if out.get("failure") else ""
+            echo(f"{mark} {event['step']} {event.get('status')}{took}{extra}{why}", err=True)
         elif kind == "step.needs_person":
             paths = ", ".join(str(p) for p in event.get("paths") or [])
             echo(f"✋ stopped before {event['step']}: protected paths ({paths})", err=True)
         elif kind == "step.goto":
-            first = str(event.get("failure", "")).strip().splitlines()[:1]
-            echo(
-                f"↺ {event['step']} failed → back to {event['to']} "
-                f"({event['count']}): {first[0][:100] if first else ''}",
-                err=True,
-            )
+            if event.get("reason") == "changes_requested":  # a normal round, not a failure
+                echo(f"↺ {event['step']}: {goto_note(event, 120)}", err=True)
+            else:
+                failure = one_line(str(event.get("failure", "")))
+                echo(
+                    f"↺ {event['step']} failed → back to {event['to']} ({event['count']}): "
+                    f"{failure}",
+                    err=True,
+                )
 
     if not follow_events(run, show):
         return EXIT_INTERRUPTED
@@ -291,7 +297,9 @@ def _summary(run: Any, as_json: bool) -> int:
         if by_role.rows:
             echo("cost by role: " + ", ".join(f"{r.key} ${r.cost:f}" for r in by_role.rows))
         if record.status != "succeeded" and output.get("reason"):
-            echo(str(output["reason"])[-1500:])
+            from agentctl.pipeline.feedback import bound
+
+            echo(bound(str(output["reason"]), 1500))  # whole lines, head and tail
     return 0 if record.status == "succeeded" else EXIT_FAILED
 
 

@@ -15,10 +15,26 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from agentctl.pipeline.feedback import one_line
 from agentctl.visible import visible
 
-MARKS = {"pending": "·", "running": "▶", "ok": "✓", "failed": "✗", "skipped": "–", "back": "↺"}
-STYLES = {"running": "bold cyan", "ok": "green", "failed": "red", "back": "yellow"}
+MARKS = {
+    "pending": "·",
+    "running": "▶",
+    "ok": "✓",
+    "failed": "✗",
+    "skipped": "–",
+    "back": "↺",
+    "changes": "↺",
+}
+STYLES = {
+    "running": "bold cyan",
+    "ok": "green",
+    "failed": "red",
+    "back": "yellow",
+    "changes": "cyan",
+}
+CHANGES_PREFIX = "review requested changes:"  # how run_role opens a request for changes
 
 
 @dataclass
@@ -71,11 +87,9 @@ class PipelineView:
                 row.took = (parse_ts(event["ts"]) - row.started).total_seconds()
             row.note = _note(out)
         else:
-            failure = str(event.get("failure", "")).strip().splitlines()
-            row.status = "back"
-            row.note = (
-                f"→ {event.get('to')} ({event.get('count')}): {failure[0][:60] if failure else ''}"
-            )
+            changes = event.get("reason") == "changes_requested"
+            row.status = "changes" if changes else "back"
+            row.note = goto_note(event, 60)
 
     def spent(self) -> Decimal | None:
         now = self._clock()
@@ -112,7 +126,19 @@ class PipelineView:
         return table
 
 
+def goto_note(event: dict[str, Any], width: int) -> str:
+    """A loop back in words: a review asking for changes is the next round, not a failure."""
+    failure = str(event.get("failure", "")).strip()
+    count = int(event.get("count") or 0)
+    if event.get("reason") == "changes_requested":
+        said = one_line(failure.removeprefix(CHANGES_PREFIX), width)
+        return f"changes requested → round {count + 1}" + (f": {said}" if said else "")
+    return f"→ {event.get('to')} ({count}): {one_line(failure, width)}"
+
+
 def _note(out: dict[str, Any]) -> str:
+    if out.get("status") == "failed" and out.get("failure"):
+        return one_line(str(out["failure"]), 60)
     if out.get("verdict"):
         return str(out["verdict"])
     if out.get("exit_code") not in (None, ""):
@@ -121,4 +147,4 @@ def _note(out: dict[str, Any]) -> str:
         return str(out["sha"])[:12]
     if out.get("url"):
         return str(out["url"])
-    return str(out.get("failure", "")).strip().splitlines()[0][:60] if out.get("failure") else ""
+    return one_line(str(out.get("failure", "")), 60)

@@ -54,6 +54,7 @@ def list_runs(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """List runs, newest first; stale and corrupt runs are marked, never hidden."""
+    from agentctl.pipeline.feedback import one_line
     from agentctl.runs.summary import list_rows
 
     rows, total = list_rows(
@@ -80,7 +81,7 @@ def list_runs(
                 row["model"] or "",
                 _age(row["age_s"]),
                 _age(row["duration_s"]),
-                row["stale"] or row["problem"] or row["reason"] or "",
+                one_line(row["stale"] or row["problem"] or row["reason"]),
             )
             for row in rows
         ],

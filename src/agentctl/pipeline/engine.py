@@ -21,6 +21,7 @@ from agentctl.config.schema import Pipeline, Step
 from agentctl.cost.ledger import Ledger
 from agentctl.cost.report import descendants
 from agentctl.errors import AgentctlError
+from agentctl.pipeline.feedback import bound
 from agentctl.pipeline.render import holds, render
 from agentctl.runs import Run, read_journal
 from agentctl.services import Services
@@ -35,16 +36,24 @@ class StepFailed(Exception):
     """A step did not pass; ``failure`` is what the next attempt is told.
 
     ``retry=False`` when no other attempt can pass (a gate the sandbox policy refuses,
-    no test command): ``on_fail`` does not send an agent round after it.
+    no test command): ``on_fail`` does not send an agent round after it. ``reason`` says
+    what kind of "did not pass" it is: ``changes_requested`` (a review asking for another
+    round, a normal part of the work) or ``failed``; the views show them differently.
     """
 
     def __init__(
-        self, failure: str, outputs: Mapping[str, Any] | None = None, *, retry: bool = True
+        self,
+        failure: str,
+        outputs: Mapping[str, Any] | None = None,
+        *,
+        retry: bool = True,
+        reason: str = "failed",
     ) -> None:
         super().__init__(failure)
         self.failure = failure
         self.outputs = dict(outputs or {})
         self.retry = retry
+        self.reason = reason
 
 
 class Paused(Exception):
@@ -214,7 +223,7 @@ class Engine:
             self.run.journal.append(
                 "step.finish", durable=True, step=step.id, status="failed", outputs=outputs
             )
-            raise StepFailed(f"step {step.id!r} failed: {failed.failure[-2000:]}")
+            raise StepFailed(f"step {step.id!r} failed: {bound(failed.failure, 2000)}")
         count = self.state.gotos.get(step.id, 0) + 1
         if count > step.on_fail.max:
             self.run.journal.append(
@@ -222,7 +231,7 @@ class Engine:
             )
             raise StepFailed(
                 f"step {step.id!r} failed {count} times (on_fail max {step.on_fail.max}): "
-                f"{failed.failure[-2000:]}"
+                f"{bound(failed.failure, 2000)}"
             )
         self.state.outputs[step.id] = outputs
         self.run.journal.append(
@@ -231,6 +240,7 @@ class Engine:
             step=step.id,
             to=step.on_fail.goto,
             count=count,
+            reason=failed.reason,
             failure=failed.failure[-6000:],
         )
         ids = [s.id for s in self.pipeline.steps]

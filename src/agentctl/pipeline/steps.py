@@ -19,6 +19,7 @@ from agentctl.agent.supervise import AgentRequest, resume_run, start_agent, watc
 from agentctl.config.schema import Step
 from agentctl.errors import AgentctlError, UsageError
 from agentctl.pipeline.engine import Engine, NeedsPerson, Paused, StepFailed
+from agentctl.pipeline.feedback import gate_feedback
 from agentctl.runs import TERMINAL, RunStore, read_journal
 from agentctl.tools import gate
 from agentctl.tools.gate import GateRun, GateSandbox
@@ -89,6 +90,7 @@ def run_role(step: Step, note: str, engine: Engine) -> dict[str, Any]:
         raise StepFailed(
             f"review requested changes:\n{output.get('summary', '')}\n{outputs['comments']}",
             outputs,
+            reason="changes_requested",
         )
     return outputs
 
@@ -179,7 +181,7 @@ def run_gate(step: Step, note: str, engine: Engine) -> dict[str, Any]:
     child.write_output(outputs)
     child.transition("succeeded" if code == 0 else "failed", reason=f"exit {code}")
     if code != 0:
-        raise StepFailed(f"`{command}` exited {code}:\n{output[-TAIL:]}", outputs)
+        raise StepFailed(gate_feedback(command, code, output, timed_out=done.timed_out), outputs)
     return outputs
 
 
