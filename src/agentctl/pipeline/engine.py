@@ -30,7 +30,16 @@ FAILURE_NOTE = (
     "\n\nThe previous attempt did not pass. Step {step!r} failed with:\n\n{failure}\n\n"
     "Fix what it reports."
 )
-CAUSE_CHARS = 1500  # of an earlier failure named in a pipeline's final reason
+CAUSE_CHARS = 700  # of each failure in a reason that names an earlier cause
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` within about ``limit`` characters: its head and tail, whole lines, the cut said."""
+    if len(text) <= limit:
+        return text
+    head = text[: limit // 2].rsplit("\n", 1)[0]
+    tail = text[-(limit // 2) :].split("\n", 1)[-1]
+    return f"{head}\n[... {len(text) - len(head) - len(tail)} characters cut]\n{tail}"
 
 
 class StepFailed(Exception):
@@ -278,10 +287,9 @@ class Engine:
         where, failure = self.state.failure
         if where == step.id or not self.state.gotos.get(where):
             return reason  # the same step again, or a PR review's request (no step of ours)
-        text = failure.strip()
-        if len(text) > CAUSE_CHARS:
-            text = text[:CAUSE_CHARS].rsplit("\n", 1)[0] + "\n[... cut]"
-        return f"step {where!r} failed: {text}\nthen {reason}"
+        # Bounded so that both fit where a reason is shown (the summary shows 1500).
+        earlier = clip(f"step {where!r} failed: {failure.strip()}", CAUSE_CHARS)
+        return f"{earlier}\nthen {clip(reason, CAUSE_CHARS)}"
 
     def render(self, template: str) -> str:
         return render(template, self.template_values())
