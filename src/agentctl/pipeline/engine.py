@@ -5,7 +5,8 @@ step's outputs, ``step.goto`` for a loop back (with the failure carried into the
 next prompt), and the intents and results of side effects. A resumed pipeline
 replays the journal to learn where it was and what each finished step produced,
 then continues; actions check the world (branch, commit, PR, merge) before acting,
-so a resume never makes a second PR or a second merge.
+so a resume never makes a second PR or a second merge. A pipeline that failed
+resumes at the step that failed, which runs again (see ``State.replay``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,16 @@ FAILURE_NOTE = (
     "\n\nThe previous attempt did not pass. Step {step!r} failed with:\n\n{failure}\n\n"
     "Fix what it reports."
 )
+CAUSE_CHARS = 700  # of each failure in a reason that names an earlier cause
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` within about ``limit`` characters: its head and tail, whole lines, the cut said."""
+    if len(text) <= limit:
+        return text
+    head = text[: limit // 2].rsplit("\n", 1)[0]
+    tail = text[-(limit // 2) :].split("\n", 1)[-1]
+    return f"{head}\n[... {len(text) - len(head) - len(tail)} characters cut]\n{tail}"
 
 
 class StepFailed(Exception):
@@ -77,19 +88,34 @@ class State:
     position: int = 0
     failure: tuple[str, str] | None = None  # (step id, failure text) for the next role step
     child: dict[str, str] = field(default_factory=dict)  # step id → its running child run id
+    retrying: str | None = None  # the step a resumed, failed pipeline runs again
 
     @classmethod
     def replay(cls, run: Run, pipeline: Pipeline) -> State:
+        """Where the journal says the pipeline is.
+
+        A ``step.finish`` with status ``failed`` is what ended the pipeline: a resume
+        starts at that step again (``retrying``), with its child run kept (a role step's
+        agent may continue from its transcript) and its ``on_fail`` rounds counted
+        afresh, instead of skipping past it as if it had passed.
+        """
         state = cls()
         ids = [s.id for s in pipeline.steps]
         for event in read_journal(run.paths.events).events:
             kind, step = event.get("type"), str(event.get("step"))
             if kind == "step.child":
                 state.child[step] = event["run_id"]
+            elif kind == "step.finish" and event.get("status") == "failed":
+                state.outputs[step] = event.get("outputs", {})
+                state.position = ids.index(step)
+                state.gotos.pop(step, None)
+                state.retrying = step
             elif kind == "step.finish":
                 state.outputs[step] = event.get("outputs", {})
                 state.position = ids.index(step) + 1
                 state.child.pop(step, None)
+                if state.retrying == step:
+                    state.retrying = None
                 if event.get("status") == "ok" and state.failure and state.failure[0] == step:
                     state.failure = None
             elif kind == "step.goto":
@@ -98,6 +124,8 @@ class State:
                 state.failure = (step, str(event["failure"]))
                 for later in ids[state.position :]:
                     state.child.pop(later, None)
+                if state.retrying in ids[state.position :]:
+                    state.retrying = None
         return state
 
 
@@ -213,6 +241,8 @@ class Engine:
         self.state.outputs[step.id] = outputs
         self.state.position += 1
         self.state.child.pop(step.id, None)
+        if self.state.retrying == step.id:
+            self.state.retrying = None
         if status == "ok" and self.state.failure and self.state.failure[0] == step.id:
             self.state.failure = None  # the step that failed passes now: the note is done
         self.run.update(step=step.id)
@@ -223,15 +253,19 @@ class Engine:
             self.run.journal.append(
                 "step.finish", durable=True, step=step.id, status="failed", outputs=outputs
             )
-            raise StepFailed(f"step {step.id!r} failed: {bound(failed.failure, 2000)}")
+            reason = f"step {step.id!r} failed: {bound(failed.failure, 2000)}"
+            raise StepFailed(self._cause(reason, step))
         count = self.state.gotos.get(step.id, 0) + 1
         if count > step.on_fail.max:
             self.run.journal.append(
                 "step.finish", durable=True, step=step.id, status="failed", outputs=outputs
             )
             raise StepFailed(
-                f"step {step.id!r} failed {count} times (on_fail max {step.on_fail.max}): "
-                f"{bound(failed.failure, 2000)}"
+                self._cause(
+                    f"step {step.id!r} failed {count} times (on_fail max {step.on_fail.max}): "
+                    f"{bound(failed.failure, 2000)}",
+                    step,
+                )
             )
         self.state.outputs[step.id] = outputs
         self.run.journal.append(
@@ -249,6 +283,23 @@ class Engine:
         self.state.failure = (step.id, failed.failure)
         for later in ids[self.state.position :]:  # those steps run afresh: new child runs
             self.state.child.pop(later, None)
+        self.state.retrying = None
+
+    def _cause(self, reason: str, step: Step) -> str:
+        """The pipeline's final reason: an earlier step's failure first, when it is the cause.
+
+        A step that fails inside the round an earlier failure sent the pipeline back
+        for (say the commit after a red merge gate: "the agent changed nothing") is not
+        the first real cause; the reason names the earlier failure, then this one.
+        """
+        if self.state.failure is None:
+            return reason
+        where, failure = self.state.failure
+        if where == step.id or not self.state.gotos.get(where):
+            return reason  # the same step again, or a PR review's request (no step of ours)
+        # Bounded so that both fit where a reason is shown (the summary shows 1500).
+        earlier = clip(f"step {where!r} failed: {failure.strip()}", CAUSE_CHARS)
+        return f"{earlier}\nthen {clip(reason, CAUSE_CHARS)}"
 
     def render(self, template: str) -> str:
         return render(template, self.template_values())

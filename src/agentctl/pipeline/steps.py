@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 from agentctl import atomic, failpoints
 from agentctl.agent.supervise import AgentRequest, resume_run, start_agent, watch
 from agentctl.config.schema import Step
-from agentctl.errors import AgentctlError, UsageError
+from agentctl.errors import AgentctlError, TransitionError, UsageError
 from agentctl.pipeline.engine import Engine, NeedsPerson, Paused, StepFailed
 from agentctl.pipeline.feedback import gate_feedback
-from agentctl.runs import TERMINAL, RunStore, read_journal
+from agentctl.runs import TERMINAL, Run, RunRecord, RunStore, read_journal
 from agentctl.tools import gate
 from agentctl.tools.gate import GateRun, GateSandbox
 
@@ -34,18 +35,22 @@ TAIL = 4000
 
 
 def run_role(step: Step, note: str, engine: Engine) -> dict[str, Any]:
-    """Spawn the role's agent (or resume the one a crash left), wait, read its output."""
+    """Spawn the role's agent (or resume the one a crash or a failure left), wait, read it."""
     assert step.role is not None
     store = RunStore(engine.config.workspace.state_dir)
     child_id = engine.state.child.get(step.id)
-    if child_id is not None:
-        child = store.get(child_id)
+    child = store.get(child_id) if child_id is not None else None
+    if child is not None:
         record = child.load()
         if record.status not in TERMINAL:  # killed with us, or paused: carry on from its transcript
             raised = _budget(engine, step) if record.status == "paused" else None
             with contextlib.suppress(UsageError):  # UsageError: it is still running; watch it
                 resume_run(engine.config, child, budget_usd=raised)
-    else:
+        elif engine.state.retrying == step.id and _resumable(child):
+            resume_run(engine.config, child)  # its own cap, as it was
+        elif engine.state.retrying == step.id:
+            child = None  # it ended on its own terms (a verdict, a limit): a fresh run
+    if child is None:
         prompt = engine.render(step.prompt or "{inputs.task}")
         base = None
         if engine.config.role(step.role).result == "verdict":
@@ -68,9 +73,10 @@ def run_role(step: Step, note: str, engine: Engine) -> dict[str, Any]:
         engine.run.journal.append("step.child", durable=True, step=step.id, run_id=child.id)
         engine.state.child[step.id] = child.id
         failpoints.hit("pipeline.after_child_start")
+    engine.state.retrying = None  # this run (resumed or new) is the step's attempt now
     for _ in watch(child):
         pass
-    record = child.load()
+    record = _settled(child, step.role)
     output = child.read_output() or {}
     outputs = {
         "output": output.get("text", ""),
@@ -83,9 +89,12 @@ def run_role(step: Step, note: str, engine: Engine) -> dict[str, Any]:
     if output.get("verdict"):
         _review_on_open_pr(engine, outputs)
     if record.status == "paused":
-        raise Paused(f"step {step.id!r}: {record.reason}")
+        raise Paused(f"step {step.id!r}: {record.reason or output.get('reason') or 'paused'}")
     if record.status != "succeeded":
-        raise StepFailed(f"the {step.role} agent {record.status}: {record.reason}", outputs)
+        # An agent that died or could not reach its model failed for a reason outside
+        # the code: no on_fail round can fix that; `runs resume` continues it instead.
+        failure = _agent_failure(step.role, record, output)
+        raise StepFailed(failure, outputs, retry=not _resumable(child))
     if output.get("verdict") == "request_changes":
         raise StepFailed(
             f"review requested changes:\n{output.get('summary', '')}\n{outputs['comments']}",
@@ -121,6 +130,58 @@ def review_context(engine: Engine) -> tuple[str | None, str]:
         "another base); read, grep and glob show the code around it."
     )
     return ref, block
+
+
+def _resumable(child: Run) -> bool:
+    """Should a re-run of this failed agent continue its transcript (not start afresh)?
+
+    Yes when it stopped for a reason outside the conversation: its process died
+    (no output) or a model call failed (a missing key, a provider error, ending
+    ``error``). An agent that ended on its own terms (an answer, a verdict, a refusal,
+    max_turns, its deadline, a cancel) would only end the same way again: a fresh run.
+    """
+    record = child.load()
+    if record.status != "failed":
+        return False
+    output = child.read_output()
+    return output is None or output.get("ending") == "error"
+
+
+def _settled(child: Run, role: str) -> RunRecord:
+    """The child's record once its worker is gone; a worker that died is marked failed."""
+    record = child.load()
+    if record.status in TERMINAL or record.status == "paused":
+        return record
+    pid = _latest_pid(child) or record.pid
+    with contextlib.suppress(TransitionError):  # it finished after all, just now
+        child.transition("failed", reason=f"the {role} agent's {_died(pid)}")
+    return child.load()
+
+
+def _latest_pid(child: Run) -> int | None:
+    spawned = [
+        e.get("pid")
+        for e in read_journal(child.paths.events).events
+        if e.get("type") == "process.spawned"
+    ]
+    return int(spawned[-1]) if spawned and isinstance(spawned[-1], int) else None
+
+
+def _died(pid: int | None) -> str:
+    where = f" (pid {pid})" if pid else ""
+    return f"process died{where} before it finished"
+
+
+def _agent_failure(role: str, record: RunRecord, output: Mapping[str, Any]) -> str:
+    """Why a role's agent did not succeed, in words: never a bare status or ``None``."""
+    reason = str(record.reason or output.get("reason") or "").strip()
+    if record.status == "failed" and reason.startswith(f"the {role} agent"):
+        return reason  # already a sentence (a dead worker, said by ``_settled``)
+    if record.status == "canceled":
+        return f"the {role} agent was canceled" + (f": {reason}" if reason else "")
+    if record.status == "failed":
+        return f"the {role} agent failed: {reason or 'it ended without saying why'}"
+    return f"the {role} agent ended {record.status}" + (f": {reason}" if reason else "")
 
 
 def _budget(engine: Engine, step: Step) -> float | None:
