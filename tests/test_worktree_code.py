@@ -389,3 +389,50 @@ def test_init_leaves_setup_command_commented_without_extensions_and_names_a_comp
     assert "\n# setup_command = " in (rust / "agentctl.toml").read_text()
     as_json = json.loads(cli("init", "--json", cwd=rust).stdout)
     assert as_json["setup_command"] is None and as_json["pythonpath"] == []
+
+
+# -- the merge queue ----------------------------------------------------------------------------
+
+
+@needs_bwrap
+def test_the_merge_queue_runs_the_setup_command_on_the_head_it_gates(repo: Path) -> None:
+    from agentctl import gitops
+    from agentctl.forge_local import LocalForge
+    from agentctl.mergequeue import merge_pr
+    from agentctl.seams import Review
+    from agentctl.tools.gate import GateSandbox
+
+    state = repo / ".agentctl"
+    (repo / ".gitignore").write_text(".agentctl/\n*.flag\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "ignore")
+    forge = LocalForge(repo, state)
+
+    def approved(branch: str) -> int:
+        tree = gitops.ensure_worktree(repo, state, branch, "main")
+        (tree / f"{branch}.txt").write_text("work\n")
+        assert gitops.commit_all(tree, f"{branch}: work") is not None
+        pr = forge.open_pr(branch=branch, base="main", title=branch, body="")
+        return forge.add_review(pr.number, Review("approve", "fine")).number
+
+    def merge(number: int, setup: str) -> tuple[str, str, str]:
+        policy = GateSandbox(state_dir=state, workspace=repo, setup_command=setup)
+        outcome = merge_pr(
+            forge, number, repo_root=repo, state_dir=state, gate="cat built.flag", sandbox=policy
+        )
+        return outcome.status, outcome.detail, outcome.gate_output
+
+    first = approved("one")
+    (repo / "main.txt").write_text("moved\n")  # the queue gates a new head: main merged in
+    git(repo, "add", "main.txt")
+    git(repo, "commit", "-q", "-m", "main moves")
+    status, detail, output = merge(first, "echo built >> built.flag")
+    assert status == "merged", detail + output
+    assert output == "built\n"  # the setup ran once, in the tree, before the gate
+
+    main = git(repo, "rev-parse", "main")
+    status, detail, output = merge(approved("two"), "echo no-toolchain; exit 4")
+    assert status == "gate_failed"
+    assert detail == "the setup command `echo no-toolchain; exit 4` exited 4"
+    assert "no-toolchain" in output
+    assert git(repo, "rev-parse", "main") == main
