@@ -120,6 +120,9 @@ def merge_pr(
         update = gitops.update_from_base(tree, base_ref)
         if not update.ok:
             return MergeOutcome("conflict", update.sha, update.detail)
+        built = _setup(tree, timeout, sandbox, gate_home)
+        if built is not None:
+            return MergeOutcome("gate_failed", update.sha, built[0], built[1])
         passed, output = _run_gate(gate, tree, timeout, env, sandbox, gate_home)
         if not passed:
             return MergeOutcome("gate_failed", update.sha, f"`{gate}` failed", output)
@@ -209,6 +212,22 @@ def _base_merge_chain(repo_root: Path, sha: str, base: str, limit: int = 20) -> 
         sha = parents[0]
         chain.add(sha)
     return chain
+
+
+def _setup(tree: Path, timeout: float, sandbox: GateSandbox, home: Path) -> tuple[str, str] | None:
+    """``[project] setup_command`` in the tree at the head it will gate, unless done there.
+
+    None when it passed (or had nothing to do); else the detail and the output.
+    """
+    from agentctl.tools.projectenv import ensure_setup
+
+    done = ensure_setup(tree, sandbox, home=home, timeout=timeout)
+    if done is None or done.passed:
+        return None
+    if done.refused:
+        raise MergeRefusedError(f"the merge queue's setup command cannot run: {done.output}")
+    detail = f"the setup command `{sandbox.setup_command}` exited {done.exit_code}"
+    return detail, done.output[-GATE_TAIL:]
 
 
 def _run_gate(

@@ -28,6 +28,9 @@ class InitReport:
     test_command: str | None
     base_branch: str | None
     files: list[tuple[str, Action]] = field(default_factory=list)
+    pythonpath: tuple[str, ...] = ()
+    setup_command: str | None = None
+    setup_note: str = ""  # why setup_command is what it is (compiled extensions found or not)
 
 
 def guess_test_command(root: Path) -> str | None:
@@ -64,6 +67,50 @@ def guess_test_command(root: Path) -> str | None:
     return None
 
 
+def guess_pythonpath(root: Path) -> tuple[str, ...]:
+    """``("src",)`` for a src layout: an editable install would import the main checkout."""
+    src = root / "src"
+    if src.is_dir() and any(p.is_file() for p in src.glob("*/__init__.py")):
+        return ("src",)
+    return ()
+
+
+# Build backends whose packages are compiled: nothing to import until built.
+EXTENSION_BACKENDS = {
+    "scikit_build_core": "scikit-build-core",
+    "mesonpy": "meson-python",
+    "maturin": "maturin",
+}
+
+
+def guess_setup_command(root: Path) -> tuple[str | None, str]:
+    """The command that builds compiled extensions in place, and what was found.
+
+    ``ext_modules`` in setup.py: ``python setup.py build_ext --inplace``. A compiling
+    build backend has no in-place build to guess: it is named, and left to a person.
+    """
+    setup_py = root / "setup.py"
+    if setup_py.is_file() and "ext_modules" in setup_py.read_text(errors="replace"):
+        return "python setup.py build_ext --inplace", "setup.py builds C extensions (ext_modules)"
+    pyproject = root / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            data = tomlsafe.loads(pyproject.read_text(encoding="utf-8"))
+        except (ValueError, OSError):
+            data = {}
+        system = data.get("build-system", {})
+        system = system if isinstance(system, dict) else {}
+        backend = str(system.get("build-backend", ""))
+        requires = " ".join(str(r) for r in system.get("requires", []) or [])
+        for module, name in EXTENSION_BACKENDS.items():
+            if backend.startswith(module) or name in requires.replace("_", "-"):
+                return None, (
+                    f"compiled extensions ({name}): set [project] setup_command to a command "
+                    "that builds them inside the worktree"
+                )
+    return None, ""
+
+
 def current_branch(root: Path) -> str | None:
     """The checked-out branch (also of a repository with no commit yet); None if detached."""
     import git
@@ -79,7 +126,13 @@ def _toml_string(value: str) -> str:
     return json.dumps(value)  # a JSON string is a valid TOML basic string
 
 
-def render_config(test_command: str | None, base_branch: str | None) -> str:
+def render_config(
+    test_command: str | None,
+    base_branch: str | None,
+    pythonpath: tuple[str, ...] = (),
+    setup_command: str | None = None,
+    setup_note: str = "",
+) -> str:
     test_line = (
         f"test_command = {_toml_string(test_command)}"
         if test_command
@@ -90,6 +143,17 @@ def render_config(test_command: str | None, base_branch: str | None) -> str:
         if base_branch
         else '# base_branch = "main"   # default: the branch checked out'
     )
+    path_line = (
+        f"pythonpath = {json.dumps(list(pythonpath))}"
+        "   # src layout: the worktree's code first, not an editable install's"
+        if pythonpath
+        else '# pythonpath = ["src"]   # folders put first on PYTHONPATH in worktrees'
+    )
+    if setup_command:
+        setup_line = f"setup_command = {_toml_string(setup_command)}   # {setup_note}"
+    else:
+        why = setup_note or "builds compiled extensions in each new worktree"
+        setup_line = f'# setup_command = "python setup.py build_ext --inplace"   # {why}'
     return f"""\
 # agentctl workspace configuration. Reference: `agentctl --help`, README.md.
 # Shipped defaults apply to everything not set here; roles/ and pipelines/ beside
@@ -98,6 +162,8 @@ def render_config(test_command: str | None, base_branch: str | None) -> str:
 [project]
 {test_line}
 {branch_line}
+{path_line}
+{setup_line}
 
 # A [models.<name>] table here replaces the shipped model of that name whole.
 # Secrets never live here: only the name of the environment variable that holds them.
@@ -169,8 +235,16 @@ def init_workspace(
         root,
         test_command or guess_test_command(root),
         base_branch or current_branch(root),
+        pythonpath=guess_pythonpath(root),
     )
-    config = render_config(report.test_command, report.base_branch)
+    report.setup_command, report.setup_note = guess_setup_command(root)
+    config = render_config(
+        report.test_command,
+        report.base_branch,
+        report.pythonpath,
+        report.setup_command,
+        report.setup_note,
+    )
     _write_if_absent(report, root / CONFIG_NAME, config.encode(), force)
     for kind in ("roles", "pipelines"):
         for source in sorted(shipped_dir(kind).glob("*.toml")):

@@ -29,6 +29,7 @@ from agentctl.llm.call import Caller
 from agentctl.redact import Redactor
 from agentctl.runs import Run, RunStore, read_journal
 from agentctl.tools import Toolbox, gitview, sandbox
+from agentctl.tools.projectenv import with_pythonpath
 
 
 def overrides(run: Run, data: dict[str, Any]) -> dict[str, Any]:
@@ -78,13 +79,16 @@ def work(config: Config, run_id: str) -> int:
     # Every key value the parent handed down (and its encodings), plus anything in this
     # process's environment that looks like a secret.
     redact = Redactor([*keystore.redact_values(), *Redactor.from_environ(os.environ).secrets])
+    cwd = Path(data["cwd"])
+    project = config.settings.project
     toolbox = Toolbox(
-        Path(data["cwd"]),
+        cwd,
         role.tools,
         sandbox=role.sandbox,
         bash_timeout=role.bash_timeout,
         tool_timeout=role.tool_timeout,
-        env=tool_env(role.env),
+        # The worktree's own code first on PYTHONPATH, as for the gates (tools.projectenv).
+        env=with_pythonpath(tool_env(role.env), project.pythonpath, cwd),
         redact=redact,
         on_process=lambda pgid: run.journal.append("tool.process", durable=True, pgid=pgid),
         web_private=role.web_fetch_private,
@@ -95,7 +99,7 @@ def work(config: Config, run_id: str) -> int:
             workspace=config.workspace.root,
             state_dir=config.workspace.state_dir,
             home=config.workspace.state_dir / "homes" / run.id,
-            commands=[c for c in (config.settings.project.test_command,) if c],
+            commands=[c for c in (project.test_command, project.setup_command) if c],
         ),
     )
     caller = Caller(

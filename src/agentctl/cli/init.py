@@ -38,6 +38,8 @@ def init_command(
                 "root": str(report.root),
                 "test_command": report.test_command,
                 "base_branch": report.base_branch,
+                "pythonpath": list(report.pythonpath),
+                "setup_command": report.setup_command,
                 "files": [{"path": p, "action": a} for p, a in report.files],
             }
         )
@@ -47,6 +49,13 @@ def init_command(
     echo(f"workspace: {report.root}")
     echo(f"test command: {report.test_command or '(not guessed: set [project] test_command)'}")
     echo(f"base branch: {report.base_branch or '(detached HEAD: set [project] base_branch)'}")
+    if report.pythonpath:
+        paths = ", ".join(report.pythonpath)
+        echo(f"pythonpath: {paths} (src layout: worktrees use their own code)")
+    if report.setup_command:
+        echo(f"setup command: {report.setup_command} ({report.setup_note})")
+    elif report.setup_note:
+        echo(f"setup command: (not guessed) {report.setup_note}")
     echo("next: agentctl doctor")
 
 

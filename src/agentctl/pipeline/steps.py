@@ -225,6 +225,13 @@ def run_gate(step: Step, note: str, engine: Engine) -> dict[str, Any]:
         )
     cwd = Path(engine.values["run"].get("worktree") or engine.config.workspace.root)
     child = _step_run(engine, step, {"command": command, "cwd": str(cwd)})
+    if engine.values["run"].get("worktree"):  # the change may need a fresh build to be tested
+        try:
+            setup_worktree(engine, cwd, retry=True)
+        except StepFailed as failed:
+            child.write_output({"failure": failed.failure[-TAIL:], **failed.outputs})
+            child.transition("failed", reason=failed.failure[:200])
+            raise
     done = run_command(
         command,
         cwd,
@@ -308,7 +315,36 @@ def git_worktree(engine: Engine, args: dict[str, Any]) -> dict[str, Any]:
     path = ensure_worktree(engine.repo_root(), engine.config.workspace.state_dir, branch, start)
     engine.values["run"].update(branch=branch, worktree=str(path))
     engine.run.update(worktree=str(path))
+    # A fresh checkout of the base: a failing setup is the environment's, not an agent's.
+    setup_worktree(engine, path, retry=False)
     return {"branch": branch, "path": str(path)}
+
+
+def setup_worktree(engine: Engine, tree: Path, *, retry: bool) -> None:
+    """``[project] setup_command`` in ``tree`` unless it ran there at this head (journaled)."""
+    from agentctl.tools.projectenv import ensure_setup
+
+    policy = GateSandbox.of(engine.config)
+    done = ensure_setup(tree, policy, home=engine.run.dir / "setup-home")
+    if done is None:
+        return
+    engine.run.journal.append(
+        "worktree.setup",
+        durable=True,
+        command=policy.setup_command,
+        worktree=str(tree),
+        exit_code=done.exit_code,
+    )
+    if done.refused:
+        raise StepFailed(done.output, {"exit_code": done.exit_code}, retry=False)
+    if not done.passed:
+        output = done.output[-TAIL:]
+        raise StepFailed(
+            f"the setup command `{policy.setup_command}` exited {done.exit_code} in {tree}:\n"
+            f"{output}",
+            {"output": output, "exit_code": done.exit_code},
+            retry=retry,
+        )
 
 
 CONFLICT_NOTE = (

@@ -33,6 +33,8 @@ class GateSandbox:
     workspace: Path | None = None  # its agentctl.toml, roles/ and pipelines/ stay read-only
     state_dir: Path | None = None  # hidden: every run's transcript, the ledger, the locks
     host: sandbox.Host = field(default_factory=sandbox.Host)
+    pythonpath: tuple[str, ...] = ()  # [project] pythonpath: the worktree's code first
+    setup_command: str | None = None  # [project] setup_command: once per worktree and head
 
     @classmethod
     def of(cls, config: Config, host: sandbox.Host | None = None) -> GateSandbox:
@@ -43,6 +45,8 @@ class GateSandbox:
             workspace=config.workspace.root,
             state_dir=config.workspace.state_dir,
             host=host or sandbox.Host(),
+            pythonpath=project.pythonpath,
+            setup_command=project.setup_command,
         )
 
 
@@ -72,6 +76,7 @@ def run_gate(
 ) -> GateRun:
     """``bash -c command`` in ``cwd`` under ``policy``, with ``home`` as its home."""
     from agentctl.agent.env import tool_env
+    from agentctl.tools.projectenv import with_pythonpath
 
     sandboxed, refusal = sandbox.decide(
         policy.mode, policy.host, what="this gate", setting=GATE_SETTING
@@ -82,7 +87,7 @@ def run_gate(
     root = os.path.realpath(cwd)
     real_home = sandbox.make_home(home)
     try:
-        base = dict(env) if env is not None else tool_env()
+        base = with_pythonpath(env if env is not None else tool_env(), policy.pythonpath, cwd)
         run_env = sandbox.home_env(base, real_home, network=policy.network)
         argv = [bash, "-c", command]
         if sandboxed:
