@@ -214,6 +214,9 @@ def test_feature_pipeline_on_an_editable_src_layout_tests_and_merges_the_worktre
     (gate,) = step_outputs(repo, "test")
     assert gate["exit_code"] == 0 and gate["sandboxed"] is True, gate
     assert "1 passed" in str(gate["output"])
+    # The reviewer's git_diff showed it the committed change itself.
+    (diff,) = tool_results(server, "reviewer")
+    assert "src/calc/__init__.py" in diff and "+    return a + b" in diff, diff
     # Merged: main holds the fix, and the venv (pointing at main) now passes too.
     assert "a + b" in (repo / "src" / "calc" / "__init__.py").read_text()
     done = subprocess.run(
