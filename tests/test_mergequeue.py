@@ -183,8 +183,8 @@ def test_a_queue_interrupted_after_the_update_finishes(project: Path, forge: Loc
     assert forge.get_pr(pr.number).review_state == "none"
     outcome = _merge(project, forge, pr.number)
     assert outcome.status == "merged" and outcome.sha == updated.sha
-    assert not tree.exists()  # merged: its worktree and branch are gone
-    assert git(project, "branch", "--list", "b") == ""
+    assert not tree.exists()  # merged: agentctl's worktree is gone, a person's branch stays
+    assert git(project, "branch", "--list", "--format=%(refname:short)", "b") == "b"
 
 
 def test_new_work_after_approval_is_not_covered(project: Path, forge: LocalForge) -> None:

@@ -36,6 +36,7 @@ FALLBACK_NAME = "agentctl"
 FALLBACK_EMAIL = "agentctl@localhost"
 # agentctl's state folder never belongs in a commit, even where it is not git-ignored.
 _NOT_STATE = ":(exclude).agentctl"
+AGENT_BRANCHES = "agentctl/"  # the branches agentctl makes (and so may delete after a merge)
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,24 +348,27 @@ def _merged_into(repo: git.Repo, branch: str, merged_head: str) -> bool:
 def remove_merged(repo_root: Path, state_dir: Path, branch: str, merged_head: str) -> list[str]:
     """After its merge: ``branch``'s worktree and the local branch go; what was kept, and why.
 
-    A worktree with uncommitted changes to tracked files is kept (untracked files are what
-    a gate leaves: caches, build output; the pipeline committed everything before), and
-    so is its branch. Idempotent: run again after a crash, it finishes the job.
+    Only what agentctl made: a worktree under ``<state_dir>/worktrees`` and an
+    ``agentctl/*`` branch (a person's own branch, reviewed and merged, stays theirs).
+    A worktree with uncommitted changes to tracked files is kept (untracked files are
+    what a gate leaves: caches, build output; the pipeline committed everything
+    before), and so is its branch. Idempotent: run again after a crash, it finishes.
     """
     kept: list[str] = []
+    ours = (state_dir / "worktrees").resolve()
     with locked(state_dir / "locks" / "worktrees.lock"):  # as ensure_worktree: never a race
         repo = open_repo(repo_root)
         run_git(repo, "worktree", "prune")
         if _branch_exists(repo, branch) and not _merged_into(repo, branch, merged_head):
             return []  # it moved on since (the same name, new work): not a leftover
         for tree in list_worktrees(repo_root):
-            if tree.branch != branch or tree.path.resolve() == Path(repo.working_dir).resolve():
+            if tree.branch != branch or tree.path.resolve().parent != ours:
                 continue
             if not is_clean(tree.path, untracked=False) or _merging(open_repo(tree.path)):
                 kept.append(f"worktree {tree.path} kept: it has uncommitted changes")
             else:
                 remove_worktree(repo_root, tree.path)
-        if not kept:
+        if not kept and branch.startswith(AGENT_BRANCHES):
             why = delete_branch(repo_root, branch, merged_head=merged_head)
             if why:
                 kept.append(why)

@@ -432,6 +432,7 @@ class Tick:
                     self._waits_for_person(state, pr, outcome.detail)
                 elif outcome.merged:
                     self.report.merged.append(f"{label}: {str(outcome.sha)[:12]}")
+                    self.report.waiting.extend(f"{label}: {why}" for why in outcome.kept)
                     self._to_done(
                         state,
                         pr,
@@ -499,7 +500,7 @@ class Tick:
 
         root = self.config.workspace.git_root or self.config.workspace.root
         try:
-            return gitops.local_branches(root, "agentctl/")
+            return gitops.local_branches(root, gitops.AGENT_BRANCHES)
         except AgentctlError as exc:
             self.report.errors.append(f"cannot list the local agentctl/* branches: {exc}")
             return set()

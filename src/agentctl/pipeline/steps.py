@@ -411,7 +411,8 @@ def forge_merge(engine: Engine, args: dict[str, Any]) -> dict[str, Any]:
     if outcome.status not in ("merged", "already_merged"):
         detail = outcome.detail + ("\n" + outcome.gate_output if outcome.gate_output else "")
         raise StepFailed(f"merge {outcome.status}: {detail}", {"pr": number})
-    return {"sha": outcome.sha, "pr": number}
+    kept = {"kept": list(outcome.kept)} if outcome.kept else {}  # a dirty worktree, said
+    return {"sha": outcome.sha, "pr": number, **kept}
 
 
 def _merged_here(engine: Engine) -> int | None:

@@ -3,9 +3,10 @@
 A merged pipeline's worktree and branch are removed by the merge queue; a failed one's
 are kept for inspection until ``agentctl runs gc`` removes the run. Homes of agents and
 gates are removed by their process when it ends; a killed one leaves its home behind,
-and gc removes that too. Nothing here touches a worktree outside the state folder, a
-worktree or branch another kept run still names, a branch that is an open local pull
-request, or a worktree with uncommitted changes to tracked files (said, not removed).
+and gc removes that too. Never touched: a worktree outside the state folder, a worktree
+or branch a kept run still names, a branch agentctl did not make (not ``agentctl/*``),
+a branch that is an open local pull request, a worktree with uncommitted changes to
+tracked files (said, not removed).
 """
 
 from __future__ import annotations
@@ -70,14 +71,15 @@ def _worktrees(
                 )
                 continue
             if dry_run:
+                ours = branch and branch.startswith(gitops.AGENT_BRANCHES)
                 notes.append(
-                    f"would remove worktree {path}" + (f" and branch {branch}" if branch else "")
+                    f"would remove worktree {path}" + (f" and branch {branch}" if ours else "")
                 )
                 continue
             if tree is not None or path.exists():
                 gitops.remove_worktree(root, path)
                 notes.append(f"removed worktree {path}")
-            if branch:
+            if branch and branch.startswith(gitops.AGENT_BRANCHES):  # a person's stays theirs
                 why = gitops.delete_branch(root, branch)
                 notes.append(why or f"removed branch {branch}")
         except AgentctlError as exc:
