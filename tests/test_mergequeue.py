@@ -182,10 +182,13 @@ def test_a_queue_interrupted_after_the_update_finishes(project: Path, forge: Loc
     pr = _pr(project, forge, "b", {"feature.txt": "ok\n"})
     _on_main(project, "other.txt", "ok\n")
     tree = gitops.ensure_worktree(project, project / ".agentctl", "b", "main")
-    assert gitops.update_from_base(tree, "main").ok
+    updated = gitops.update_from_base(tree, "main")
+    assert updated.ok
     assert forge.get_pr(pr.number).review_state == "none"
     outcome = _merge(project, forge, pr.number)
-    assert outcome.status == "merged" and outcome.sha == gitops.head(tree)
+    assert outcome.status == "merged" and outcome.sha == updated.sha
+    assert not tree.exists()  # merged: agentctl's worktree is gone, a person's branch stays
+    assert git(project, "branch", "--list", "--format=%(refname:short)", "b") == "b"
 
 
 def test_new_work_after_approval_is_not_covered(project: Path, forge: LocalForge) -> None:

@@ -147,6 +147,8 @@ def test_a_full_cycle_three_tickets_two_at_a_time_all_merged(
     if services is None:
         done = subprocess.run([sys.executable, "-m", "unittest", "-q"], cwd=project)
         assert done.returncode == 0
+    assert git(project, "branch", "--list", "agentctl/*") == ""  # nothing left behind
+    assert len(git(project, "worktree", "list").splitlines()) == 1  # the main checkout
     reports = Home.of(project / ".agentctl").outbox.read()
     assert sum(len(r.body.get("merged", [])) for r in reports) == 3
     before = len(services.linear.requests) if services else 0

@@ -30,6 +30,7 @@ POINTS: dict[str, str] = {
     "pipeline.after_action": "a built-in action done, its step not yet finished",
     "orchestrator.before_merge": "a tick is about to call the merge queue",
     "orchestrator.after_merge": "the merge queue merged; the ticket not yet moved",
+    "mergequeue.before_cleanup": "merged and journaled; its worktree and branch not yet removed",
     "runs.before_publish": "a new run directory complete under its temp name, not yet renamed",
 }
 

@@ -36,6 +36,7 @@ FALLBACK_NAME = "agentctl"
 FALLBACK_EMAIL = "agentctl@localhost"
 # agentctl's state folder never belongs in a commit, even where it is not git-ignored.
 _NOT_STATE = ":(exclude).agentctl"
+AGENT_BRANCHES = "agentctl/"  # the branches agentctl makes (and so may delete after a merge)
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,3 +316,68 @@ def remove_worktree(repo_root: Path, path: Path) -> None:
             raise GitError(f"{path} is not a worktree of {repo_root}; left in place")
         shutil.rmtree(path)  # a worktree git already forgot: only its files are left
     run_git(repo, "worktree", "prune")
+
+
+def delete_branch(repo_root: Path, branch: str, *, merged_head: str | None = None) -> str:
+    """Delete the local ``branch``; '' when done (or already gone), else why it was kept.
+
+    Kept while a worktree has it checked out, and, with ``merged_head`` (the head a
+    forge merged), when it holds commits beyond that head: work the merge did not take.
+    """
+    repo = open_repo(repo_root)
+    if not _branch_exists(repo, branch):
+        return ""
+    for tree in list_worktrees(repo_root):
+        if tree.branch == branch:
+            return f"branch {branch} kept: it is checked out in {tree.path}"
+    if merged_head is not None and not _merged_into(repo, branch, merged_head):
+        return f"branch {branch} kept: it has commits beyond the merged {merged_head[:12]}"
+    run_git(repo, "branch", "--quiet", "-D", branch)
+    return ""
+
+
+def _merged_into(repo: git.Repo, branch: str, merged_head: str) -> bool:
+    """The branch's tip is ``merged_head`` or before it (the merge took all its work)."""
+    try:
+        tip = run_git(repo, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}^{{commit}}")
+        return tip == merged_head or _is_ancestor(repo, tip, merged_head)
+    except GitError:
+        return False  # the merged head is not here: nothing proves the work is safe
+
+
+def remove_merged(repo_root: Path, state_dir: Path, branch: str, merged_head: str) -> list[str]:
+    """After its merge: ``branch``'s worktree and the local branch go; what was kept, and why.
+
+    Only what agentctl made: a worktree under ``<state_dir>/worktrees`` and an
+    ``agentctl/*`` branch (a person's own branch, reviewed and merged, stays theirs).
+    A worktree with uncommitted changes to tracked files is kept (untracked files are
+    what a gate leaves: caches, build output; the pipeline committed everything
+    before), and so is its branch. Idempotent: run again after a crash, it finishes.
+    """
+    kept: list[str] = []
+    ours = (state_dir / "worktrees").resolve()
+    with locked(state_dir / "locks" / "worktrees.lock"):  # as ensure_worktree: never a race
+        repo = open_repo(repo_root)
+        run_git(repo, "worktree", "prune")
+        if _branch_exists(repo, branch) and not _merged_into(repo, branch, merged_head):
+            return []  # it moved on since (the same name, new work): not a leftover
+        for tree in list_worktrees(repo_root):
+            if tree.branch != branch or tree.path.resolve().parent != ours:
+                continue
+            if not is_clean(tree.path, untracked=False) or _merging(open_repo(tree.path)):
+                kept.append(f"worktree {tree.path} kept: it has uncommitted changes")
+            else:
+                remove_worktree(repo_root, tree.path)
+        if not kept and branch.startswith(AGENT_BRANCHES):
+            why = delete_branch(repo_root, branch, merged_head=merged_head)
+            if why:
+                kept.append(why)
+    return kept
+
+
+def local_branches(repo_root: Path, prefix: str) -> set[str]:
+    """The local branches under ``prefix`` (e.g. ``agentctl/``), in one git call."""
+    out = run_git(
+        open_repo(repo_root), "for-each-ref", "--format=%(refname:short)", f"refs/heads/{prefix}"
+    )
+    return {line for line in out.splitlines() if line}

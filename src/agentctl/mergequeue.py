@@ -12,11 +12,11 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from agentctl import gitops
+from agentctl import failpoints, gitops
 from agentctl.errors import AgentctlError, MergeRefusedError
 from agentctl.protected import Rules, describe, protected_changes
 from agentctl.runs.journal import Journal
@@ -35,6 +35,7 @@ class MergeOutcome:
     sha: str | None = None  # merged: the new base head; otherwise the branch head seen
     detail: str = ""
     gate_output: str = ""
+    kept: tuple[str, ...] = ()  # after a merge: what was left in place, and why
 
     @property
     def merged(self) -> bool:
@@ -46,6 +47,7 @@ class MergeOutcome:
             "sha": self.sha,
             "detail": self.detail,
             "gate_output": self.gate_output,
+            "kept": list(self.kept),
         }
 
 
@@ -85,8 +87,11 @@ def merge_pr(
         gate_home = state_dir / "gates" / f"{os.getpid()}-{secrets.token_hex(4)}"
     with gitops.locked(queue_lock(state_dir)):
         pr = forge.get_pr(pr_number)
-        if pr.state == "merged":
-            return MergeOutcome("already_merged", pr.merge_sha, f"#{pr.number} is already merged")
+        if pr.state == "merged":  # a crash may have come before the clean-up: finish it
+            kept = remove_merged(repo_root, state_dir, pr.branch, pr.head_sha)
+            return MergeOutcome(
+                "already_merged", pr.merge_sha, f"#{pr.number} is already merged", kept=kept
+            )
         if pr.state != "open":
             return MergeOutcome("not_approved", pr.head_sha, f"#{pr.number} is {pr.state}")
         base_ref = forge.fetch(pr.base)
@@ -128,7 +133,19 @@ def merge_pr(
             return MergeOutcome("gate_failed", update.sha, f"`{gate}` failed", output)
         if update.sha != pr.head_sha:
             forge.publish(pr.branch)  # the forge merges what it has: the gated SHA
-        return _merge(forge, pr, update.sha, journal, output)
+        outcome = _merge(forge, pr, update.sha, journal, output)
+        failpoints.hit("mergequeue.before_cleanup")
+        return replace(outcome, kept=remove_merged(repo_root, state_dir, pr.branch, update.sha))
+
+
+def remove_merged(repo_root: Path, state_dir: Path, branch: str, sha: str) -> tuple[str, ...]:
+    """The merged branch's worktree and local branch go (only after the merge is journaled).
+
+    The forge's own branch stays: a forge that deletes merged branches does it itself.
+    """
+    if not sha:
+        return ()
+    return tuple(gitops.remove_merged(repo_root, state_dir, branch, sha))
 
 
 def _default_rules(repo_root: Path, state_dir: Path) -> Rules:

@@ -258,21 +258,39 @@ def resume_run(
     return record.status
 
 
-def gc_runs(state_dir: Path, older_than: timedelta, *, dry_run: bool = False) -> list[str]:
-    """Remove finished runs (succeeded, failed, canceled) older than ``older_than``."""
+def gc_runs(
+    state_dir: Path,
+    older_than: timedelta,
+    *,
+    dry_run: bool = False,
+    leftovers: list[str] | None = None,
+) -> list[str]:
+    """Remove finished runs (succeeded, failed, canceled) older than ``older_than``.
+
+    What they left outside their directories goes with them (a failed pipeline's
+    worktree and branch, a killed agent's or gate's home); ``leftovers`` hears one
+    line per thing removed, or kept and why.
+    """
     import shutil
 
+    from agentctl.runs.leftovers import remove_leftovers
+
     cutoff = utc_now() - older_than
-    removed = []
+    removed, gone, kept = [], [], []
     for listing in RunStore(state_dir).list():
         record = listing.record
-        if record is None or record.status not in TERMINAL:
+        if record is None:
             continue
-        if (record.finished_at or record.updated_at) > cutoff:
+        if record.status not in TERMINAL or (record.finished_at or record.updated_at) > cutoff:
+            kept.append(record)
             continue
         removed.append(listing.id)
+        gone.append(record)
         if not dry_run:
             shutil.rmtree(listing.dir, ignore_errors=True)
+    notes = remove_leftovers(state_dir, gone, kept, cutoff, dry_run=dry_run)
+    if leftovers is not None:
+        leftovers.extend(notes)
     return removed
 
 

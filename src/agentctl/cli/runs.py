@@ -234,7 +234,7 @@ def gc(
     dry_run: Annotated[bool, typer.Option(help="Only say what would be removed.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
-    """Remove finished runs older than a given age (running and paused runs are kept)."""
+    """Remove finished runs older than a given age, with their worktrees, branches and homes."""
     from datetime import timedelta
 
     from agentctl.agent.supervise import gc_runs
@@ -244,12 +244,20 @@ def gc(
     seconds = parse_duration(older_than)
     if seconds is None:
         raise UsageError(f"--older-than {older_than!r} is not a duration", hint="e.g. 7d or 12h")
-    removed = gc_runs(state(ctx).workspace.state_dir, timedelta(seconds=seconds), dry_run=dry_run)
+    notes: list[str] = []
+    removed = gc_runs(
+        state(ctx).workspace.state_dir,
+        timedelta(seconds=seconds),
+        dry_run=dry_run,
+        leftovers=notes,
+    )
     if as_json:
-        print_json({"removed": removed, "dry_run": dry_run})
+        print_json({"removed": removed, "dry_run": dry_run, "leftovers": notes})
         return
     verb = "would remove" if dry_run else "removed"
     echo(f"{verb} {len(removed)} run{'s' if len(removed) != 1 else ''}")
+    for note in notes:
+        echo(f"  {note}")
 
 
 @app.command("send")

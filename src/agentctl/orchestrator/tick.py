@@ -399,7 +399,7 @@ class Tick:
         root = self.config.workspace.git_root or self.config.workspace.root
         forge = self._forge()
         owned = self._owned_branches()
-        self._settle_merged(state, forge)
+        self._settle_merged(state, forge, owned)
         for pr in forge.list_prs(state="open"):
             if pr.branch in owned:
                 continue
@@ -432,6 +432,7 @@ class Tick:
                     self._waits_for_person(state, pr, outcome.detail)
                 elif outcome.merged:
                     self.report.merged.append(f"{label}: {str(outcome.sha)[:12]}")
+                    self.report.waiting.extend(f"{label}: {why}" for why in outcome.kept)
                     self._to_done(
                         state,
                         pr,
@@ -469,13 +470,18 @@ class Tick:
             said.append(pr.number)
             del said[:-SETTLED_KEPT]
 
-    def _settle_merged(self, state: dict[str, Any], forge: Any) -> None:
-        """Merged PRs whose ticket was not yet moved (a tick killed after its merge)."""
+    def _settle_merged(self, state: dict[str, Any], forge: Any, owned: set[str]) -> None:
+        """Merged PRs whose ticket was not yet moved, or whose worktree and branch are
+        still here (a tick or pipeline killed after its merge)."""
         from agentctl.errors import NotFoundError
 
         settled: list[int] = state.setdefault("settled_prs", [])
         del settled[:-SETTLED_KEPT]
+        leftovers = self._local_agent_branches() - owned
         for pr in forge.list_prs(state="merged"):
+            if pr.branch in leftovers and not self.dry_run:
+                leftovers.discard(pr.branch)  # the newest merged PR of a branch decides
+                self._remove_merged(pr)
             if not pr.ticket or pr.number in settled:
                 continue
             try:
@@ -488,6 +494,29 @@ class Tick:
             self.report.merged.append(f"PR #{pr.number} ({pr.ticket}): ticket moved to Done")
             if not self.dry_run:
                 self._to_done(state, pr, f"Merged at {pr.merge_sha} (PR #{pr.number}).")
+
+    def _local_agent_branches(self) -> set[str]:
+        from agentctl import gitops
+
+        root = self.config.workspace.git_root or self.config.workspace.root
+        try:
+            return gitops.local_branches(root, gitops.AGENT_BRANCHES)
+        except AgentctlError as exc:
+            self.report.errors.append(f"cannot list the local agentctl/* branches: {exc}")
+            return set()
+
+    def _remove_merged(self, pr: Any) -> None:
+        """A merged PR's worktree and local branch, left by a crash after its merge."""
+        from agentctl.mergequeue import remove_merged
+
+        root = self.config.workspace.git_root or self.config.workspace.root
+        try:
+            kept = remove_merged(root, self.state_dir, pr.branch, pr.head_sha)
+        except AgentctlError as exc:
+            self.report.errors.append(f"PR #{pr.number}: clean-up after its merge: {exc}")
+            return
+        for why in kept:
+            self.report.waiting.append(f"PR #{pr.number}: {why}")
 
     def _to_done(self, state: dict[str, Any], pr: Any, comment: str) -> None:
         """Ticket to Done, said once; a permanent refusal is reported, never retried."""

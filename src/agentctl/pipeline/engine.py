@@ -213,6 +213,8 @@ class Engine:
         branch, worktree = self.values["run"].get("branch"), self.values["run"].get("worktree")
         if not branch or not worktree:
             return  # no branch of its own: nothing here can be merged
+        if not Path(worktree).is_dir():
+            return  # removed after its merge; the merge queue checks again before any merge
         forge = self.services.forge
         base = str(self.values["project"]["base_branch"])
         paths = protected_changes(Path(worktree), forge.fetch(base), rules=rules_for(self.config))

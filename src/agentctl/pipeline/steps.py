@@ -521,9 +521,10 @@ def forge_merge(engine: Engine, args: dict[str, Any]) -> dict[str, Any]:
     from agentctl.protected import rules_for
 
     forge = _forge(engine)
-    number = _pr_number(engine)
+    merged = _merged_here(engine)
+    number = merged if merged is not None else _pr_number(engine)
     found = _latest_verdict(engine)
-    if found is not None:
+    if found is not None and merged is None:
         _record_review(engine, number, found)
     gate = args.get("gate") or engine.values["project"].get("test_command")
     outcome = merge_pr(
@@ -542,7 +543,30 @@ def forge_merge(engine: Engine, args: dict[str, Any]) -> dict[str, Any]:
     if outcome.status not in ("merged", "already_merged"):
         detail = outcome.detail + ("\n" + outcome.gate_output if outcome.gate_output else "")
         raise StepFailed(f"merge {outcome.status}: {detail}", {"pr": number})
-    return {"sha": outcome.sha, "pr": number}
+    kept = {"kept": list(outcome.kept)} if outcome.kept else {}  # a dirty worktree, said
+    return {"sha": outcome.sha, "pr": number, **kept}
+
+
+def _merged_here(engine: Engine) -> int | None:
+    """The branch's PR when it is merged with this run's work: a resume after the merge.
+
+    The merge queue removed the worktree (and the branch) after the merge; a merged
+    PR from an earlier run of the same branch name holds none of this run's commits.
+    """
+    from agentctl.gitops import head, is_ancestor
+
+    pr = _forge(engine).find_pr(engine.values["run"]["branch"])
+    if pr is None or pr.state != "merged" or not pr.head_sha:
+        return None
+    worktree = Path(engine.values["run"]["worktree"])
+    if not worktree.is_dir():
+        return pr.number
+    try:
+        ours = head(worktree)
+        taken = ours == pr.head_sha or is_ancestor(worktree, ours, pr.head_sha)
+    except AgentctlError:
+        return None
+    return pr.number if taken else None
 
 
 def tracker_set_state(engine: Engine, args: dict[str, Any]) -> dict[str, Any]:
