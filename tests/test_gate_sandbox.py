@@ -270,6 +270,29 @@ def test_a_gate_in_a_worktree_reads_the_main_checkout_but_not_its_state(
     assert (ws / "README.md").read_text() == "# demo\n"
 
 
+def test_a_gate_never_runs_a_stale_bytecode_cache(tmp_path: Path) -> None:
+    """A ``.pyc`` from before a same-size edit in the same second must not stand in for it."""
+    import py_compile
+
+    from agentctl.tools.gate import GateSandbox, run_gate
+
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    module = tree / "m.py"
+    module.write_text("X = 1\n")
+    stamp = module.stat().st_mtime_ns
+    py_compile.compile(str(module), cfile=str(tree / "__pycache__" / "m.cpython-311.pyc"))
+    py_compile.compile(str(module))  # where this interpreter looks, whatever its version
+    module.write_text("X = 2\n")  # same size, and the same mtime: the cache looks current
+    os.utime(module, ns=(stamp, stamp))
+    command = f"{sys.executable} -c 'import m; print(\"X =\", m.X)'"
+    done = run_gate(
+        command, tree, home=tmp_path / "home", timeout=30, policy=GateSandbox(mode="none")
+    )
+    assert done.exit_code == 0, done.output
+    assert "X = 2" in done.output, done.output
+
+
 # -- an agent's bash in the workspace root, driven by a scripted model -------------------------
 
 HOSTILE_BASH = "\n".join(

@@ -192,7 +192,9 @@ def home_env(env: Mapping[str, str], home: str, *, network: bool) -> dict[str, s
 
     Toolchains installed per user keep working: ``RUSTUP_HOME`` still names the real
     toolchains (read-only in the sandbox), and without network Go and Cargo are told
-    not to try to download anything.
+    not to try to download anything. Python reads and writes no bytecode cache in the
+    worktree: a ``.pyc`` written a moment before an edit of the same size in the same
+    second would be taken as current, and the gate would test the old code.
     """
     out = dict(env)
     rustup = toolchain.rustup_home(env)
@@ -208,6 +210,8 @@ def home_env(env: Mapping[str, str], home: str, *, network: bool) -> dict[str, s
         npm_config_cache=os.path.join(home, ".npm"),
         PIP_CACHE_DIR=os.path.join(cache, "pip"),
         CARGO_HOME=os.path.join(home, ".cargo"),
+        PYTHONPYCACHEPREFIX=os.path.join(cache, "pycache"),
+        PYTHONDONTWRITEBYTECODE="1",
     )
     if rustup is not None:
         out["RUSTUP_HOME"] = rustup
