@@ -23,15 +23,21 @@ def init_command(
         str | None,
         typer.Option("--base-branch", help="Where work merges (default: the current branch)."),
     ] = None,
+    commit: Annotated[
+        bool, typer.Option("--commit", help="Commit the files it wrote (and only those).")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Make this git repository an agentctl workspace (idempotent; --force to overwrite)."""
-    from agentctl.scaffold import init_workspace
+    from agentctl.scaffold import commit_files, init_workspace, shown, uncommitted
 
     option = state(ctx).workspace_option
     report = init_workspace(
         option or Path.cwd(), force=force, test_command=test_command, base_branch=base_branch
     )
+    pending = uncommitted(report)
+    sha = commit_files(report) if commit and pending else None
+    left = uncommitted(report) if sha else pending
     if as_json:
         print_json(
             {
@@ -39,6 +45,8 @@ def init_command(
                 "test_command": report.test_command,
                 "base_branch": report.base_branch,
                 "files": [{"path": p, "action": a} for p, a in report.files],
+                "commit": sha,
+                "uncommitted": left,
             }
         )
         return
@@ -47,6 +55,14 @@ def init_command(
     echo(f"workspace: {report.root}")
     echo(f"test command: {report.test_command or '(not guessed: set [project] test_command)'}")
     echo(f"base branch: {report.base_branch or '(detached HEAD: set [project] base_branch)'}")
+    if sha:
+        echo(f"committed: {shown(pending)} ({sha[:12]})")
+    if left:  # a merge refuses a base checkout with uncommitted changes to tracked files
+        echo(
+            f"not committed yet: {shown(left)} — commit them before running a pipeline "
+            f"(git add {shown(left)} && git commit -m 'agentctl workspace'), "
+            "or run `agentctl init --commit`"
+        )
     echo("next: agentctl doctor")
 
 

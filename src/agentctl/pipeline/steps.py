@@ -19,6 +19,7 @@ from agentctl.agent.supervise import AgentRequest, resume_run, start_agent, watc
 from agentctl.config.schema import Step
 from agentctl.errors import AgentctlError, UsageError
 from agentctl.pipeline.engine import Engine, NeedsPerson, Paused, StepFailed
+from agentctl.preflight import cannot_run
 from agentctl.runs import TERMINAL, RunStore, read_journal
 from agentctl.tools import gate
 from agentctl.tools.gate import GateRun, GateSandbox
@@ -145,6 +146,10 @@ def run_gate(step: Step, note: str, engine: Engine) -> dict[str, Any]:
     outputs = {"output": output[-TAIL:], "exit_code": code, "sandboxed": done.sandboxed}
     child.write_output(outputs)
     child.transition("succeeded" if code == 0 else "failed", reason=f"exit {code}")
+    setting = "[project] test_command" if "test_command" in step.run else f"step {step.id!r}"
+    broken = None if done.timed_out else cannot_run(command, code, output, setting)
+    if broken:  # 126/127: the machine lacks the program; no dev round can fix that
+        raise StepFailed(f"{broken}\n{output[-1000:].strip()}", outputs, retry=False)
     if code != 0:
         raise StepFailed(f"`{command}` exited {code}:\n{output[-TAIL:]}", outputs)
     return outputs
