@@ -17,13 +17,14 @@ import os
 import shlex
 import shutil
 import socket
+import subprocess
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
-from agentctl.errors import AgentctlError, PreflightError
+from agentctl.errors import PreflightError
 
 if TYPE_CHECKING:
     from agentctl.config import Config
@@ -33,7 +34,7 @@ Status = Literal["ok", "warn", "fail"]
 CONNECT_TIMEOUT = 1.5  # seconds: a local server answers a connect at once
 TEST_SETTING = "[project] test_command in agentctl.toml"
 SETUP_SETTING = "[project] setup_command in agentctl.toml"
-MERGING = ("forge.merge", "forge.open_pr")  # the change is headed for the merge queue
+MERGING = frozenset({"forge.merge"})  # the pipeline merges through the merge queue itself
 # A simple command starting with one of these changes what later commands see (PATH,
 # functions, aliases): nothing after it is checked.
 STOPPERS = frozenset({"source", ".", "export", "eval", "set", "alias", "hash", "shopt", "unset"})
@@ -86,14 +87,14 @@ def run_checks(
 
     spec = find(config, pipeline) if pipeline is not None else None
     actions = {s.uses for s in spec.steps} if spec is not None else set(MERGING)
-    merges = merges or bool(actions & set(MERGING))
+    merges = merges or bool(actions & MERGING)
     findings: list[Finding] = []
     uses_git = spec is None or any(a and a.split(".")[0] in ("git", "forge") for a in actions)
     if spec is None and config.workspace.git_root is None:
         uses_git = False  # doctor says so on its own line
     if uses_git and config.settings.forge.kind == "local":
         findings += _base(config, merges=merges)
-    findings += _commands(config, spec, merges=merges)
+    findings += _commands(config, spec, pipeline, merges=merges)
     findings += _endpoints(config, spec)
     return findings
 
@@ -102,7 +103,6 @@ def run_checks(
 
 
 def _base(config: Config, *, merges: bool) -> list[Finding]:
-    from agentctl import gitops
     from agentctl.pipeline.process import base_branch
 
     root = config.workspace.git_root
@@ -116,9 +116,7 @@ def _base(config: Config, *, merges: bool) -> list[Finding]:
             )
         ]
     base = base_branch(config)
-    try:
-        gitops.head(root, f"refs/heads/{base}")
-    except AgentctlError:
+    if _git(root, "rev-parse", "--verify", "--quiet", f"refs/heads/{base}^{{commit}}") is None:
         return [
             Finding(
                 "base branch",
@@ -131,12 +129,12 @@ def _base(config: Config, *, merges: bool) -> list[Finding]:
     findings = [Finding("base branch", "ok", f"{base} exists")]
     if not merges:
         return findings
-    for tree in gitops.list_worktrees(root):
-        if tree.branch != base or gitops.is_clean(tree.path, untracked=False):
-            continue  # the same test the local forge's merge makes
-        files = _dirty_files(tree.path)
+    for tree in _checkouts_of(root, base):
+        files = _dirty_files(tree)  # the same test the local forge's merge makes
+        if not files:
+            continue
         shown = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
-        fix = f"commit or stash them (git -C {tree.path} status), then run again"
+        fix = f"commit or stash them (git -C {tree} status), then run again"
         if files and all(_written_by_init(f) for f in files):
             fix = "commit them (`agentctl init --commit` commits agentctl's files), then retry"
         return [
@@ -144,7 +142,7 @@ def _base(config: Config, *, merges: bool) -> list[Finding]:
             Finding(
                 "base checkout",
                 "fail",
-                f"{base} is checked out in {tree.path} with uncommitted changes to tracked "
+                f"{base} is checked out in {tree} with uncommitted changes to tracked "
                 f"files ({shown}): a merge into {base} would refuse them",
                 fix,
             ),
@@ -157,56 +155,87 @@ def _written_by_init(path: str) -> bool:
     return top in ("agentctl.toml", ".gitignore", "HEARTBEAT.md", "roles", "pipelines")
 
 
-def _dirty_files(path: Path) -> list[str]:
-    from agentctl import gitops
+def _checkouts_of(root: Path, branch: str) -> list[Path]:
+    """Every worktree (the main checkout too) where ``branch`` is checked out."""
+    out = _git(root, "worktree", "list", "--porcelain") or ""
+    found: list[Path] = []
+    for block in out.strip().split("\n\n"):
+        fields = dict(line.partition(" ")[::2] for line in block.splitlines() if line)
+        if "worktree" in fields and fields.get("branch") == f"refs/heads/{branch}":
+            found.append(Path(fields["worktree"]))
+    return found
 
-    out = gitops.run_git(
-        gitops.open_repo(path), "status", "--porcelain", "--untracked-files=no", "--", "."
-    )
-    return [line[3:] for line in out.splitlines() if len(line) > 3 and ".agentctl" not in line]
+
+def _dirty_files(path: Path) -> list[str]:
+    """Tracked files with staged or unstaged changes, agentctl's state folder aside."""
+    args = ("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude).agentctl")
+    out = _git(path, *args) or ""
+    return [line[3:] for line in out.splitlines() if len(line) > 3]
+
+
+def _git(cwd: Path, *args: str) -> str | None:
+    """git's output, or None when it fails.
+
+    With the allowlisted environment: a key in the user's shell is not handed to a
+    process that has no use for it.
+    """
+    from agentctl.agent.env import tool_env
+
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=cwd, env=tool_env(), capture_output=True, text=True, check=False
+        )
+    except OSError:
+        return None
+    return done.stdout if done.returncode == 0 else None
 
 
 # -- commands ----------------------------------------------------------------------
 
 
-def _commands(config: Config, spec: Pipeline | None, *, merges: bool) -> list[Finding]:
+def _commands(
+    config: Config, spec: Pipeline | None, name: str | None, *, merges: bool
+) -> list[Finding]:
     """The gate's and the setup's programs, for the steps that will run them."""
     project = config.settings.project
     test = (project.test_command or "").strip()
     wanted: list[tuple[str, str]] = []  # (command, the setting or step that names it)
+    findings: list[Finding] = []
     if spec is None:
         if test:
             wanted.append((test, TEST_SETTING))
     else:
+        where = f"pipelines/{name}.toml"
         for step in spec.steps:
-            if step.run is not None:
-                command = step.run.replace("{project.test_command}", test).strip()
-                if "{project.test_command}" in step.run and not test:
-                    return [
-                        Finding(
-                            "test command",
-                            "fail",
-                            f"step {step.id!r} is a test gate, but [project] test_command "
-                            "is not set",
-                            f"set {TEST_SETTING}",
-                        )
-                    ]
-                setting = TEST_SETTING if "{project.test_command}" in step.run else ""
-                if "{" not in command:  # another template: only known once it runs
-                    wanted.append((command, setting or f"step {step.id!r} in pipelines/"))
-            gate = step.with_.get("gate") if step.uses == "forge.merge" else None
-            if isinstance(gate, str) and gate.strip() and "{" not in gate:
-                wanted.append((gate.strip(), f"step {step.id!r} in pipelines/"))
-        if merges and test:
+            gate = step.run if step.run is not None else None
+            if step.uses == "forge.merge" and isinstance(step.with_.get("gate"), str):
+                gate = str(step.with_["gate"])
+            if gate is None:
+                continue
+            command = gate.replace("{project.test_command}", test).strip()
+            if "{project.test_command}" in gate:
+                wanted.append((command, TEST_SETTING))
+            elif "{" not in command:  # another template: only known once it runs
+                wanted.append((command, f"step {step.id!r} in {where}"))
+        if merges and not any(s.uses == "forge.merge" and s.with_.get("gate") for s in spec.steps):
             wanted.append((test, TEST_SETTING))  # the merge queue runs it again
+        if not test and any(setting == TEST_SETTING for _, setting in wanted):
+            findings.append(
+                Finding(
+                    "test command",
+                    "fail",
+                    f"pipeline {name!r} needs a test command to gate and "
+                    "merge, and [project] test_command is not set",
+                    f"set {TEST_SETTING}",
+                )
+            )
     if project.setup_command and (
         spec is None or any(s.uses == "git.worktree" for s in spec.steps)
     ):
         wanted.append((project.setup_command.strip(), SETUP_SETTING))
-    findings: list[Finding] = []
     seen: set[str] = set()
     for command, setting in wanted:
-        if command in seen:
+        if not command or command in seen:
             continue
         seen.add(command)
         label = "setup command" if setting == SETUP_SETTING else "test command"
