@@ -15,12 +15,17 @@ from pathlib import Path
 
 import pytest
 
+from agentctl import gitops
 from agentctl.config import load_config
 from agentctl.demo import prepare
+from agentctl.errors import MergeRefusedError
+from agentctl.forge_local import LocalForge
+from agentctl.mergequeue import merge_pr
 from agentctl.orchestrator.home import Home
 from agentctl.orchestrator.tick import Tick
 from agentctl.preflight import missing_programs
 from agentctl.runs import TERMINAL, RunStore
+from agentctl.seams import Review
 from agentctl.testing.llm_server import LLMServer, Turn
 from agentctl.tracker_local import LocalTracker
 from agentctl.workspace import find_workspace
@@ -263,3 +268,22 @@ def test_doctor_runs_the_same_preflight(project: Path, server: LLMServer, cli: I
 )
 def test_which_programs_a_command_needs(command: str, missing: list[str]) -> None:
     assert missing_programs(command) == missing
+
+
+def test_the_merge_queue_says_its_gate_could_not_run_and_merges_nothing(repo: Path) -> None:
+    """Exit 127 is the machine's problem: refused as such, not a red gate for a dev round."""
+    state = repo / ".agentctl"
+    forge = LocalForge(repo, state)
+    tree = gitops.ensure_worktree(repo, state, "topic", "main")
+    (tree / "feature.txt").write_text("done\n")
+    assert gitops.commit_all(tree, "topic: work") is not None
+    pr = forge.open_pr(branch="topic", base="main", title="topic", body="")
+    forge.add_review(pr.number, Review("approve", "looked at it"))
+    main = git(repo, "rev-parse", "main")
+    with pytest.raises(MergeRefusedError) as refused:
+        merge_pr(forge, pr.number, repo_root=repo, state_dir=state, gate=f"{MISSING} run")
+    assert (
+        f"the merge queue's gate cannot run: `{MISSING} run` could not run "
+        f"(exit 127: command not found): install {MISSING} or fix [project] test_command"
+    ) in str(refused.value)
+    assert forge.get_pr(pr.number).state == "open" and git(repo, "rev-parse", "main") == main
