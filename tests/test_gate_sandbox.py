@@ -154,7 +154,7 @@ def no_bwrap_path(tmp_path: Path) -> str:
     """A PATH with what a pipeline needs (git, bash, sh...) but no bubblewrap."""
     bin_dir = tmp_path / "bin-without-bwrap"
     bin_dir.mkdir()
-    for tool in ("bash", "sh", "git", "true", "env", "cat", "echo", "python3"):
+    for tool in ("bash", "sh", "git", "true", "env", "cat", "echo", "python", "python3"):
         found = shutil.which(tool)
         if found:
             (bin_dir / tool).symlink_to(found)

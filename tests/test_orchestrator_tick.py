@@ -268,10 +268,12 @@ def test_the_daily_budget_holds_dispatch_and_the_report_says_so(
 ) -> None:
     with (project / "agentctl.toml").open("a") as config:
         config.write("\n[budgets]\ndaily_usd = 0.5\n")  # the pipeline may cost up to $2
+    git(project, "commit", "-qam", "a small daily budget")  # preflight: a clean base checkout
     report = tick(project)
     assert report.started == [] and all("budget" in w for w in report.waiting)
     config = (project / "agentctl.toml").read_text().replace("daily_usd = 0.5", "daily_usd = 50")
     (project / "agentctl.toml").write_text(config)
+    git(project, "commit", "-qam", "a larger daily budget")
     script_features(server, 2)
     assert len(tick(project).started) == 2
     settle(project)
@@ -288,6 +290,7 @@ def test_reservations_in_flight_hold_dispatch_like_spent_money(
 
     with (project / "agentctl.toml").open("a") as config:
         config.write("\n[budgets]\ndaily_usd = 10\n")  # the pipeline may cost up to $8
+    git(project, "commit", "-qam", "a daily budget")  # preflight: a clean base checkout
     budgets = load_config(find_workspace(project)).settings.budgets
     holds = Reservations(Ledger(project / ".agentctl"), budgets)
     hold, decision = holds.reserve(Decimal(5), role="dev", model="demo-coder", run_id=None)
@@ -348,6 +351,7 @@ def test_triage_calls_the_model_once_for_new_tickets_and_never_when_idle(
         .replace('model = "sonnet"', 'model = "demo-reviewer"')
         .replace('fallback = ["haiku"]', "fallback = []")
     )
+    git(project, "commit", "-qam", "triage by a scripted model")  # preflight: a clean checkout
     server.script(
         "demo-reviewer",
         Turn.tool_call(

@@ -148,10 +148,12 @@ def test_a_budget_reached_mid_pipeline_pauses_and_resume_completes_after_raising
 ) -> None:
     demo = project / "pipelines" / "demo.toml"
     demo.write_text(demo.read_text().replace("budget_usd = 2.0", "budget_usd = 0.00001"))
+    git(project, "commit", "-qam", "a tiny budget")  # the merge refuses uncommitted changes
     result = cli("pipeline", "run", "demo", "--ticket", "T-1")
     assert result.exit_code == 1 and "paused (budget)" in result.stdout
     assert server.requests == []  # no call that could pass the budget was sent
     demo.write_text(demo.read_text().replace("budget_usd = 0.00001", "budget_usd = 2.0"))
+    git(project, "commit", "-qam", "the budget raised")
     server.script("demo-coder", *FIX)
     server.script("demo-reviewer", *APPROVE)
     (listing,) = RunStore(project / ".agentctl").list(kind="pipeline")
@@ -202,6 +204,7 @@ def test_a_conflict_with_main_fails_clearly_and_never_breaks_main(
     config.write_text(
         config.read_text().replace("[project]\n", '[project]\ngate_sandbox = "none"\n')
     )
+    git(project, "commit", "-qam", "gates unsandboxed")  # preflight: a clean base checkout
     server.script("demo-coder", *FIX)
     server.script("demo-reviewer", *APPROVE)
     result = cli("pipeline", "run", "conflict", "--task", "Fix add()")

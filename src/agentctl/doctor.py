@@ -2,7 +2,9 @@
 
 Each check is independent and cheap (no model is called): the config loads, every
 API key the configured roles need is set, the Linear and GitHub accounts answer
-(``doctor_services``), git and bubblewrap are there, the state folder is writable.
+(``doctor_services``), the pipelines' preflight passes (``preflight``: base branch,
+base checkout, test command, local model endpoints), git and bubblewrap are there,
+the state folder is writable.
 """
 
 from __future__ import annotations
@@ -129,6 +131,23 @@ def _keys(needed: Mapping[str, list[str]], environ: Mapping[str, str] | None) ->
     return checks
 
 
+def _preflight(config: Config) -> list[Check]:
+    """What ``pipeline run`` and the orchestrator check before spending (``preflight``).
+
+    A state that a person changes in passing (uncommitted changes, a local model server
+    not started yet) is a warning here; a branch or program that is not there fails.
+    """
+    from agentctl.preflight import run_checks
+
+    checks = []
+    for found in run_checks(config):
+        status = found.status
+        if status == "fail" and found.check in ("base checkout", "model endpoint"):
+            status = "warn"
+        checks.append(Check(f"preflight {found.check}", status, found.detail, found.hint))
+    return checks
+
+
 def run_doctor(
     workspace_loader: Callable[[], Workspace],
     config_loader: Callable[[], Config],
@@ -163,6 +182,7 @@ def run_doctor(
         from agentctl.doctor_services import service_checks
 
         checks.extend(service_checks(config, environ))
+        checks.extend(_preflight(config))
         if not config.settings.project.test_command:
             checks.append(
                 Check(

@@ -16,6 +16,8 @@ once, prints one line and exits with ``exit_code``::
     │   ├── FutureStateError              a state file from a newer agentctl
     │   └── TransitionError               an illegal run status change
     ├── MissingKeyError           exit 2  a model's API key variable is not set
+    ├── PreflightError            exit 2  a pipeline would fail at its gate or merge whatever
+    │                                     its agents did: refused before any model call
     ├── BudgetExceeded            exit 1  a call would pass a budget: nothing was sent
     ├── GitError                  exit 1  a git operation failed (command and git's words)
     │   ├── MergeRefusedError             a merge was refused: moved head, not a fast-forward,
@@ -133,6 +135,12 @@ class TransitionError(StateError):
 
 
 class MissingKeyError(AgentctlError):
+    exit_code = EXIT_USAGE
+
+
+class PreflightError(AgentctlError):
+    """Refused before the first model call, at $0: the gate or the merge could never pass."""
+
     exit_code = EXIT_USAGE
 
 

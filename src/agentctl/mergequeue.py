@@ -258,14 +258,20 @@ def _run_gate(
     """Run the test command under the gate policy, in its own process group.
 
     A gate the policy refuses to run (strict, or root under ``auto``, without a
-    working bubblewrap) raises ``MergeRefusedError``: nothing merges, the PR stays.
+    working bubblewrap), or whose program is missing (exit 126/127), raises
+    ``MergeRefusedError``: nothing merges, the PR stays.
     """
     from agentctl.pipeline.feedback import gate_feedback
+    from agentctl.preflight import cannot_run
     from agentctl.tools.gate import run_gate
 
     done = run_gate(gate, tree, home=home, timeout=timeout, policy=sandbox, env=env)
     if done.refused:  # the machine's problem, not the branch's: nothing for a dev agent to fix
         raise MergeRefusedError(f"the merge queue's gate cannot run: {done.output}")
+    setting = "[project] test_command"
+    broken = None if done.timed_out else cannot_run(gate, done.exit_code, done.output, setting)
+    if broken:  # 126/127: a missing program is the machine's problem too
+        raise MergeRefusedError(f"the merge queue's gate cannot run: {broken}")
     if done.passed:
         return True, done.output[-GATE_TAIL:]
     # what goes back to a dev round: the command, its exit, the first failure, the summary

@@ -254,3 +254,49 @@ def init_workspace(
     _write_if_absent(report, root / "HEARTBEAT.md", HEARTBEAT_TEMPLATE.encode(), force)
     _ensure_gitignored(report)
     return report
+
+
+def uncommitted(report: InitReport) -> list[str]:
+    """The files ``init`` manages that git does not hold as they are (new or changed).
+
+    Worth saying: a merge into the base branch refuses a checkout with uncommitted
+    changes to tracked files (``.gitignore`` after ``init``), after the agents spent.
+    """
+    from agentctl import gitops
+
+    paths = [path for path, _ in report.files]
+    if not paths:
+        return []
+    repo = gitops.open_repo(report.root)
+    out = gitops.run_git(repo, "status", "--porcelain", "--untracked-files=all", "--", *paths)
+    return sorted(line[3:] for line in out.splitlines() if len(line) > 3)
+
+
+def commit_files(report: InitReport) -> str | None:
+    """Commit what ``init`` wrote, and only that (with agentctl's identity if git has none).
+
+    Returns the new commit's SHA, or None when git already held every file as it is.
+    Other staged or unstaged changes of the user's are left as they were.
+    """
+    from agentctl import gitops
+
+    paths = uncommitted(report)
+    if not paths:
+        return None
+    repo = gitops.open_repo(report.root)
+    gitops.run_git(repo, "add", "--", *paths)
+    message = "agentctl workspace: config, roles, pipelines\n\nWritten by `agentctl init`."
+    gitops.run_git(
+        repo, "commit", "--quiet", "-m", message, "--", *paths, env=gitops.identity_env(repo)
+    )
+    return gitops.head(report.root)
+
+
+def shown(paths: list[str]) -> str:
+    """``roles/dev.toml, roles/review.toml`` said as ``roles/``: one line for a person."""
+    tops: list[str] = []
+    for path in paths:
+        top = path.split("/", 1)[0] + ("/" if "/" in path else "")
+        if top not in tops:
+            tops.append(top)
+    return " ".join(tops)

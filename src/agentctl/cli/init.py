@@ -23,15 +23,21 @@ def init_command(
         str | None,
         typer.Option("--base-branch", help="Where work merges (default: the current branch)."),
     ] = None,
+    commit: Annotated[
+        bool, typer.Option("--commit", help="Commit the files it wrote (and only those).")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Make this git repository an agentctl workspace (idempotent; --force to overwrite)."""
-    from agentctl.scaffold import init_workspace
+    from agentctl.scaffold import commit_files, init_workspace, shown, uncommitted
 
     option = state(ctx).workspace_option
     report = init_workspace(
         option or Path.cwd(), force=force, test_command=test_command, base_branch=base_branch
     )
+    pending = uncommitted(report)
+    sha = commit_files(report) if commit and pending else None
+    left = uncommitted(report) if sha else pending
     if as_json:
         print_json(
             {
@@ -41,6 +47,8 @@ def init_command(
                 "pythonpath": list(report.pythonpath),
                 "setup_command": report.setup_command,
                 "files": [{"path": p, "action": a} for p, a in report.files],
+                "commit": sha,
+                "uncommitted": left,
             }
         )
         return
@@ -56,6 +64,14 @@ def init_command(
         echo(f"setup command: {report.setup_command} ({report.setup_note})")
     elif report.setup_note:
         echo(f"setup command: (not guessed) {report.setup_note}")
+    if sha:
+        echo(f"committed: {shown(pending)} ({sha[:12]})")
+    if left:  # a merge refuses a base checkout with uncommitted changes to tracked files
+        echo(
+            f"not committed yet: {shown(left)} — commit them before running a pipeline "
+            f"(git add {shown(left)} && git commit -m 'agentctl workspace'), "
+            "or run `agentctl init --commit`"
+        )
     echo("next: agentctl doctor")
 
 

@@ -156,15 +156,25 @@ def run_pipeline(
     """Run a pipeline as its own process, with its steps shown live."""
     from agentctl.pipeline.estimate import dry_run as plan
     from agentctl.pipeline.process import start_pipeline
+    from agentctl.preflight import require, run_checks
 
     app_state = state(ctx)
     config = app_state.config
     if dry_run:
         steps, low, high = plan(config, name)
+        checks = run_checks(config, name)
         if as_json:
             from agentctl.cost.ledger import dumps
 
-            value = {"pipeline": name, "steps": steps, "cost_usd": {"low": low, "high": high}}
+            value = {
+                "pipeline": name,
+                "steps": steps,
+                "cost_usd": {"low": low, "high": high},
+                "preflight": [
+                    {"check": c.check, "status": c.status, "detail": c.detail, "hint": c.hint}
+                    for c in checks
+                ],
+            }
             typer.echo(dumps(value))  # USD as exact JSON numbers
             return
         print_table(
@@ -176,9 +186,19 @@ def run_pipeline(
             ],
         )
         echo(f"estimated cost: ${low:f} to ${high:f} (one pass, up to every loop and cap)")
+        for check in checks:
+            echo(f"preflight {check.status}: {check.line()}")
         return
+    for warning in require(config, name):  # a refusal is one line and exit 2, at $0
+        echo(f"preflight: {warning.line()}", err=True)
     run = start_pipeline(
-        config, name, task=task, ticket_id=ticket, inputs=_inputs(sets), sets=tuple(app_state.sets)
+        config,
+        name,
+        task=task,
+        ticket_id=ticket,
+        inputs=_inputs(sets),
+        sets=tuple(app_state.sets),
+        preflight=False,
     )
     if detach:
         print_json({"run_id": run.id}) if as_json else echo(run.id)

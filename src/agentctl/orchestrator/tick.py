@@ -3,7 +3,8 @@
 In order: take the tick lock (a second tick exits at once), reap stale runs,
 cancel runs that made no progress, read the inbox, poll the tracker once, claim
 ready tickets with leases and start pipelines up to ``max_parallel`` within the
-budgets, watch the open pull requests no live pipeline owns (review missing →
+budgets (after a preflight: nothing is claimed that could not merge), watch the
+open pull requests no live pipeline owns (review missing →
 a review pipeline; approved → the merge queue, then the ticket to Done; changes
 requested → the coding pipeline again, bounded; marked as waiting for a person →
 nothing, said once), hand due HEARTBEAT.md duties to
@@ -45,7 +46,7 @@ class TickReport:
     canceled: list[str] = field(default_factory=list)
     instructions: list[str] = field(default_factory=list)
     duties: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)  # tracker or forge failures, said once
+    errors: list[str] = field(default_factory=list)  # tracker, forge, preflight: said once
     model_calls: int = 0
     skipped: str | None = None  # why the tick did nothing (another tick holds the lock)
 
@@ -92,6 +93,7 @@ class Tick:
         self._live_cache: list[Any] | None = None
         self._ready: list[Any] | None = None
         self._services = Services(self.config)
+        self._preflights: dict[str, bool] = {}  # pipeline → may start (checked once a tick)
 
     # -- the tick -------------------------------------------------------------------
 
@@ -271,6 +273,9 @@ class Tick:
         """Claim ready tickets and start their pipelines, up to max_parallel, within budget."""
         tickets = self._ready_tickets()
         triaged: dict[str, dict[str, Any]] = state.setdefault("triaged", {})
+        startable = [t for t in tickets if self.home.lease(t.id) is None]
+        if startable and not self._preflight(self.orch.pipeline):
+            return  # nothing could merge: no triage, no claim, no pipeline (said in errors)
         if self.orch.triage == "model":
             self._triage(tickets, triaged)
             tickets = [t for t in tickets if triaged.get(t.id, {}).get("action") == "start"]
@@ -329,6 +334,8 @@ class Tick:
     ) -> bool:
         from agentctl.pipeline.process import start_pipeline
 
+        if not self._preflight(pipeline):
+            return False  # refused before the claim: the ticket stays as it is
         if self.dry_run:
             self.report.started.append(f"{ticket}: would start {pipeline}")
             return True
@@ -342,7 +349,12 @@ class Tick:
         inputs = {"review_feedback": feedback} if feedback else None
         try:
             run = start_pipeline(
-                self.config, pipeline, ticket_id=ticket, inputs=inputs, parent=self._parent()
+                self.config,
+                pipeline,
+                ticket_id=ticket,
+                inputs=inputs,
+                parent=self._parent(),
+                preflight=False,  # made above, for a merge by the orchestrator
             )
         except AgentctlError:
             if attempts == 0:  # nothing started under the claim: the next tick may try again
@@ -355,6 +367,24 @@ class Tick:
         )
         self.report.started.append(f"{ticket}: {pipeline} {run.id}")
         return True
+
+    def _preflight(self, pipeline: str) -> bool:
+        """May ``pipeline`` start? Checked once a tick; a refusal is one line in ``errors``.
+
+        ``errors`` reach the outbox only when they change, so a refusal that holds for
+        many ticks is reported once, and no ticket is claimed meanwhile.
+        """
+        from agentctl.errors import PreflightError
+        from agentctl.preflight import require
+
+        if pipeline not in self._preflights:
+            try:
+                require(self.config, pipeline, merges=True)  # the orchestrator merges it
+                self._preflights[pipeline] = True
+            except PreflightError as exc:
+                self._preflights[pipeline] = False
+                self.report.errors.append(f"{pipeline}: {exc}")
+        return self._preflights[pipeline]
 
     def _budget_refusal(self) -> str | None:
         from agentctl.cost.budget import BudgetGuard
@@ -450,9 +480,13 @@ class Tick:
                     )
             elif pr.review_state == "changes_requested":
                 self._back_to_dev(state, pr, "review requested changes")
-            elif not self.dry_run and pr.branch not in owned:
+            elif not self.dry_run and pr.branch not in owned and self._preflight("review-pr"):
                 run = start_pipeline(
-                    self.config, "review-pr", inputs={"branch": pr.branch}, parent=self._parent()
+                    self.config,
+                    "review-pr",
+                    inputs={"branch": pr.branch},
+                    parent=self._parent(),
+                    preflight=False,
                 )
                 self._changed_runs()
                 owned.add(pr.branch)

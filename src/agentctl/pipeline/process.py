@@ -44,8 +44,13 @@ def start_pipeline(
     sets: tuple[str, ...] = (),
     environ: Mapping[str, str] | None = None,
     parent: Run | None = None,
+    preflight: bool = True,
 ) -> Run:
-    """Create a pipeline run (a child of ``parent``, if given) and spawn its worker."""
+    """Create a pipeline run (a child of ``parent``, if given) and spawn its worker.
+
+    ``preflight`` first (``PreflightError``, nothing created, nothing spent) unless the
+    caller made those checks itself.
+    """
     pipeline = find(config, name)
     values: dict[str, str] = {**pipeline.inputs, **(inputs or {})}
     if task is not None:
@@ -67,6 +72,10 @@ def start_pipeline(
             f"pipeline {name!r} needs a task",
             hint=f"pass --task TEXT or --ticket ID (or set [inputs] task in pipelines/{name}.toml)",
         )
+    if preflight:
+        from agentctl.preflight import require
+
+        require(config, name)
     run = RunStore(config.workspace.state_dir).create(
         "pipeline",
         input={

@@ -21,6 +21,7 @@ from agentctl.config.schema import Step
 from agentctl.errors import AgentctlError, TransitionError, UsageError
 from agentctl.pipeline.engine import Engine, NeedsPerson, Paused, StepFailed
 from agentctl.pipeline.feedback import gate_feedback
+from agentctl.preflight import cannot_run
 from agentctl.runs import TERMINAL, Run, RunRecord, RunStore, read_journal
 from agentctl.tools import gate
 from agentctl.tools.gate import GateRun, GateSandbox
@@ -248,6 +249,10 @@ def run_gate(step: Step, note: str, engine: Engine) -> dict[str, Any]:
     outputs = {"output": output[-TAIL:], "exit_code": code, "sandboxed": done.sandboxed}
     child.write_output(outputs)
     child.transition("succeeded" if code == 0 else "failed", reason=f"exit {code}")
+    setting = "[project] test_command" if "test_command" in step.run else f"step {step.id!r}"
+    broken = None if done.timed_out else cannot_run(command, code, output, setting)
+    if broken:  # 126/127: the machine lacks the program; no dev round can fix that
+        raise StepFailed(f"{broken}\n{output[-1000:].strip()}", outputs, retry=False)
     if code != 0:
         raise StepFailed(gate_feedback(command, code, output, timed_out=done.timed_out), outputs)
     return outputs
@@ -279,8 +284,13 @@ def run_action(step: Step, note: str, engine: Engine) -> dict[str, Any]:
         try:
             outputs = ACTIONS[step.uses](engine, args)
         except AgentctlError as exc:  # a refused token, a rate limit, a git failure: said plainly
+            from agentctl.errors import MergeRefusedError
+
             hint = f" — {exc.hint}" if exc.hint else ""
-            raise StepFailed(f"{step.uses}: {exc}{hint}") from None
+            # A refused merge (the policy, a moved head, a missing program) is nothing a
+            # dev round could change: no on_fail loop for it.
+            retry = not isinstance(exc, MergeRefusedError)
+            raise StepFailed(f"{step.uses}: {exc}{hint}", retry=retry) from None
         failpoints.hit("pipeline.after_action")
     except StepFailed as failed:
         child.write_output({"failure": failed.failure[-TAIL:], **failed.outputs})
@@ -337,6 +347,14 @@ def setup_worktree(engine: Engine, tree: Path, *, retry: bool) -> None:
     )
     if done.refused:
         raise StepFailed(done.output, {"exit_code": done.exit_code}, retry=False)
+    command = policy.setup_command or ""
+    broken = (
+        None
+        if done.timed_out
+        else cannot_run(command, done.exit_code, done.output, "[project] setup_command")
+    )
+    if broken:  # 126/127: the machine lacks the program; no dev round can fix that
+        raise StepFailed(broken, {"exit_code": done.exit_code}, retry=False)
     if not done.passed:
         output = done.output[-TAIL:]
         raise StepFailed(
