@@ -123,16 +123,21 @@ def plain_pipeline(project: Path, test_command: str | None = None) -> None:
 def test_a_gate_failed_for_a_missing_program_runs_again_on_resume(
     project: Path, server: LLMServer, cli: Invoke, tmp_path: Path
 ) -> None:
-    check = tmp_path / "tools" / "check-calc"  # not there yet: the gate exits 127
+    # The gate's own program is there (the preflight finds it), but the tool it runs is
+    # not installed yet: the gate exits 127.
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    check, inner = tools / "check-calc", tools / "calc-tests"
+    check.write_text(f"#!/bin/sh\nexec {inner}\n")
+    check.chmod(0o755)
     plain_pipeline(project, str(check))
     server.script("demo-coder", *FIX)
     first = cli("pipeline", "run", "plain", "--task", "Fix add()")
     assert first.exit_code == 1
     assert "step 'test' failed" in first.stdout and "127" in first.stdout, first.stdout
     run_id, run_dir = pipeline_run(project)
-    check.parent.mkdir()
-    check.write_text(f"#!/bin/sh\nexec {sys.executable} -m unittest -q\n")
-    check.chmod(0o755)
+    inner.write_text(f"#!/bin/sh\nexec {sys.executable} -m unittest -q\n")
+    inner.chmod(0o755)
     server.script("demo-reviewer", *APPROVE)
     resumed = cli("runs", "resume", run_id)
     assert resumed.exit_code == 0, resumed.stdout + resumed.stderr
