@@ -180,7 +180,8 @@ def test_an_action_failed_for_a_refusing_hook_runs_again_on_resume(
 def test_a_killed_dev_agent_fails_its_pipeline_saying_so_and_resume_continues_it(
     project: Path, server: LLMServer, cli: Invoke, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    server.script("demo-coder", *FIX)
+    # Every worker dies in its edit: the pipeline resumes it max_resumes (2) times, then fails.
+    server.script("demo-coder", *[FIX[0]] * 3, *FIX)
     monkeypatch.setenv("AGENTCTL_FAILPOINT", "agent.after_tool_run")  # the dev agent's kill -9
     first = cli("pipeline", "run", "demo", "--ticket", "T-1")
     monkeypatch.delenv("AGENTCTL_FAILPOINT")
@@ -189,6 +190,7 @@ def test_a_killed_dev_agent_fails_its_pipeline_saying_so_and_resume_continues_it
     record = RunStore(project / ".agentctl").get(run_id).load()
     assert record.status == "failed" and record.reason is not None
     assert "None" not in record.reason and "None" not in first.stdout
+    assert "the dev agent was killed 3 times (max_resumes 2)" in record.reason
     assert "the dev agent's process died (pid " in record.reason
     assert "before it finished" in first.stdout
     server.script("demo-reviewer", *APPROVE)

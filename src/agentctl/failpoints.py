@@ -5,6 +5,11 @@ SIGKILL the moment it reaches one of the named points, so crash tests run real
 processes that die exactly where a power cut or ``kill -9`` could strike. Every
 point is listed in ``POINTS`` (and in docs/architecture.md); ``hit`` refuses an
 unlisted name so a typo in product code cannot silently disable a test.
+
+The environment is inherited by every child (a pipeline's agents, a resumed
+worker), so a plain ``name`` fires in each of them, every time. ``name@PATH``
+fires once across all processes: only in the one that creates the marker file
+``PATH`` (exclusively); every later hit finds it there and carries on.
 """
 
 from __future__ import annotations
@@ -36,19 +41,36 @@ POINTS: dict[str, str] = {
 
 
 @cache
-def _armed() -> frozenset[str]:
-    raw = os.environ.get(ENV, "")
-    return frozenset(part.strip() for part in raw.split(",") if part.strip())
+def _specs() -> dict[str, str | None]:
+    """Armed point → its one-shot marker path (None: fires every time)."""
+    specs: dict[str, str | None] = {}
+    for part in os.environ.get(ENV, "").split(","):
+        name, _, marker = part.strip().partition("@")
+        if name:
+            specs[name] = marker or None
+    return specs
+
+
+def _claim(marker: str) -> bool:
+    """True for the one process that creates ``marker`` first."""
+    try:
+        os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+    except OSError:
+        return False
+    return True
 
 
 def hit(name: str) -> None:
     """Kill this process with SIGKILL if ``name`` is armed in ``AGENTCTL_FAILPOINT``."""
     if name not in POINTS:
         raise ValueError(f"unknown fail point {name!r}")
-    if name in _armed():
-        os.kill(os.getpid(), signal.SIGKILL)
+    specs = _specs()
+    if name in specs:
+        marker = specs[name]
+        if marker is None or _claim(marker):
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def armed() -> frozenset[str]:
     """The fail points armed in this process (for ``doctor`` and diagnostics)."""
-    return _armed()
+    return frozenset(_specs())

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from agentctl.config import Config
-from agentctl.errors import UsageError
+from agentctl.errors import TransitionError, UsageError
 from agentctl.runs import (
     TERMINAL,
     Run,
@@ -210,6 +210,56 @@ def cancel_run(run: Run, *, grace: float = 3.0, sleep: Callable[[float], None] =
     if record.status not in TERMINAL:
         run.transition("canceled", reason="canceled on request")
     return "canceled"
+
+
+def died(reason: str | None) -> bool:
+    """Does a run's ending reason say its worker died (not that it ended on its own)?"""
+    text = reason or ""
+    return text.startswith("stale:") or "process died" in text
+
+
+def deaths(run: Run) -> int:
+    """How many of the run's workers died without an ending of their own (its journal).
+
+    A worker dies when a later worker is spawned before it ended, or when its ending
+    was written for it by someone who found it dead (``stale: ...``, ``process died``).
+    """
+    count, open_ = 0, False
+    for event in read_journal(run.paths.events).events:
+        kind = event.get("type")
+        if kind == "process.spawned":
+            count += open_
+            open_ = True
+        elif kind == "status" and (event.get("to") in TERMINAL or event.get("to") == "paused"):
+            count += open_ and died(event.get("reason"))
+            open_ = False
+    return count
+
+
+def end_children(run: Run, status: str, reason: str) -> list[str]:
+    """End every unfinished child of ``run`` (and theirs): kill what runs, record ``status``.
+
+    A failed or canceled pipeline leaves no run ``running`` behind it; the ids ended.
+    """
+    store = RunStore(run.dir.parent.parent)
+    ended: list[str] = []
+    for listing in store.list(parent_id=run.id):
+        if listing.record is None or listing.record.status in TERMINAL:
+            continue
+        child = store.get(listing.id)
+        ended += end_children(child, status, reason)
+        record = child.load()
+        here = record.host == socket.gethostname()
+        if record.pgid and record.pid and here and pid_alive(record.pid, record.pid_start):
+            _signal_group(record.pgid, signal.SIGKILL)
+        for pgid in _tool_groups(child):
+            _signal_group(pgid, signal.SIGKILL)
+        try:
+            child.transition(status, reason=reason)
+        except TransitionError:  # it ended on its own just now
+            continue
+        ended.append(child.id)
+    return ended
 
 
 def resume_run(

@@ -177,7 +177,7 @@ class Tick:
         """Stale runs (process gone or heartbeat too old): resume pipelines, fail the rest."""
         import socket
 
-        from agentctl.agent.supervise import cancel_run, resume_run
+        from agentctl.agent.supervise import cancel_run, end_children, resume_run
 
         resumes: dict[str, int] = state.setdefault("resumes", {})
         for listing in self._live():
@@ -206,6 +206,7 @@ class Tick:
                 self.report.reaped.append(f"{listing.id}: {why}; resumed ({count + 1})")
             else:
                 run.transition("failed", reason=f"stale: {why}")
+                end_children(run, "failed", f"its pipeline {listing.id} failed: stale: {why}")
                 self._changed_runs()
                 self.report.reaped.append(f"{listing.id}: {why}; marked failed")
 

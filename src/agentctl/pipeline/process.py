@@ -11,7 +11,7 @@ from decimal import Decimal
 from types import FrameType
 from typing import Any
 
-from agentctl.agent.supervise import Heartbeat, spawn_worker
+from agentctl.agent.supervise import Heartbeat, end_children, spawn_worker
 from agentctl.config import Config
 from agentctl.config.schema import Pipeline
 from agentctl.cost.ledger import Ledger
@@ -180,6 +180,8 @@ def work(config: Config, run_id: str) -> int:
     finally:
         heartbeat.stop()
         reaper.kill_left(())  # nothing it started outlives the pipeline
+    if status in ("failed", "canceled"):  # nor stays `running` after it
+        end_children(run, status, f"its pipeline {run.id} {status}: {reason}"[:500])
     state_dir = config.workspace.state_dir
     spent = Ledger(state_dir).spent(since=None, run_ids=descendants(state_dir, run.id))
     steps = engine.state.outputs

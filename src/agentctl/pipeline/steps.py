@@ -16,13 +16,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentctl import atomic, failpoints
-from agentctl.agent.supervise import AgentRequest, resume_run, start_agent, watch
+from agentctl.agent.supervise import (
+    AgentRequest,
+    deaths,
+    died,
+    resume_run,
+    start_agent,
+    watch,
+)
 from agentctl.config.schema import Step
 from agentctl.errors import AgentctlError, TransitionError, UsageError
 from agentctl.pipeline.engine import Engine, NeedsPerson, Paused, StepFailed
 from agentctl.pipeline.feedback import gate_feedback
 from agentctl.preflight import cannot_run
-from agentctl.runs import TERMINAL, Run, RunRecord, RunStore, read_journal
+from agentctl.runs import TERMINAL, Run, RunRecord, RunStore, pid_alive, read_journal
 from agentctl.tools import gate
 from agentctl.tools.gate import GateRun, GateSandbox
 
@@ -43,8 +50,11 @@ def run_role(step: Step, note: str, engine: Engine) -> dict[str, Any]:
     child = store.get(child_id) if child_id is not None else None
     if child is not None:
         record = child.load()
-        if record.status not in TERMINAL:  # killed with us, or paused: carry on from its transcript
+        if record.status not in TERMINAL or _ended_with_pipeline(record):
+            # killed with us, ended by our own failure, or paused: carry on from its transcript
             raised = _budget(engine, step) if record.status == "paused" else None
+            if raised is None:
+                _within_bound(engine, step.role, child)
             with contextlib.suppress(UsageError):  # UsageError: it is still running; watch it
                 resume_run(engine.config, child, budget_usd=raised)
         elif engine.state.retrying == step.id and _resumable(child):
@@ -75,9 +85,7 @@ def run_role(step: Step, note: str, engine: Engine) -> dict[str, Any]:
         engine.state.child[step.id] = child.id
         failpoints.hit("pipeline.after_child_start")
     engine.state.retrying = None  # this run (resumed or new) is the step's attempt now
-    for _ in watch(child):
-        pass
-    record = _settled(child, step.role)
+    record = _watched(engine, step.role, child)
     output = child.read_output() or {}
     outputs = {
         "output": output.get("text", ""),
@@ -131,6 +139,47 @@ def review_context(engine: Engine) -> tuple[str | None, str]:
         "another base); read, grep and glob show the code around it."
     )
     return ref, block
+
+
+def _watched(engine: Engine, role: str, child: Run) -> RunRecord:
+    """Wait for the agent's ending; a worker that dies without one is resumed, within bound."""
+    while True:
+        for _ in watch(child):
+            pass
+        record = _settled(child, role)
+        if record.status != "failed" or not died(record.reason):
+            return record
+        _within_bound(engine, role, child)
+        with contextlib.suppress(UsageError):  # someone else resumed it first: watch that one
+            resume_run(engine.config, child)  # from its transcript, journaled results kept
+
+
+def _within_bound(engine: Engine, role: str, child: Run) -> None:
+    """Refuse (a failed step, no on_fail round) an agent killed more than ``max_resumes`` times.
+
+    The deaths are counted from the agent run's own journal, so a pipeline resumed
+    after its own death keeps counting where the last one stopped.
+    """
+    bound = engine.config.settings.orchestrator.max_resumes
+    record = child.load()
+    if record.status == "running" and record.pid and not pid_alive(record.pid, record.pid_start):
+        record = _settled(child, role)  # died with its pipeline: that death counts too
+    killed = deaths(child)
+    if killed <= bound:
+        return
+    last = f"; last: {record.reason}" if record.reason else ""
+    failure = f"the {role} agent was killed {killed} times (max_resumes {bound}){last}"
+    if child.load().status == "failed":  # said by ``_settled``: now the whole story
+        child.update(reason=failure)
+    else:
+        with contextlib.suppress(TransitionError):
+            child.transition("failed", reason=failure)
+    raise StepFailed(failure, {"run_id": child.id}, retry=False)
+
+
+def _ended_with_pipeline(record: RunRecord) -> bool:
+    """Was the agent failed only because its pipeline failed (``end_children``)?"""
+    return record.status == "failed" and (record.reason or "").startswith("its pipeline ")
 
 
 def _resumable(child: Run) -> bool:
