@@ -1,0 +1,61 @@
+"""Every run reaches a clear end: concurrent cancels, garbled model streams, a full disk."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from agentctl.runs import RunStore
+from agentctl.testing.llm_server import LLMServer, Turn
+from tests.conftest import Invoke
+from tests.test_agent_run import process_running, project, server, wait_for
+
+__all__ = ["project", "server"]  # fixtures shared with test_agent_run
+
+
+def test_two_concurrent_cancels_both_succeed(project: Path, server: LLMServer, cli: Invoke) -> None:
+    server.script("chat-x", Turn.tool_call("bash", {"command": "sleep 983"}))
+    run_id = cli("agent", "run", "dev", "x", "--model", "chat", "--detach").stdout.strip()
+    run = RunStore(project / ".agentctl").get(run_id)
+    wait_for(lambda: process_running("sleep 983"))
+    os.killpg(run.load().pgid or 0, signal.SIGKILL)  # both cancellers go straight to the end
+    wait_for(lambda: not process_running(f"agent worker {run_id}"))
+    command = [sys.executable, "-m", "agentctl", "runs", "cancel", run_id]
+    cancels = [
+        subprocess.Popen(command, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(2)
+    ]
+    done = [c.communicate(timeout=30) for c in cancels]
+    assert [c.returncode for c in cancels] == [0, 0], done
+    assert all(b"canceled" in out for out, _ in done)
+    assert run.load().status == "canceled"
+    # A run that already ended is left as it is, and saying so is not an error.
+    again = cli("runs", "cancel", run_id)
+    assert again.exit_code == 0 and "already canceled" in again.stdout
+
+
+def _waiters(lock: Path) -> int:
+    """How many processes are blocked on ``lock`` (from /proc/locks)."""
+    inode = f":{lock.stat().st_ino} "
+    lines = Path("/proc/locks").read_text().splitlines()
+    return sum(1 for line in lines if "->" in line and inode in line)
+
+
+def test_two_cancellers_reaching_the_end_at_once_both_succeed(project: Path) -> None:
+    """Both cancellers saw the run unfinished; the second one's move finds it canceled."""
+    run = RunStore(project / ".agentctl").create("agent", input={"task": "x"}, role="dev")
+    command = [sys.executable, "-m", "agentctl", "runs", "cancel", run.id]
+    fd = os.open(run.paths.lock, os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # hold both at the run's lock: the race, made certain
+        pair = [subprocess.Popen(command, cwd=project, stdout=subprocess.PIPE) for _ in range(2)]
+        wait_for(lambda: _waiters(run.paths.lock) == 2)
+    finally:
+        os.close(fd)
+    outs = [p.communicate(timeout=30)[0] for p in pair]
+    assert [p.returncode for p in pair] == [0, 0], outs
+    assert run.load().status == "canceled"
