@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from agentctl.runs import RunStore
 from agentctl.testing.llm_server import LLMServer, Turn
@@ -59,3 +62,33 @@ def test_two_cancellers_reaching_the_end_at_once_both_succeed(project: Path) -> 
     outs = [p.communicate(timeout=30)[0] for p in pair]
     assert [p.returncode for p in pair] == [0, 0], outs
     assert run.load().status == "canceled"
+
+
+APIS = {"messages": "claude-x", "chat": "chat-x", "responses": "codex-x"}
+
+
+@pytest.mark.parametrize("api", list(APIS))
+def test_a_garbled_stream_is_retried_and_the_agent_succeeds(
+    api: str, project: Path, server: LLMServer, cli: Invoke
+) -> None:
+    toml = project / "agentctl.toml"
+    toml.write_text(toml.read_text().replace("max_retries = 0", "max_retries = 1"))
+    server.script(APIS[api], Turn.garbled(after=1), Turn.text("done after all"))
+    result = cli("agent", "run", "dev", "x", "--model", api)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip() == "done after all"
+    assert "garbled answer" in result.stderr and "JSONDecodeError" not in result.stderr
+
+
+@pytest.mark.parametrize("api", list(APIS))
+def test_a_garbled_stream_with_no_retries_left_is_a_clear_provider_error(
+    api: str, project: Path, server: LLMServer, cli: Invoke
+) -> None:
+    server.script(APIS[api], Turn.garbled(after=1))
+    result = cli("agent", "run", "dev", "x", "--model", api)
+    assert result.exit_code == 1
+    reason = RunStore(project / ".agentctl").list(kind="agent")[0].record
+    assert reason is not None and reason.status == "failed"
+    output = json.loads((project / ".agentctl" / "runs" / reason.id / "output.json").read_text())
+    assert "garbled answer" in output["reason"], output
+    assert "internal error" not in output["reason"] and "JSONDecodeError" not in result.stderr
