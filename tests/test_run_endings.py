@@ -8,14 +8,15 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from agentctl.runs import RunStore
 from agentctl.testing.llm_server import LLMServer, Turn
-from tests.conftest import Invoke
-from tests.test_agent_run import process_running, project, server, wait_for
+from tests.conftest import Invoke, make_repo
+from tests.test_agent_run import CANARY, process_running, project, server, wait_for
 
 __all__ = ["project", "server"]  # fixtures shared with test_agent_run
 
@@ -92,3 +93,49 @@ def test_a_garbled_stream_with_no_retries_left_is_a_clear_provider_error(
     output = json.loads((project / ".agentctl" / "runs" / reason.id / "output.json").read_text())
     assert "garbled answer" in output["reason"], output
     assert "internal error" not in output["reason"] and "JSONDecodeError" not in result.stderr
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 3 MB tmpfs of our own (CI runs as root), unmounted whatever happens."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(disk)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_full_disk_fails_the_run_clearly_and_resume_continues_it(
+    small_disk: Path, server: LLMServer, cli: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = make_repo(small_disk / "project")
+    (repo / "agentctl.toml").write_text(
+        f'[models.chat]\nprovider = "openai"\napi = "chat"\nname = "chat-x"\n'
+        f'base_url = "{server.openai_url}"\napi_key_env = "TEST_KEY"\nmax_retries = 0\n'
+        "price = { input = 1.0, output = 2.0 }\n"
+    )
+    monkeypatch.setenv("TEST_KEY", CANARY)
+    monkeypatch.chdir(repo)
+    fill = "head -c 8000000 /dev/zero > fill.bin; echo filled"
+    server.script("chat-x", Turn.tool_call("bash", {"command": fill}))
+    result = cli("agent", "run", "dev", "x", "--model", "chat")
+    (listing,) = RunStore(repo / ".agentctl").list(kind="agent")
+    run = RunStore(repo / ".agentctl").get(listing.id)
+    assert result.exit_code == 1
+    assert run.load().status == "failed"
+    assert "disk full: " in (run.load().reason or "")
+    lines = [line for line in result.stderr.splitlines() if "disk full: " in line]
+    assert len(lines) == 1, result.stderr
+    assert "running ()" not in result.stderr
+    (repo / "fill.bin").unlink()  # space is back
+    server.script("chat-x", Turn.text("finished"))
+    resumed = cli("runs", "resume", run.id)
+    assert resumed.exit_code == 0, resumed.stderr
+    assert run.load().status == "succeeded"
+    assert run.read_output()["text"] == "finished"
