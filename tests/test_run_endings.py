@@ -139,3 +139,23 @@ def test_a_full_disk_fails_the_run_clearly_and_resume_continues_it(
     assert resumed.exit_code == 0, resumed.stderr
     assert run.load().status == "succeeded"
     assert run.read_output()["text"] == "finished"
+
+
+def test_a_run_whose_process_died_is_never_shown_as_running(
+    project: Path, server: LLMServer, cli: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server.script("chat-x", Turn.tool_call("write", {"path": "notes.txt", "content": "one\n"}))
+    monkeypatch.setenv("AGENTCTL_FAILPOINT", "agent.after_tool_run")
+    result = cli("agent", "run", "dev", "x", "--model", "chat")
+    assert result.exit_code == 1
+    assert "running (" not in result.stderr and "$0 · run" not in result.stderr
+    ended = [line for line in result.stderr.splitlines() if "ended without a final status" in line]
+    assert len(ended) == 1 and "runs resume" in ended[0], result.stderr
+
+
+def test_the_disk_full_line_a_worker_left_in_its_log_is_what_the_cli_says(project: Path) -> None:
+    run = RunStore(project / ".agentctl").create("agent", input={"task": "x"}, role="dev")
+    run.paths.process_log.write_text("Traceback ...\nagentctl: disk full: /d/.agentctl/x.json\n")
+    assert run.last_words() == "disk full: /d/.agentctl/x.json"
+    run.paths.process_log.write_text("")
+    assert "without recording an ending" in run.last_words()
