@@ -291,3 +291,26 @@ def test_reasoning_is_sent_back_verbatim_on_the_next_turn(
         assert server.requests[0].body["include"] == ["reasoning.encrypted_content"]
         (reasoning,) = [i for i in sent["input"] if i.get("type") == "reasoning"]
         assert reasoning["encrypted_content"]
+
+
+@pytest.mark.parametrize("api", APIS)
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "whole"])
+def test_a_garbled_answer_is_retried(
+    api: str, stream: bool, server: LLMServer, tmp_path: Path
+) -> None:
+    server.script("m", Turn.garbled(after=1), Turn.text("recovered"))
+    call, _ = caller(tmp_path, m=model(api, server))
+    outcome = call.complete(ASK, ["m"], stream=stream)
+    assert outcome.response.text == "recovered"
+    assert "garbled" in outcome.attempts[0].error
+
+
+@pytest.mark.parametrize("api", APIS)
+def test_a_garbled_stream_with_no_retries_left_is_a_provider_error(
+    api: str, server: LLMServer, tmp_path: Path
+) -> None:
+    server.script("m", Turn.garbled(after=2))
+    call, _ = caller(tmp_path, m=model(api, server, max_retries=0))
+    with pytest.raises(TransientError, match="garbled") as raised:
+        call.complete(ASK, ["m"])
+    assert "JSONDecodeError" not in str(raised.value)

@@ -7,6 +7,7 @@ target so the rename stays within one filesystem; readers ignore them.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -66,7 +67,7 @@ def write_json(path: Path, value: Any, *, durable: bool = True) -> None:
 def _state_error(exc: OSError, path: Path) -> StateError:
     if exc.errno == errno.ENOSPC:
         return StateError(
-            f"disk full while writing {path}; the previous version is intact",
+            f"disk full: {path} (while writing it; the previous version is intact)",
             path=path,
             hint="free some space and run the command again",
         )
@@ -78,3 +79,37 @@ def _state_error(exc: OSError, path: Path) -> StateError:
 def is_temp(name: str) -> bool:
     """True for the temp files ``write_bytes`` leaves behind when killed mid-write."""
     return name.startswith(".") and TEMP_MARK in name
+
+
+def disk_full(exc: BaseException | None) -> str | None:
+    """The path a full disk was met at, if ``exc`` (or what caused it) is ENOSPC."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            return str(exc.filename or "?")
+        if isinstance(exc, StateError) and str(exc).startswith("disk full"):
+            return str(exc.path or "?")
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+RESERVE = ".reserve"  # a run's ballast: freed on a full disk so its ending can still be written
+
+
+def reserve(path: Path, size: int = 256 * 1024) -> None:
+    """Set ``size`` bytes aside at ``path`` (best effort: a full disk already, then none)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            os.posix_fallocate(fd, 0, size)
+        finally:
+            os.close(fd)
+    except OSError:
+        path.unlink(missing_ok=True)
+
+
+def release(path: Path) -> None:
+    """Give the space set aside by ``reserve`` back (nothing if there is none)."""
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)

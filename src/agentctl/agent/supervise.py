@@ -206,9 +206,11 @@ def cancel_run(run: Run, *, grace: float = 3.0, sleep: Callable[[float], None] =
     for child in RunStore(run.dir.parent.parent).list(parent_id=run.id):  # its agents too
         if child.record is not None and child.record.status not in TERMINAL:
             cancel_run(RunStore(run.dir.parent.parent).get(child.id), grace=grace, sleep=sleep)
-    record = run.load()
-    if record.status not in TERMINAL:
+    try:  # another canceller (or the run itself) may record the end first: that is fine
         run.transition("canceled", reason="canceled on request")
+    except TransitionError:
+        status = run.load().status
+        return "canceled" if status == "canceled" else f"already {status}"
     return "canceled"
 
 

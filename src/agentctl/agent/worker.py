@@ -11,12 +11,14 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from agentctl import keystore
+from agentctl import atomic, keystore
 from agentctl.agent import guard
 from agentctl.agent.env import tool_env
 from agentctl.agent.loop import AgentLoop, Ending, Limits
@@ -24,7 +26,7 @@ from agentctl.agent.supervise import Heartbeat, chain_of
 from agentctl.config import Config
 from agentctl.config.schema import Role
 from agentctl.cost.ledger import Ledger
-from agentctl.errors import TransitionError
+from agentctl.errors import StateError, TransitionError
 from agentctl.llm.call import Caller
 from agentctl.redact import Redactor
 from agentctl.runs import Run, RunStore, read_journal
@@ -68,6 +70,7 @@ def work(config: Config, run_id: str) -> int:
     role = config.role(data["role"])
     chain = chain_of(config, data["role"], data.get("model"))
     run.mark_started(os.getpid(), os.getpgid(0))
+    atomic.reserve(run.dir / atomic.RESERVE)  # room for the ending if the disk fills up
     # From here on this is the agent; the process above it enforces the deadline.
     guard.split(run, role.deadline, config.workspace.state_dir)
     heartbeat = Heartbeat(run).start()
@@ -124,23 +127,56 @@ def work(config: Config, run_id: str) -> int:
     try:
         ending = loop.run_to_end(data["task"])
     except Exception as exc:  # the loop's own bug or an unexpected failure: still end clearly
-        traceback.print_exc()
-        ending = Ending("failed", "error", f"internal error: {type(exc).__name__}: {exc}")
+        full = atomic.disk_full(exc)
+        if full is not None:  # `runs resume` continues from the transcript once space is back
+            ending = Ending("failed", "disk_full", f"disk full: {full}")
+        else:
+            traceback.print_exc()
+            ending = Ending("failed", "error", f"internal error: {type(exc).__name__}: {exc}")
     finally:
         heartbeat.stop()
         home = config.workspace.state_dir / "homes" / run.id
         if home.exists():
             sandbox.remove_home(home)
-    spent = Ledger(config.workspace.state_dir).spent(since=None, run_ids={run.id})
+    return record_ending(run, ending, redact, lambda: {"model": chain[loop.current]})
+
+
+def record_ending(
+    run: Run, ending: Ending, redact: Redactor, extra: Callable[[], dict[str, Any]]
+) -> int:
+    """Write the output and the final status, even on a full disk (the reserve is freed).
+
+    What cannot be written is said on stderr (process.log) as the one line a person
+    needs, "disk full: <path>", and the CLI reads it from there.
+    """
+    state_dir = run.dir.parent.parent
+    try:
+        spent = str(Ledger(state_dir).spent(since=None, run_ids={run.id}))
+    except StateError:
+        spent = "0"
     output = {
         "ending": ending.ending,
         "reason": redact(ending.reason),
-        "cost_usd": str(spent),
-        "model": chain[loop.current],
+        "cost_usd": spent,
+        **extra(),
         **redact.redact_obj(ending.output),
     }
-    run.write_output(output)
-    # A canceller may already have recorded the end (it killed us while we finished).
-    with contextlib.suppress(TransitionError):
-        run.transition(ending.status, reason=redact(ending.reason))
+    if ending.ending == "disk_full":
+        atomic.release(run.dir / atomic.RESERVE)
+    try:
+        run.write_output(output)
+        # A canceller may already have recorded the end (it killed us while we finished).
+        with contextlib.suppress(TransitionError):
+            run.transition(ending.status, reason=redact(ending.reason))
+    except StateError as exc:
+        full = atomic.disk_full(exc)
+        reason = ending.reason if ending.ending == "disk_full" else f"disk full: {full}"
+        with contextlib.suppress(OSError):  # process.log may be on the full disk too
+            sys.stderr.write(f"agentctl: {reason if full else exc}\n")
+            sys.stderr.flush()
+        with contextlib.suppress(StateError):  # run.json is small: it may still fit
+            run.transition("failed", reason=reason if full else str(exc))
+        return 1
+    finally:
+        atomic.release(run.dir / atomic.RESERVE)
     return 0 if ending.status == "succeeded" else 1

@@ -74,7 +74,11 @@ def follow_run(run: Run, as_json: bool) -> int:
 
     if not follow_events(run, show):
         return EXIT_INTERRUPTED
+    from agentctl.runs.record import TERMINAL
+
     record = run.load()
+    if record.status not in TERMINAL and record.status != "paused":
+        return _died(run, record.status, as_json)
     output = run.read_output() or {}
     if as_json:
         print_json({"run_id": run.id, "status": record.status, **output})
@@ -92,6 +96,19 @@ def follow_run(run: Run, as_json: bool) -> int:
             err=True,
         )
     return 0 if record.status == "succeeded" else EXIT_FAILED
+
+
+def _died(run: Run, status: str, as_json: bool) -> int:
+    """The one line for a run whose process ended without recording it (never "running ()")."""
+    reason = run.last_words()
+    if as_json:
+        print_json({"run_id": run.id, "status": status, "ending": "died", "reason": reason})
+    else:
+        echo(
+            f"ended without a final status: {reason} · run {run.id} (runs resume continues it)",
+            err=True,
+        )
+    return EXIT_FAILED
 
 
 @app.command("run")

@@ -298,8 +298,18 @@ def _follow_live(run: Any, steps: Sequence[tuple[str, str]]) -> bool:
 def _summary(run: Any, as_json: bool) -> int:
     """The run's result: JSON, or status, branch, merge, cost and cost by role."""
     from agentctl.errors import EXIT_FAILED
+    from agentctl.runs.record import TERMINAL
 
     record = run.load()
+    if record.status not in TERMINAL and record.status != "paused":  # it died unrecorded
+        reason = run.last_words()
+        if as_json:
+            print_json({"run_id": run.id, "status": record.status, "reason": reason})
+        else:
+            echo(
+                f"ended without a final status: {reason} · run {run.id} (runs resume continues it)"
+            )
+        return EXIT_FAILED
     output = run.read_output() or {}
     if as_json:
         print_json({"run_id": run.id, "status": record.status, **output})

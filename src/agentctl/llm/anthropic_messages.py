@@ -16,7 +16,7 @@ import anthropic
 import httpx2
 
 from agentctl.errors import ProviderError, TransientError
-from agentctl.llm.common import Deadline, ToolBuffer, classify
+from agentctl.llm.common import GARBLED, Deadline, ToolBuffer, classify, garbled
 from agentctl.llm.toolcheck import check_call
 from agentctl.llm.types import (
     Message,
@@ -174,6 +174,8 @@ class AnthropicProvider:
             raise TransientError(f"connection failed: {exc}", model=self.name) from exc
         except anthropic.AnthropicError as exc:
             raise ProviderError(str(exc), model=self.name) from exc
+        except GARBLED as exc:
+            raise garbled(self.name, exc) from exc
 
     def _finish(self, message: Any, request: Request) -> Response:
         blocks = [block.model_dump(exclude_none=True) for block in message.content]

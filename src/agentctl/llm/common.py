@@ -8,6 +8,7 @@ and ``classify`` decides what kind of ``ProviderError`` it is.
 from __future__ import annotations
 
 import email.utils
+import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -85,6 +86,20 @@ def classify(
             retry_after=retry_after(headers),
         )
     return cls(text, model=model, status=status, request_id=request_id, hint=hint)
+
+
+# Bytes that are no answer: what the SDKs raise parsing a torn body or SSE event.
+GARBLED = (json.JSONDecodeError, UnicodeDecodeError)
+
+
+def garbled(model: str, exc: ValueError) -> TransientError:
+    """A stream or body cut into garbage (a proxy, a torn connection): retryable, like a reset.
+
+    Raised only around the SDK's own parsing; tool arguments are parsed elsewhere.
+    """
+    return TransientError(
+        f"garbled answer from the server (not valid JSON: {exc})", model=model, status=200
+    )
 
 
 @dataclass

@@ -15,7 +15,7 @@ import httpx2
 import openai
 
 from agentctl.errors import ProviderError, TransientError
-from agentctl.llm.common import classify
+from agentctl.llm.common import GARBLED, classify, garbled
 
 if TYPE_CHECKING:
     from agentctl.config.schema import Model
@@ -73,6 +73,8 @@ def translated(name: str, model: Model) -> Iterator[None]:
         raise TransientError(f"stream error: {exc.message}", model=name, status=200) from exc
     except openai.OpenAIError as exc:
         raise ProviderError(str(exc), model=name) from exc
+    except GARBLED as exc:
+        raise garbled(name, exc) from exc
 
 
 def stream_events(

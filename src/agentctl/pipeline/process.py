@@ -5,18 +5,20 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import traceback
 from collections.abc import Mapping
 from decimal import Decimal
 from types import FrameType
 from typing import Any
 
+from agentctl import atomic
 from agentctl.agent.supervise import Heartbeat, end_children, spawn_worker
 from agentctl.config import Config
 from agentctl.config.schema import Pipeline
 from agentctl.cost.ledger import Ledger
 from agentctl.cost.report import descendants
-from agentctl.errors import NotFoundError, TransitionError, UsageError
+from agentctl.errors import NotFoundError, StateError, TransitionError, UsageError
 from agentctl.pipeline.engine import Engine, NeedsPerson, Paused, StepFailed
 from agentctl.pipeline.steps import RUNNERS
 from agentctl.runs import Run, RunStore
@@ -146,6 +148,7 @@ def work(config: Config, run_id: str) -> int:
     data = run.read_input()
     name = data["pipeline"]
     run.mark_started(os.getpid(), os.getpgid(0))
+    atomic.reserve(run.dir / atomic.RESERVE)  # room for the ending if the disk fills up
     reaper.become_subreaper()  # what a gate's commands leave (setsid too) stays ours to kill
     heartbeat = Heartbeat(run).start()
 
@@ -175,13 +178,45 @@ def work(config: Config, run_id: str) -> int:
     except KeyboardInterrupt:
         status, ending, reason = "canceled", "canceled", "canceled on request"
     except Exception as exc:  # a bug or an unexpected failure still ends the run clearly
-        traceback.print_exc()
-        status, ending, reason = "failed", "error", f"internal error: {type(exc).__name__}: {exc}"
+        full = atomic.disk_full(exc)
+        if full is not None:  # `runs resume` continues it once space is back
+            status, ending, reason = "failed", "disk_full", f"disk full: {full}"
+        else:
+            traceback.print_exc()
+            status, ending = "failed", "error"
+            reason = f"internal error: {type(exc).__name__}: {exc}"
     finally:
         heartbeat.stop()
         reaper.kill_left(())  # nothing it started outlives the pipeline
     if status in ("failed", "canceled"):  # nor stays `running` after it
-        end_children(run, status, f"its pipeline {run.id} {status}: {reason}"[:500])
+        with contextlib.suppress(StateError):  # a full disk: the reaper ends them later
+            end_children(run, status, f"its pipeline {run.id} {status}: {reason}"[:500])
+    try:
+        return _record_ending(run, config, engine, values, status, ending, reason)
+    except StateError as exc:  # a full disk (the reserve is freed): say it where we still can
+        said = f"disk full: {atomic.disk_full(exc)}" if atomic.disk_full(exc) else str(exc)
+        with contextlib.suppress(OSError):  # process.log may be on the full disk too
+            sys.stderr.write(f"agentctl: {said}\n")
+            sys.stderr.flush()
+        with contextlib.suppress(StateError, TransitionError):  # run.json is small
+            run.transition("failed", reason=said[:500])
+        return 1
+    finally:
+        atomic.release(run.dir / atomic.RESERVE)
+
+
+def _record_ending(
+    run: Run,
+    config: Config,
+    engine: Engine,
+    values: dict[str, Any],
+    status: str,
+    ending: str,
+    reason: str,
+) -> int:
+    """Write the pipeline's output and final status."""
+    if ending == "disk_full":
+        atomic.release(run.dir / atomic.RESERVE)
     state_dir = config.workspace.state_dir
     spent = Ledger(state_dir).spent(since=None, run_ids=descendants(state_dir, run.id))
     steps = engine.state.outputs

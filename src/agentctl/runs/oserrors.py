@@ -12,7 +12,7 @@ def state_error(exc: OSError, path: Path, doing: str) -> StateError:
     """``doing`` is a verb phrase: "append to", "read", "post a message in"."""
     if exc.errno == errno.ENOSPC:
         return StateError(
-            f"disk full while trying to {doing} {path}",
+            f"disk full: {path} (while trying to {doing} it)",
             path=path,
             hint="free some space and run the command again",
         )

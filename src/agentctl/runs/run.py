@@ -144,6 +144,26 @@ class Run:
     def write_output(self, value: dict[str, Any]) -> None:
         atomic.write_json(self.paths.output_json, keystore.redactor().redact_obj(value))
 
+    def last_words(self) -> str:
+        """Why the run's process ended without recording it, from the end of process.log.
+
+        On a full disk nothing else may be writable: the worker's "disk full: <path>"
+        line on stderr is then the only record (and even that may be lost).
+        """
+        try:
+            with self.paths.process_log.open("rb") as log:
+                log.seek(max(0, log.seek(0, os.SEEK_END) - 16384))
+                tail = log.read().decode("utf-8", "replace").splitlines()
+        except OSError:
+            tail = []
+        for line in reversed(tail):
+            if "disk full: " in line:
+                return line[line.index("disk full: ") :].strip()
+        said = [line.strip() for line in tail if line.startswith("agentctl: ")]
+        if said:
+            return said[-1].removeprefix("agentctl: ")
+        return "its process ended without recording an ending (see process.log)"
+
     def read_output(self) -> dict[str, Any] | None:
         """The final result, or None while the run has not produced one."""
         return _read_json_object(self.paths.output_json)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
-TurnKind = Literal["reply", "error", "stall", "drop", "stream_error", "raw"]
+TurnKind = Literal["reply", "error", "stall", "drop", "stream_error", "garbled", "raw"]
 StopReason = Literal["end_turn", "max_tokens", "refusal", "stop_sequence"]
 STOP_REASONS: tuple[str, ...] = ("end_turn", "max_tokens", "refusal", "stop_sequence")
 USAGE_KEYS: tuple[str, ...] = (
@@ -276,6 +276,22 @@ class Turn:
             delay=delay,
             usage=_usage(usage),
         )
+
+    @classmethod
+    def garbled(
+        cls,
+        after: int = 1,
+        *,
+        text: str = "partial",
+        delay: float = 0,
+        usage: Mapping[str, int] | None = None,
+    ) -> Turn:
+        """HTTP 200 stream, ``after`` text deltas, then the next event cut in half (bad JSON).
+
+        What a proxy or a broken connection that garbles bytes looks like; the stream
+        then ends. A non-streaming request gets a JSON body cut in half.
+        """
+        return cls("garbled", content=text, after=after, delay=delay, usage=_usage(usage))
 
     @classmethod
     def raw(

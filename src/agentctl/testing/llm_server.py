@@ -321,8 +321,12 @@ def _play(
         else:
             handler.send_whole(200, JSON_HEADERS + id_header, _json(renderer.body(turn, ctx)))
         return
-    # stall, drop and stream_error play a text answer and interrupt it after `after` deltas.
+    # stall, drop, garbled and stream_error play a text answer, cut after `after` deltas.
     text = Turn("reply", content=turn.content or "partial", delay=turn.delay)
+    if turn.kind == "garbled" and not stream:
+        whole = _json(renderer.body(text, ctx))
+        handler.send_whole(200, JSON_HEADERS + id_header, whole[: len(whole) // 2])
+        return
     if turn.kind == "stall" and not stream:
         if handler.wait_silent(turn.seconds, closing):
             handler.send_whole(200, JSON_HEADERS + id_header, _json(renderer.body(text, ctx)))
@@ -330,6 +334,11 @@ def _play(
     minimum = turn.after + 1 if turn.kind != "stream_error" else max(turn.after, 1)
     events = renderer.events(text, dataclasses.replace(ctx, min_pieces=minimum))
     cut = _cut(events, turn.after, turn.kind == "stream_error")
+    if turn.kind == "garbled":
+        torn = events[cut].data if cut < len(events) else events[-1].data
+        half = torn.rstrip(b"\n")[: max(len(torn) // 2, 8)]
+        handler.send_stream(id_header, [*events[:cut], Event(half + b"\n\n")])
+        return
     if turn.kind == "stream_error":
         assert turn.failure is not None
         tail = renderer.stream_error(turn.failure, ctx, cut)
