@@ -120,15 +120,17 @@ class Home:
 
         The counter in ``state.json`` alone is lost with that file; the leases (a
         reclaimed lease is overwritten, never dropped, so its token stays) and the
-        tick journal (every tick records its counter) keep it too: the max of all.
+        tick journal (every tick records its counter; read only when state.json has
+        none, so a long journal costs nothing on an ordinary tick) keep it too.
         """
         highest = int(state.get("fence", 0) or 0)
         if self.leases.is_dir():
             for path in self.leases.glob("*.json"):
                 lease = self.lease(path.stem) or {}
                 highest = max(highest, _int(lease.get("token")))
-        for event in read_journal(self.ticks.path).events:
-            highest = max(highest, _int(event.get("fence")))
+        if "fence" not in state:  # state.json lost: the journal (read only then) remembers
+            for event in read_journal(self.ticks.path).events:
+                highest = max(highest, _int(event.get("fence")))
         return highest + 1
 
     def lease_path(self, ticket: str) -> Path:
