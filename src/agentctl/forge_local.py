@@ -59,6 +59,13 @@ class LocalForge:
         if branch == base:
             raise UsageError(f"a pull request needs a branch other than its base ({base})")
         with gitops.locked(self._lock_path):
+            merged = [
+                r for r in self._records() if r["branch"] == branch and r["state"] == "merged"
+            ]
+            if merged and _holds(self.repo_root, branch, merged[-1]):
+                # A PR is keyed by its branch: once merged, no second one for the same
+                # commits (a pipeline resumed after its merge would merge them again).
+                return self._to_pr(merged[-1])
             for record in self._records():
                 if record["branch"] == branch and record["state"] == "open":
                     return self._refresh(record)
@@ -283,3 +290,15 @@ def _read(path: Path) -> dict[str, Any]:
             hint="upgrade agentctl",
         )
     return data
+
+
+def _holds(repo: Path, branch: str, merged: dict[str, Any]) -> bool:
+    """Whether the merged PR ``merged`` already holds all of ``branch`` (or it is gone)."""
+    try:
+        ours = gitops.head(repo, f"refs/heads/{branch}")
+    except NotFoundError:
+        return True
+    return any(
+        sha and (ours == sha or gitops.is_ancestor(repo, ours, sha))
+        for sha in (merged.get("head_sha"), merged.get("merge_sha"))
+    )

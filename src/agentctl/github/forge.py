@@ -136,8 +136,12 @@ class GithubForge:
     ) -> PullRequest:
         if branch == base:
             raise UsageError(f"a pull request needs a branch other than its base ({base})")
+        found = self._prs(head=branch, states=["OPEN", "MERGED"])
+        merged = [pr for pr in found if pr.state == "merged"]
+        if merged and self._holds(branch, merged[-1]):
+            return merged[-1]  # keyed by its branch: the same commits are never opened again
         self.publish(branch)
-        existing = self._prs(head=branch, states=["OPEN"])
+        existing = [pr for pr in found if pr.state == "open"]
         if existing:
             return existing[-1]
         if ticket:
@@ -266,6 +270,17 @@ class GithubForge:
                 f"+refs/heads/{branch}:refs/remotes/{remote}/{branch}",
             )
         return f"refs/remotes/{remote}/{branch}"
+
+    def _holds(self, branch: str, merged: PullRequest) -> bool:
+        """Whether the merged PR already holds all of the local ``branch`` (or it is gone)."""
+        try:
+            ours = gitops.head(self.repo_root, f"refs/heads/{branch}")
+        except NotFoundError:
+            return True
+        return any(
+            sha and (ours == sha or gitops.is_ancestor(self.repo_root, ours, sha))
+            for sha in (merged.head_sha, merged.merge_sha)
+        )
 
     def publish(self, branch: str) -> None:
         with gitops.locked(self._git_lock):

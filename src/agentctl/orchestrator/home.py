@@ -5,7 +5,8 @@
 inbox cursor, the fencing counter), ``ticks.jsonl`` (one entry per tick) and
 ``tick.lock`` (``flock``: a second tick exits at once; the kernel frees it when a
 holder dies, even on kill -9). Leases (``.agentctl/leases/<ticket>.json``) make
-"one active pipeline per ticket" hold across racing ticks.
+"one active pipeline per ticket" hold across racing ticks; a lease is only written
+under the tick lock, so one without a run seen under that lock is a dead tick's.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 from agentctl import atomic
 from agentctl.errors import CorruptStateError
 from agentctl.runs import Journal, Mailbox
+from agentctl.runs.journal import read_journal
 
 STATE_VERSION = 1
 
@@ -113,6 +115,28 @@ class Home:
     def set_lease(self, ticket: str, data: dict[str, Any]) -> None:
         atomic.write_json(self.lease_path(ticket), data)
 
+    def next_token(self, state: dict[str, Any]) -> int:
+        """A fencing token above every one ever handed out.
+
+        The counter in ``state.json`` alone is lost with that file; the leases (a
+        reclaimed lease is overwritten, never dropped, so its token stays) and the
+        tick journal (every tick records its counter; read only when state.json has
+        none, so a long journal costs nothing on an ordinary tick) keep it too.
+        """
+        highest = int(state.get("fence", 0) or 0)
+        if self.leases.is_dir():
+            for path in self.leases.glob("*.json"):
+                lease = self.lease(path.stem) or {}
+                highest = max(highest, _int(lease.get("token")))
+        if "fence" not in state:  # state.json lost: the journal (read only then) remembers
+            for event in read_journal(self.ticks.path).events:
+                highest = max(highest, _int(event.get("fence")))
+        return highest + 1
+
     def lease_path(self, ticket: str) -> Path:
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in ticket)
         return self.leases / f"{safe}.json"
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0

@@ -119,7 +119,10 @@ class Tick:
             if not self.dry_run:
                 self.home.save_state(state)
                 self.home.ticks.append(
-                    "tick", summary=self.report.summary(), **self.report.to_json()
+                    "tick",
+                    summary=self.report.summary(),
+                    fence=int(state.get("fence", 0)),  # the counter outlives state.json
+                    **self.report.to_json(),
                 )
                 if self.report.changed or (self.report.errors and new_errors):
                     self.home.outbox.post(
@@ -283,7 +286,7 @@ class Tick:
         running = sum(1 for listing in self._live() if listing.record.kind == "pipeline")
         for ticket in tickets:
             lease = self.home.lease(ticket.id)
-            if lease is not None:
+            if lease is not None and not self._orphaned(ticket.id, lease):
                 continue  # one active pipeline per ticket, ever: its lease says who
             if running >= self.orch.max_parallel:
                 self.report.waiting.append(f"{ticket.id}: max_parallel {self.orch.max_parallel}")
@@ -340,9 +343,14 @@ class Tick:
         if self.dry_run:
             self.report.started.append(f"{ticket}: would start {pipeline}")
             return True
-        token = int(state.get("fence", 0)) + 1
+        token = self.home.next_token(state)
         state["fence"] = token
-        if attempts == 0 and not self.home.claim(ticket, token):
+        orphan = self.home.lease(ticket)
+        if attempts == 0 and orphan is not None and not orphan.get("run_id"):
+            # A dead tick's claim (we hold the tick lock, so no live tick is between
+            # claim and start): take it over with a higher token, never delete it.
+            self.home.set_lease(ticket, {"ticket": ticket, "token": token, "run_id": None})
+        elif attempts == 0 and not self.home.claim(ticket, token):
             return False  # another tick won the race for this ticket
         lease = self.home.lease(ticket) or {}
         if attempts == 0 and lease.get("token") != token:
@@ -368,6 +376,65 @@ class Tick:
         )
         self.report.started.append(f"{ticket}: {pipeline} {run.id}")
         return True
+
+    def _orphaned(self, ticket: str, lease: dict[str, Any]) -> bool:
+        """A lease a killed tick left without a started pipeline: reclaimable now.
+
+        Leases are written only under the tick lock, which this tick holds, so no
+        tick in progress is raced. A pipeline the dead tick did start (killed before
+        the lease named it) is adopted instead: never a second one for the ticket.
+        """
+        if self.dry_run:
+            return False
+        run_id = lease.get("run_id")
+        if run_id:
+            try:
+                self.store.get(str(run_id)).load()
+                self._kick(str(run_id))
+                return False
+            except AgentctlError:
+                pass  # named but never published: as good as no run
+        adopted = self._run_of(ticket, self.home.lease_path(ticket))
+        if adopted is not None:
+            self.home.set_lease(ticket, {**lease, "ticket": ticket, "run_id": adopted})
+            self._kick(adopted)
+            return False
+        if run_id:
+            self.home.set_lease(ticket, {**lease, "run_id": None})
+        return True
+
+    def _run_of(self, ticket: str, lease_path: Path) -> str | None:
+        """The pipeline run for ``ticket`` created since its lease was written, if any."""
+        try:
+            since = lease_path.stat().st_mtime - 1.0
+        except FileNotFoundError:
+            return None
+        for listing in self.store.list(kind="pipeline"):
+            record = listing.record
+            if (
+                record is not None
+                and record.ticket == ticket
+                and record.created_at.timestamp() >= since
+            ):
+                return str(listing.id)
+        return None
+
+    def _kick(self, run_id: str) -> None:
+        """A run still ``pending`` whose worker died before it began: start it again.
+
+        ``resume_run`` refuses while that worker is alive (merely slow to start).
+        """
+        from agentctl.agent.supervise import resume_run
+
+        run = self.store.get(run_id)
+        if run.load().status != "pending":
+            return  # running ones are the reaper's; ended ones are settled elsewhere
+        try:
+            resume_run(self.config, run)
+        except AgentctlError:
+            return
+        self._changed_runs()
+        self.report.reaped.append(f"{run_id}: its worker died before it began; resumed")
 
     def _preflight(self, pipeline: str) -> bool:
         """May ``pipeline`` start? Checked once a tick; a refusal is one line in ``errors``.

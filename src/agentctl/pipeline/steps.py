@@ -432,6 +432,12 @@ def git_update(engine: Engine, args: dict[str, Any]) -> dict[str, Any]:
 
     base = args.get("base") or _base(engine)
     worktree = Path(engine.values["run"]["worktree"])
+    if _merged_here(engine) is not None:  # a resume after the merge: main is not merged in
+        return {
+            "output": "",
+            "detail": "its pull request is merged: left as it is",
+            "conflicts": [],
+        }
     update = merge_in(worktree, _forge(engine).fetch(base))
     if update.ok:
         return {"output": "", "detail": update.detail, "conflicts": []}
@@ -513,7 +519,7 @@ def forge_open_pr(engine: Engine, args: dict[str, Any]) -> dict[str, Any]:
         link = pr.url or f"{branch} (pull request #{pr.number})"
         if pr.url:
             tracker.link(ticket, pr.url, f"PR #{pr.number}: {pr.title}")
-        if before is None or before.state != "open":
+        if pr.state == "open" and (before is None or before.number != pr.number):
             tracker.comment(ticket, f"agentctl opened pull request #{pr.number}: {link}")
     return {"pr": pr.number, "url": pr.url}
 
@@ -641,7 +647,12 @@ def tracker_set_state(engine: Engine, args: dict[str, Any]) -> dict[str, Any]:
     if not ticket.get("id"):
         return {"output": "no ticket: nothing to move"}
     tracker = _tracker(engine)
-    before = tracker.get(ticket["id"]).state if args.get("comment") else None
+    current = tracker.get(ticket["id"])
+    before = current.state
+    if current.closed and before.casefold() != str(args["state"]).casefold():
+        # Done (or Canceled) is final for automation: a resumed or late pipeline never
+        # moves a merged ticket back to In Review; a person may, in the tracker.
+        return {"output": f"{ticket['id']} is {before}: left there, not moved to {args['state']}"}
     after = tracker.set_state(ticket["id"], args["state"]).state
     if args.get("comment") and before != after:  # a milestone is said once, when reached
         tracker.comment(ticket["id"], str(args["comment"]))
