@@ -26,11 +26,11 @@ pytestmark = [
 
 @pytest.mark.timeout(240)
 def test_twenty_tickets_survive_random_kill_9_and_fail_points(tmp_path: Path) -> None:
-    settings = SoakSettings(tickets=20, seed=seed_from_env(14), chaos_seconds=40.0, min_kills=8)
+    settings = SoakSettings(tickets=20, seed=seed_from_env(14), chaos_seconds=35.0, min_kills=8)
     print(f"soak seed {settings.seed} (AGENTCTL_SOAK_SEED={settings.seed} replays it)")
     result = run_soak(tmp_path, settings)
     report = "\n".join(result.lines())
     print(report)
     assert sum(result.kills.values()) >= settings.min_kills, report
-    assert result.quiet, report
-    assert result.ok, report
+    if not (result.quiet and result.ok):
+        pytest.fail(report, pytrace=False)

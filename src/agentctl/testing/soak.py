@@ -50,6 +50,7 @@ class SoakSettings:
     failpoint_rate: float = 0.3  # share of chaos-phase ticks run with a fail point armed
     tick_gap: float = 0.5  # seconds between ticks
     max_quiet_ticks: int = 60  # ticks after the chaos before giving up on quiet
+    stuck_ticks: int = 8  # ...or this many ticks in a row that changed nothing
     tick_timeout: float = 60.0
     max_parallel: int = 4
     copies: int = 6  # scripted turn sets per ticket: resumed and re-dispatched agents need more
@@ -285,12 +286,16 @@ class Soak:
             chaos.join()
         result.chaos_seconds = time.monotonic() - start
         calm = time.monotonic()
-        while result.quiet_ticks < settings.max_quiet_ticks:
+        last, same = None, 0
+        while result.quiet_ticks < settings.max_quiet_ticks and same < settings.stuck_ticks:
             self.tick()
             result.quiet_ticks += 1
             if self.quiet():
                 result.quiet = True
                 break
+            now = self.fingerprint()
+            same = same + 1 if now == last else 0
+            last = now
             time.sleep(settings.tick_gap)
         # Pipelines a last tick started may still be ending their processes.
         deadline = time.monotonic() + 10
@@ -300,6 +305,19 @@ class Soak:
         self.observe()
         self.check()
         return result
+
+    def fingerprint(self) -> tuple[object, ...]:
+        """What a tick can change: ticket states, runs and their statuses, live processes."""
+        from agentctl.runs import RunStore
+
+        with self._lock:
+            states = tuple(sorted((t, h[-1]) for t, h in self.history.items()))
+        runs = tuple(
+            sorted(
+                (x.id, x.record.status if x.record else None) for x in RunStore(self.state).list()
+            )
+        )
+        return states, runs, len(processes(self.root))
 
     def quiet(self) -> bool:
         """No running run, no ticket to start, no open PR."""
