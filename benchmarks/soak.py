@@ -36,7 +36,7 @@ def main() -> int:
         chaos_seconds=args.chaos_seconds,
         min_kills=args.kills,
         max_parallel=args.max_parallel,
-        max_quiet_ticks=400,
+        max_quiet_ticks=150,
     )
     print(f"soak: {args.tickets} tickets, >= {args.kills} kills, seed {args.seed}", flush=True)
     started = time.monotonic()

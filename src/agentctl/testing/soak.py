@@ -50,6 +50,7 @@ class SoakSettings:
     failpoint_rate: float = 0.3  # share of chaos-phase ticks run with a fail point armed
     tick_gap: float = 0.5  # seconds between ticks
     max_quiet_ticks: int = 60  # ticks after the chaos before giving up on quiet
+    lock_kill_rate: float = 0.05  # per 50 ms look while a process holds the merge-queue lock
     stuck_ticks: int = 8  # ...or this many ticks in a row that changed nothing
     tick_timeout: float = 60.0
     max_parallel: int = 4
@@ -238,9 +239,29 @@ class Soak:
 
     def _chaos(self) -> None:
         low, high = self.settings.kill_every
-        while not self._stop.wait(self.chaos_rng.uniform(low, high)):
-            self.observe()
-            self.kill_one()
+        lock = self.state / "locks" / "merge-queue.lock"
+        while not self._stop.is_set():
+            # The merge-queue lock is held for a second or so: watch for it between actions.
+            until = time.monotonic() + self.chaos_rng.uniform(low, high)
+            while time.monotonic() < until and not self._stop.wait(0.05):
+                holders = lock_holders(lock) & set(processes(self.root))
+                if holders and self.chaos_rng.random() < self.settings.lock_kill_rate:
+                    self._kill(min(holders), "lock-holder")
+                    break
+            else:
+                if self._stop.is_set():
+                    return
+                self.observe()
+                self.kill_one()
+
+    def _kill(self, pid: int, kind: str) -> bool:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return False
+        with self._lock:
+            self.result.kills[kind] += 1
+        return True
 
     def kill_one(self) -> str | None:
         procs = processes(self.root)
@@ -255,13 +276,7 @@ class Soak:
             return None
         kind = self.chaos_rng.choice(kinds)
         pid = self.chaos_rng.choice(sorted(by_kind[kind]))
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            return None
-        with self._lock:
-            self.result.kills[kind] += 1
-        return kind
+        return kind if self._kill(pid, kind) else None
 
     def run(self) -> SoakResult:
         settings = self.settings
