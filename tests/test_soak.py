@@ -32,7 +32,6 @@ def test_twenty_tickets_survive_random_kill_9_and_fail_points(tmp_path: Path) ->
     print(f"soak seed {settings.seed} (AGENTCTL_SOAK_SEED={settings.seed} replays it)")
     result = run_soak(tmp_path, settings)
     report = "\n".join(result.lines())
-    print(report)
     assert sum(result.kills.values()) >= settings.min_kills, report
     if not (result.quiet and result.ok):
         pytest.fail(report, pytrace=False)
