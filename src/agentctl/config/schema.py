@@ -303,7 +303,9 @@ class Orchestrator:
     no_progress_timeout: Duration = field(
         default=1800.0, metadata=doc("cancel a run with no new event for this long", min=1)
     )
-    max_resumes: int = field(default=2, metadata=doc("resumes of a stale pipeline", min=0))
+    max_resumes: int = field(
+        default=2, metadata=doc("resumes of a dead pipeline, or of one agent run", min=0)
+    )
     heartbeat_file: str = field(default="HEARTBEAT.md", metadata=doc("periodic duties"))
 
 
