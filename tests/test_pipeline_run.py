@@ -126,6 +126,13 @@ def test_kill_9_in_a_step_then_resume_makes_one_pr_and_one_merge(
     assert unittest_passes(project)
     events = read_journal(listing.dir / "events.jsonl").events
     assert sum(e["type"] == "merge.result" for e in events) == 1
+    # The step the kill interrupted is not left `running` for ever.
+    left = [
+        r.id
+        for r in RunStore(project / ".agentctl").list()
+        if r.record and r.record.status == "running"
+    ]
+    assert left == []
     server.assert_complete()
 
 

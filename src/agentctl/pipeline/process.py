@@ -21,7 +21,7 @@ from agentctl.cost.report import descendants
 from agentctl.errors import NotFoundError, StateError, TransitionError, UsageError
 from agentctl.pipeline.engine import Engine, NeedsPerson, Paused, StepFailed
 from agentctl.pipeline.steps import RUNNERS
-from agentctl.runs import Run, RunStore
+from agentctl.runs import TERMINAL, Run, RunStore
 from agentctl.tools import reaper
 
 
@@ -142,6 +142,24 @@ def base_branch(config: Config) -> str:
     return current_branch(config.workspace.git_root or config.workspace.root) or "main"
 
 
+def _end_orphan_steps(run: Run) -> None:
+    """Step records a dead earlier worker of this pipeline left ``running``: end them.
+
+    A gate or action runs inside the pipeline process, so its step run dies with it;
+    the engine's journal decides what runs again, and the record must not stay
+    ``running`` for ever.
+    """
+    store = RunStore(run.dir.parent.parent)
+    for listing in store.list(parent_id=run.id, kind="step"):
+        record = listing.record
+        if record is None or record.status in TERMINAL or record.pid == os.getpid():
+            continue
+        with contextlib.suppress(TransitionError):
+            store.get(listing.id).transition(
+                "failed", reason=f"its pipeline's process {record.pid} died during this step"
+            )
+
+
 def work(config: Config, run_id: str) -> int:
     """The pipeline process: run (or resume) the steps; always leave a final status."""
     run = RunStore(config.workspace.state_dir).get(run_id)
@@ -150,6 +168,7 @@ def work(config: Config, run_id: str) -> int:
     run.mark_started(os.getpid(), os.getpgid(0))
     atomic.reserve(run.dir / atomic.RESERVE)  # room for the ending if the disk fills up
     reaper.become_subreaper()  # what a gate's commands leave (setsid too) stays ours to kill
+    _end_orphan_steps(run)
     heartbeat = Heartbeat(run).start()
 
     def on_term(signum: int, frame: FrameType | None) -> None:
