@@ -18,8 +18,8 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
         os.environ.get("AGENTCTL_SOAK") != "1",
-        reason="issue 14: the soak fails until dead agents are resumed, leases and PRs are "
-        "idempotent and every run ends; set AGENTCTL_SOAK=1 to run it",
+        reason="issues 14/15: after the chaos the soak does not yet converge (tickets held by "
+        "failed pipelines are neither retried nor parked); set AGENTCTL_SOAK=1 to run it",
     ),
 ]
 
