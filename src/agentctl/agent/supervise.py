@@ -147,7 +147,7 @@ def watch(run: Run, *, poll: float = 0.1) -> Iterator[dict[str, Any]]:
     starts out ``failed`` or ``paused``, and only that worker's own final status ends
     the watch.
     """
-    worker = _latest_worker(run)
+    worker = latest_worker(run)
 
     def done() -> bool:
         record = run.load()
@@ -161,14 +161,14 @@ def watch(run: Run, *, poll: float = 0.1) -> Iterator[dict[str, Any]]:
     yield from follow(run.paths.events, poll=poll, stop=done)
 
 
-def _latest_worker(run: Run) -> int | None:
+def latest_worker(run: Run) -> int | None:
     """The pid of the run's latest worker process, from its journal."""
     spawned = [
-        e["pid"]
+        e.get("pid")
         for e in read_journal(run.paths.events).events
         if e.get("type") == "process.spawned"
     ]
-    return int(spawned[-1]) if spawned else None
+    return int(spawned[-1]) if spawned and isinstance(spawned[-1], int) else None
 
 
 def _tool_groups(run: Run) -> list[int]:
@@ -281,7 +281,7 @@ def resume_run(
         raise UsageError(f"run {run.id} is a {record.kind} run; agents and pipelines resume")
     if record.status in ("succeeded", "canceled"):
         raise UsageError(f"run {run.id} is {record.status}; only unfinished runs resume")
-    starting = _latest_worker(run)
+    starting = latest_worker(run)
     if record.status == "pending" and starting is not None and pid_alive(starting, None):
         raise UsageError(  # spawned, not yet started: a second worker would race it
             f"run {run.id} is starting (pid {starting})",

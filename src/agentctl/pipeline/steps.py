@@ -20,6 +20,7 @@ from agentctl.agent.supervise import (
     AgentRequest,
     deaths,
     died,
+    latest_worker,
     resume_run,
     start_agent,
     watch,
@@ -202,19 +203,10 @@ def _settled(child: Run, role: str) -> RunRecord:
     record = child.load()
     if record.status in TERMINAL or record.status == "paused":
         return record
-    pid = _latest_pid(child) or record.pid
+    pid = latest_worker(child) or record.pid
     with contextlib.suppress(TransitionError):  # it finished after all, just now
         child.transition("failed", reason=f"the {role} agent's {_died(pid)}")
     return child.load()
-
-
-def _latest_pid(child: Run) -> int | None:
-    spawned = [
-        e.get("pid")
-        for e in read_journal(child.paths.events).events
-        if e.get("type") == "process.spawned"
-    ]
-    return int(spawned[-1]) if spawned and isinstance(spawned[-1], int) else None
 
 
 def _died(pid: int | None) -> str:
