@@ -376,8 +376,25 @@ def remove_merged(repo_root: Path, state_dir: Path, branch: str, merged_head: st
 
 
 def local_branches(repo_root: Path, prefix: str) -> set[str]:
-    """The local branches under ``prefix`` (e.g. ``agentctl/``), in one git call."""
-    out = run_git(
-        open_repo(repo_root), "for-each-ref", "--format=%(refname:short)", f"refs/heads/{prefix}"
-    )
-    return {line for line in out.splitlines() if line}
+    """The local branches under ``prefix`` (e.g. ``agentctl/``), in one git call.
+
+    A plain ``git for-each-ref``, not GitPython: every idle orchestrator tick asks, and
+    importing GitPython alone costs it some 50 ms.
+    """
+    import subprocess
+
+    try:
+        done = subprocess.run(
+            ["git", "for-each-ref", "--format=%(refname:short)", f"refs/heads/{prefix}"],
+            cwd=repo_root,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise GitError(f"git for-each-ref in {repo_root}: {exc}") from exc
+    if done.returncode != 0:
+        said = done.stderr.strip().splitlines()[-1:] or ["no output"]
+        raise GitError(f"git for-each-ref in {repo_root} failed: {said[0]}")
+    return {line for line in done.stdout.splitlines() if line}
