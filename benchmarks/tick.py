@@ -27,7 +27,7 @@ from agentctl.testing.linear_server import LinearServer
 from agentctl.testing.runs import make_finished_runs
 from agentctl.tracker_local import LocalTracker
 
-HEAVY = ("anthropic", "openai", "gql", "graphql", "httpx", "httpx2", "pydantic")
+HEAVY = ("anthropic", "openai", "gql", "graphql", "httpx", "httpx2", "pydantic", "git")
 SCHEMA = Path(__file__).resolve().parents[2] / "shared" / "conformance" / "schemas"
 
 
