@@ -65,6 +65,15 @@ class Tracker(Protocol):
         """Idempotent; an unknown state is a ``UsageError``."""
         ...
 
+    def block(self, ticket_id: str) -> Ticket:
+        """Mark the ticket parked (a blocked state, or a label where the tracker has
+        no such state); idempotent."""
+        ...
+
+    def unblock(self, ticket_id: str, state: str) -> Ticket:
+        """Undo ``block``: move the ticket to ``state`` and drop the parked mark."""
+        ...
+
     def comment(self, ticket_id: str, body: str) -> None:
         """Milestones only (started, PR opened, merged, failed): people get notified."""
         ...

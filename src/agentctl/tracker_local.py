@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from agentctl.config import Config
 
 SCHEMA_VERSION = 1
-STATES = ("Todo", "In Progress", "In Review", "Done", "Canceled")
+STATES = ("Todo", "In Progress", "In Review", "Blocked", "Done", "Canceled")
+BLOCKED = "Blocked"  # parked by the orchestrator: a person decides what next
 CLOSED = frozenset({"Done", "Canceled"})
 _BY_NAME = {s.lower(): s for s in STATES} | {"cancelled": "Canceled"}
 PREFIX = "T-"
@@ -88,6 +89,13 @@ class LocalTracker:
                 data["state"] = target
                 self._save(data)
             return _ticket(data)
+
+    def block(self, ticket_id: str) -> Ticket:
+        """Parked by the orchestrator: the ticket says so until a person acts."""
+        return self.set_state(ticket_id, BLOCKED)
+
+    def unblock(self, ticket_id: str, state: str) -> Ticket:
+        return self.set_state(ticket_id, state)
 
     def comment(self, ticket_id: str, body: str) -> None:
         with self._locked():

@@ -307,6 +307,13 @@ class Orchestrator:
         default=2, metadata=doc("resumes of a dead pipeline, or of one agent run", min=0)
     )
     heartbeat_file: str = field(default="HEARTBEAT.md", metadata=doc("periodic duties"))
+    max_attempts: int = field(
+        default=3,
+        metadata=doc("automatic actions per ticket or PR in all, then it is parked", min=1),
+    )
+    retry_backoff: Duration = field(
+        default=300.0, metadata=doc("wait before the 2nd attempt, doubling after", min=0)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,6 +341,10 @@ class LinearTracker:
     review_state: str = field(default="In Review", metadata=doc("when the PR is open"))
     done_state: str = field(default="Done", metadata=doc("after the merge"))
     canceled_state: str = field(default="Canceled", metadata=doc("never picked up"))
+    blocked_state: str | None = field(
+        default=None,
+        metadata=doc("parked tickets move here (none: keep the state, add agentctl-blocked)"),
+    )
     labels: tuple[str, ...] = field(default=(), metadata=doc("only tickets with these labels"))
     project: str | None = field(default=None, metadata=doc("only tickets of this project"))
 
