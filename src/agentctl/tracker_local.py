@@ -97,6 +97,13 @@ class LocalTracker:
     def unblock(self, ticket_id: str, state: str) -> Ticket:
         return self.set_state(ticket_id, state)
 
+    def is_blocked(self, ticket: Ticket) -> bool:
+        return ticket.state == BLOCKED
+
+    def state_names(self) -> builtins.list[str]:
+        """Every state a local ticket can be in (``tickets list --state all``)."""
+        return list(STATES)
+
     def comment(self, ticket_id: str, body: str) -> None:
         with self._locked():
             data = self._load(ticket_id)

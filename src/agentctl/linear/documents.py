@@ -106,3 +106,40 @@ mutation AgentctlCreate($input: IssueCreateInput!) {
 """
     + ISSUE_FIELDS
 )
+
+# Parking without a blocked state: a label. Linear keeps labels per team or workspace-wide,
+# and refuses a second label of one name in a team, so it is looked up before it is made.
+LABELS = """
+query AgentctlLabels($name: String!) {
+  issueLabels(filter: {name: {eqIgnoreCase: $name}}, first: 50) {
+    nodes { id name team { id } }
+  }
+}
+"""
+
+LABEL_CREATE = """
+mutation AgentctlLabelCreate($input: IssueLabelCreateInput!) {
+  issueLabelCreate(input: $input) {
+    success
+    issueLabel { id name team { id } }
+  }
+}
+"""
+
+ADD_LABEL = """
+mutation AgentctlAddLabel($id: String!, $labelId: String!) {
+  issueAddLabel(id: $id, labelId: $labelId) {
+    success
+    issue { id identifier labels(first: 50) { nodes { id name } } }
+  }
+}
+"""
+
+REMOVE_LABEL = """
+mutation AgentctlRemoveLabel($id: String!, $labelId: String!) {
+  issueRemoveLabel(id: $id, labelId: $labelId) {
+    success
+    issue { id identifier labels(first: 50) { nodes { id name } } }
+  }
+}
+"""

@@ -7,6 +7,10 @@ Review``, ``Done``, ``Canceled``); ``[tracker.linear]`` maps each to the team's 
 workflow state, looked up once per process. "Open" means every state whose type is
 not completed, canceled or duplicate, whatever the team calls them.
 
+A ticket the orchestrator parks moves to ``blocked_state`` when one is set; else it
+keeps its state and gets the label ``agentctl-blocked`` (the team's, made on first
+use), which ``unblock`` removes again.
+
 Only the orchestrator and pipeline processes hold the key; agents never do.
 """
 
@@ -42,8 +46,11 @@ RATE = RateHeaders(
     reset="x-ratelimit-requests-reset",
     reset_unit=0.001,  # epoch milliseconds
 )
+BLOCKED_LABEL = "agentctl-blocked"  # a parked issue, when no blocked_state is set
+BLOCKED_COLOR = "#eb5757"
 # agentctl's state names → the [tracker.linear] setting that names the team's state
 CANONICAL = {
+    "blocked": "blocked_state",
     "todo": "ready_state",
     "ready": "ready_state",
     "in progress": "in_progress_state",
@@ -110,6 +117,7 @@ class LinearTracker:
         self._states: list[dict[str, Any]] | None = None
         self._team_id: str | None = None
         self._uuids: dict[str, str] = {}
+        self._labels: dict[str, str] = {}  # team id → the agentctl-blocked label's id
 
     @classmethod
     def from_config(cls, config: Config, environ: Mapping[str, str] | None = None) -> LinearTracker:
@@ -172,6 +180,46 @@ class LinearTracker:
                 f"{ticket_id} was not moved to {target['name']}", service=SERVICE
             )
         return self._ticket({**issue, "state": result["issue"]["state"]})
+
+    def block(self, ticket_id: str) -> Ticket:
+        """Parked: into ``blocked_state`` when set, else the state kept and the issue
+        labelled ``agentctl-blocked`` (the team's label, made on first use); idempotent."""
+        if self.settings.blocked_state:
+            return self.set_state(ticket_id, self.settings.blocked_state)
+        issue = self._issue(ticket_id)
+        if _blocked_label_id(issue) is not None:
+            return self._ticket(issue)
+        label_id = self._blocked_label(issue["team"]["id"])
+        data = self.service.execute(doc.ADD_LABEL, {"id": issue["id"], "labelId": label_id})
+        result = data["issueAddLabel"]
+        if not result.get("success") or not result.get("issue"):
+            raise ServiceRejectedError(
+                f"{ticket_id} was not labelled {BLOCKED_LABEL}", service=SERVICE
+            )
+        return self._ticket({**issue, "labels": result["issue"]["labels"]})
+
+    def unblock(self, ticket_id: str, state: str) -> Ticket:
+        """Move to ``state`` and drop the ``agentctl-blocked`` label if the issue has it
+        (whatever ``blocked_state`` says now: the setting may have changed since)."""
+        ticket = self.set_state(ticket_id, state)
+        issue = self._issue(ticket_id)
+        label_id = _blocked_label_id(issue)
+        if label_id is None:
+            return ticket
+        data = self.service.execute(doc.REMOVE_LABEL, {"id": issue["id"], "labelId": label_id})
+        result = data["issueRemoveLabel"]
+        if not result.get("success") or not result.get("issue"):
+            raise ServiceRejectedError(
+                f"the {BLOCKED_LABEL} label was not removed from {ticket_id}", service=SERVICE
+            )
+        return self._ticket({**issue, "labels": result["issue"]["labels"]})
+
+    def is_blocked(self, ticket: Ticket) -> bool:
+        """Parked by ``block``: in ``blocked_state``, or carrying the label."""
+        blocked = self.settings.blocked_state
+        if blocked and ticket.state.lower() == blocked.lower():
+            return True
+        return any(label.lower() == BLOCKED_LABEL for label in ticket.labels)
 
     def comment(self, ticket_id: str, body: str) -> None:
         data = self.service.execute(doc.COMMENT, {"issueId": self._uuid(ticket_id), "body": body})
@@ -242,7 +290,12 @@ class LinearTracker:
         """agentctl's name for a state → the team's name from config; others pass through."""
         key = " ".join(state.replace("_", " ").replace("-", " ").split()).lower()
         setting = CANONICAL.get(key)
-        return str(getattr(self.settings, setting)) if setting else state
+        named = getattr(self.settings, setting) if setting else None
+        return str(named) if named else state
+
+    def state_names(self) -> builtins.list[str]:
+        """Every workflow state of the team, in Linear's order (``tickets list --state all``)."""
+        return [str(s["name"]) for s in self.team_states()]
 
     def viewer(self) -> dict[str, Any]:
         return dict(self.service.execute(doc.VIEWER)["viewer"])
@@ -260,6 +313,37 @@ class LinearTracker:
             hint=f"its states: {', '.join(s['name'] for s in states)}; "
             "set the *_state names in [tracker.linear]",
         )
+
+    def _blocked_label(self, team_id: str) -> str:
+        """The id of the label the team's issues can carry: the team's own or a workspace
+        label; made for the team when there is neither."""
+        if team_id in self._labels:
+            return self._labels[team_id]
+        data = self.service.execute(doc.LABELS, {"name": BLOCKED_LABEL})
+        usable = [
+            node
+            for node in data["issueLabels"]["nodes"]
+            if node.get("team") is None or node["team"]["id"] == team_id
+        ]
+        if usable:
+            label_id = str(usable[0]["id"])
+        else:
+            payload = {
+                "name": BLOCKED_LABEL,
+                "teamId": team_id,
+                "color": BLOCKED_COLOR,
+                "description": "parked by agentctl after failed attempts: a person decides "
+                "(agentctl tickets retry, or move the issue back to the ready state)",
+            }
+            created = self.service.execute(doc.LABEL_CREATE, {"input": payload})
+            result = created["issueLabelCreate"]
+            if not result.get("success"):
+                raise ServiceRejectedError(
+                    f"the label {BLOCKED_LABEL} was not created", service=SERVICE
+                )
+            label_id = str(result["issueLabel"]["id"])
+        self._labels[team_id] = label_id
+        return label_id
 
     def _issue(self, ticket_id: str) -> dict[str, Any]:
         try:
@@ -298,6 +382,13 @@ class LinearTracker:
             comments=tuple(c.get("body") or "" for c in comments.get("nodes", ())),
             closed=node["state"]["type"] in CLOSED_TYPES,
         )
+
+
+def _blocked_label_id(issue: Mapping[str, Any]) -> str | None:
+    for label in issue["labels"]["nodes"]:
+        if str(label["name"]).lower() == BLOCKED_LABEL:
+            return str(label["id"])
+    return None
 
 
 def _number(identifier: str) -> int:

@@ -150,7 +150,9 @@ TEAM_TESTS: dict[str, Test] = {
 STATE_TESTS: dict[str, Test] = {
     name: _field(name) for name in ("id", "name", "type", "position", "description")
 } | {"team": _sub("team", TEAM_TESTS, "TeamFilter"), "createdAt": _date("createdAt")}
-LABEL_TESTS: dict[str, Test] = {name: _field(name) for name in ("id", "name")}
+LABEL_TESTS: dict[str, Test] = {name: _field(name) for name in ("id", "name")} | {
+    "team": _sub("team", TEAM_TESTS, "NullableTeamFilter")
+}
 PROJECT_TESTS: dict[str, Test] = {name: _field(name) for name in ("id", "name")}
 USER_TESTS: dict[str, Test] = {
     name: _field(name) for name in ("id", "name", "email", "displayName")

@@ -132,6 +132,7 @@ class Label:
     createdAt: str
     updatedAt: str
     description: str | None = None
+    team: Team | None = None  # None: a workspace label, usable by every team
 
 
 @dataclass(eq=False)

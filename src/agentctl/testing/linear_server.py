@@ -25,7 +25,15 @@ from typing import TYPE_CHECKING, Any
 
 from agentctl.testing.graphql_server import GraphQLServer, Headers, Recorded, Reply
 from agentctl.testing.linear_filters import DEFAULT_PAGE
-from agentctl.testing.linear_model import Issue, LinearError, State, Team, invalid, not_found
+from agentctl.testing.linear_model import (
+    Issue,
+    Label,
+    LinearError,
+    State,
+    Team,
+    invalid,
+    not_found,
+)
 from agentctl.testing.linear_store import Workspace
 
 if TYPE_CHECKING:
@@ -212,6 +220,17 @@ class LinearServer(GraphQLServer):
             issue.updatedAt = self._store.now()
             return issue.snapshot()
 
+    def add_label(self, name: str, team: str | None = None) -> dict[str, Any]:
+        """A label as made in Linear's settings: of ``team`` (a key), or workspace-wide."""
+        with self._lock:
+            owner = self._store.team(team) if team else None
+            return _label_dict(self._store.create_label(name, owner))
+
+    def labels(self) -> list[dict[str, Any]]:
+        """Every label: ``{"id","name","team"}`` (``team``: a key, None workspace-wide)."""
+        with self._lock:
+            return [_label_dict(label) for label in self._store.labels]
+
     def issue(self, ref: str) -> dict[str, Any]:
         """A snapshot of one issue by id or identifier; KeyError if there is none."""
         with self._lock:
@@ -369,6 +388,10 @@ def _state_named(team: Team, name: str) -> State:
         if state.name.lower() == name.lower():
             return state
     raise ValueError(f"team {team.key} has no state {name!r}")
+
+
+def _label_dict(label: Label) -> dict[str, Any]:
+    return {"id": label.id, "name": label.name, "team": label.team.key if label.team else None}
 
 
 def _team_dict(team: Team) -> dict[str, Any]:

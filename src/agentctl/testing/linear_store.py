@@ -1,7 +1,7 @@
 """The fake Linear's in-memory store and its resolvers: the root value for every field.
 
 Lookups, creation and the mutations (issueCreate, issueUpdate, commentCreate, the
-attachment mutations) act on the workspace's dataclasses; the field resolver answers
+label and attachment mutations) act on the workspace's dataclasses; the field resolver answers
 what the store does not model with null or an empty value of the schema's type, so any
 valid document executes.
 """
@@ -50,6 +50,7 @@ ISSUE_CREATE_INPUT |= {"projectId", "assigneeId"}
 ISSUE_UPDATE_INPUT = {"stateId", "title", "description", "priority", "labelIds", "projectId"}
 ISSUE_UPDATE_INPUT |= {"addedLabelIds", "removedLabelIds", "assigneeId"}
 COMMENT_INPUT = {"issueId", "body"}
+LABEL_INPUT = {"name", "teamId", "color", "description"}
 ATTACHMENT_INPUT = {"issueId", "url", "title", "subtitle", "metadata"}
 
 
@@ -171,9 +172,28 @@ class Workspace:
         for label in self.labels:
             if label.name.lower() == name.lower():
                 return label
+        return self.create_label(name, None)
+
+    def create_label(
+        self,
+        name: str,
+        team: Team | None,
+        color: str | None = None,
+        description: str | None = None,
+    ) -> Label:
+        """A team's label, or a workspace label (``team`` None). Linear refuses a name
+        already used by a label the same issues could carry: one of the team, or a
+        workspace label; a workspace label also clashes with any team's label."""
+        if not name.strip():
+            raise invalid("name must be a non-empty string")
+        for label in self.labels:
+            if label.name.lower() == name.lower() and (
+                team is None or label.team is None or label.team is team
+            ):
+                raise invalid("Duplicate label name")
         now = self.now()
-        color = LABEL_COLORS[len(self.labels) % len(LABEL_COLORS)]
-        label = Label(self.next_seq(), str(uuid.uuid4()), name, color, now, now)
+        color = color or LABEL_COLORS[len(self.labels) % len(LABEL_COLORS)]
+        label = Label(self.next_seq(), str(uuid.uuid4()), name, color, now, now, description, team)
         self.labels.append(label)
         return label
 
@@ -419,6 +439,33 @@ class Workspace:
             raise invalid("body must be a string")
         self.unsupported(given, COMMENT_INPUT)
         return self.payload(comment=self.add_comment(issue, given["body"]))
+
+    def gql_Mutation_issueLabelCreate(self, _: Any, args: dict[str, Any]) -> Any:
+        given = args["input"]
+        if args.get("replaceTeamLabels"):
+            self.note("issueLabelCreate(replaceTeamLabels:): not supported by the fake")
+        team = self.team(given["teamId"]) if given.get("teamId") else None
+        label = self.create_label(given["name"], team, given.get("color"), given.get("description"))
+        self.unsupported(given, LABEL_INPUT)
+        return self.payload(issueLabel=label)
+
+    def gql_Mutation_issueAddLabel(self, _: Any, args: dict[str, Any]) -> Any:
+        issue = self.issue(args["id"])
+        label = self.label(args["labelId"])
+        if label.team is not None and label.team is not issue.team:
+            raise invalid(f"Label {label.name} belongs to another team")
+        if label not in issue.label_list:
+            issue.label_list.append(label)
+            issue.updatedAt = self.now()
+        return self.payload(issue=issue)
+
+    def gql_Mutation_issueRemoveLabel(self, _: Any, args: dict[str, Any]) -> Any:
+        issue = self.issue(args["id"])
+        label = self.label(args["labelId"])
+        if label in issue.label_list:
+            issue.label_list.remove(label)
+            issue.updatedAt = self.now()
+        return self.payload(issue=issue)
 
     def gql_Mutation_attachmentLinkURL(self, _: Any, args: dict[str, Any]) -> Any:
         issue = self.issue(args["issueId"])
