@@ -109,10 +109,13 @@ def test_an_empty_workspace_shows_empty_sections(workspace: Path, cli: Invoke) -
     assert view["last_tick"] is None
     assert view["last_report"] is None
     assert view["active_runs"] == []
+    assert view["stopped_runs"] == []
+    assert view["parked"] == []
     assert view["tickets"] == {
         "Todo": 0,
         "In Progress": 0,
         "In Review": 0,
+        "Blocked": 0,
         "Done": 0,
         "Canceled": 0,
     }
@@ -127,6 +130,7 @@ def test_an_empty_workspace_shows_empty_sections(workspace: Path, cli: Invoke) -
         "last tick    none yet",
         "last report  none",
         "active runs  none",
+        "parked       none",
         "tickets      none",
         "open PRs     none",
         "spend today  $0 (no daily cap)",
@@ -199,7 +203,7 @@ def test_status_text_has_every_section(
         "pipeline", "running", "coding-pipeline", "implement", "T-1", "10m", "$6"
     ]  # fmt: skip
     assert rows[busy["agent"]] == ["agent", "running", "dev", "sonnet", "9m", "$6"]
-    assert "tickets      Todo 1  In Progress 0  In Review 0  Done 1  Canceled 0" in out
+    assert "tickets      Todo 1  In Progress 0  In Review 0  Blocked 0  Done 1  Canceled 0" in out
     assert "agentctl/t-1  approved" in out
     assert "spend today  $3.75 of $20 daily cap  (2026-11-25 UTC)" in out
     assert "dev     $3     $5" in out

@@ -1,10 +1,14 @@
 """What ``agentctl status`` shows: one JSON-ready snapshot of the whole workspace.
 
-Everything is read from files (the orchestrator's tick journal and outbox, run
-directories, the ledger, local tickets and pull requests); nothing calls a network
+Everything is read from files (the orchestrator's tick journal, outbox and state,
+run directories, the ledger, local tickets and pull requests); nothing calls a network
 service, so the screen is cheap enough to redraw every second. A section that cannot
 be read is shown as ``None`` with its problem listed, never a traceback: status is
 what a person looks at when something is wrong.
+
+"Active" runs are those with a live process (or about to start one); an unfinished
+run whose process is gone (stale) or that waits for a person (paused) is listed
+apart, so "active runs 0" means nothing is running.
 """
 
 from __future__ import annotations
@@ -40,12 +44,17 @@ def snapshot(config: Config, now: datetime) -> dict[str, Any]:
         "workspace": str(workspace.root),
         "last_tick": _last_tick(home / "ticks.jsonl", problems),
         "last_report": _guard("reports", problems, _last_report, home / "outbox"),
-        "active_runs": _guard("runs", problems, _active_runs, state_dir, now, problems),
+        "active_runs": None,
+        "stopped_runs": None,
+        "parked": _guard("orchestrator state", problems, _parked, config),
         "tickets": None,
         "prs": None,
         "spend_today": None,
         "problems": problems,
     }
+    runs = _guard("runs", problems, _unfinished_runs, state_dir, now, problems)
+    if runs is not None:
+        out["active_runs"], out["stopped_runs"] = runs
     settings = config.settings
     if settings.tracker.kind == "local":
         out["tickets"] = _guard("tickets", problems, _tickets, config)
@@ -87,8 +96,12 @@ def _last_report(outbox: Path) -> dict[str, Any] | None:
     return {**last.body, "seq": last.seq}
 
 
-def _active_runs(state_dir: Path, now: datetime, problems: list[str]) -> list[dict[str, Any]]:
-    """Runs not finished (stale ones included: they need a look), with their tree's cost."""
+def _unfinished_runs(
+    state_dir: Path, now: datetime, problems: list[str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Runs not finished, with their tree's cost: (active, stopped). Active ones have a
+    live process (or are pending, about to start one); stopped ones are stale (process
+    gone: they need a look) or paused (waiting for budget or a person)."""
     from agentctl.cost.ledger import Ledger, report_once
 
     rows, _ = list_rows(state_dir, now=now)
@@ -97,13 +110,15 @@ def _active_runs(state_dir: Path, now: datetime, problems: list[str]) -> list[di
         if row["parent_id"] is not None:
             children.setdefault(row["parent_id"], []).append(row["id"])
     ledger = Ledger(state_dir)
-    active = []
+    active: list[dict[str, Any]] = []
+    stopped: list[dict[str, Any]] = []
     for row in reversed(rows):  # oldest first: the order they were started
         if row["status"] is None or row["status"] in TERMINAL:
             continue
         spent = ledger.spent(since=None, run_ids=_tree(row["id"], children))
         problems.extend(f"ledger: {p}" for p in report_once(ledger.problems))
-        active.append(
+        alive = not row["stale"] and row["status"] != "paused"
+        (active if alive else stopped).append(
             {
                 "id": row["id"],
                 "kind": row["kind"],
@@ -120,7 +135,31 @@ def _active_runs(state_dir: Path, now: datetime, problems: list[str]) -> list[di
                 "cost_usd": _usd(spent),
             }
         )
-    return active
+    return active, stopped
+
+
+def _parked(config: Config) -> list[dict[str, Any]]:
+    """Items the orchestrator gave up on, oldest first, with the reason it last gave."""
+    from agentctl.orchestrator.attempts import Attempts
+    from agentctl.orchestrator.home import Home
+
+    orch = config.settings.orchestrator
+    state = Home.of(config.workspace.state_dir).load_state()
+    attempts = Attempts(state, orch.max_attempts, orch.retry_backoff)
+    return [
+        {
+            "item": parked.key,
+            "ticket": parked.ticket,
+            "branch": parked.key.removeprefix("branch:")
+            if parked.key.startswith("branch:")
+            else None,
+            "reason": parked.reason,
+            "at": parked.at,
+            "failure": parked.failure,
+            "attempts": attempts.count(parked.key),
+        }
+        for parked in attempts.all_parked()
+    ]
 
 
 def _tree(run_id: str, children: dict[str, list[str]]) -> set[str]:

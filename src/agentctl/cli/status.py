@@ -34,7 +34,7 @@ def status_command(
         ),
     ] = None,
 ) -> None:
-    """Show the last orchestrator tick and report, active runs, tickets, PRs and spend today."""
+    """Show the last orchestrator tick and report, runs, parked items, tickets, PRs, spend today."""
     from agentctl.runs.timefmt import utc_now
     from agentctl.statusview import snapshot
 
@@ -94,23 +94,31 @@ def render(view: dict[str, Any]) -> None:
         echo("active runs  none")
     else:
         echo(f"active runs  {len(runs)}")
+        _run_table(runs)
+    stopped = view.get("stopped_runs") or []
+    if stopped:
+        echo(f"stopped runs {len(stopped)} (process gone or paused; agentctl runs show ID)")
+        _run_table(stopped)
+    echo("")
+
+    parked = view.get("parked")
+    if parked is None:
+        echo("parked       unreadable (see problems)")
+    elif not parked:
+        echo("parked       none")
+    else:
+        echo(f"parked       {len(parked)} (agentctl tickets retry ID tries a ticket again)")
         print_columns(
-            ("id", "kind", "status", "role/pipeline", "step", "model", "ticket", "age", "cost"),
+            ("item", "since", "attempts", "reason"),
             [
                 (
-                    run["id"],
-                    run["kind"] or "?",
-                    run["display_status"],
-                    run["role"] or run["pipeline"] or "",
-                    run["step"] or "",
-                    run["model"] or "",
-                    run["ticket"] or "",
-                    _age(run["age_s"]),
-                    _usd(run["cost_usd"]),
+                    item["ticket"] or item["branch"] or item["item"],
+                    _when(item["at"], now),
+                    str(item["attempts"]),
+                    item["reason"],
                 )
-                for run in runs
+                for item in parked
             ],
-            styles=[_STYLE.get(run["display_status"]) for run in runs],
         )
     echo("")
 
@@ -164,6 +172,27 @@ def render(view: dict[str, Any]) -> None:
             )
     for problem in view["problems"]:
         echo(f"warning: {problem}")
+
+
+def _run_table(runs: list[dict[str, Any]]) -> None:
+    print_columns(
+        ("id", "kind", "status", "role/pipeline", "step", "model", "ticket", "age", "cost"),
+        [
+            (
+                run["id"],
+                run["kind"] or "?",
+                run["display_status"],
+                run["role"] or run["pipeline"] or "",
+                run["step"] or "",
+                run["model"] or "",
+                run["ticket"] or "",
+                _age(run["age_s"]),
+                _usd(run["cost_usd"]),
+            )
+            for run in runs
+        ],
+        styles=[_STYLE.get(run["display_status"]) for run in runs],
+    )
 
 
 def _report_lines(report: dict[str, Any]) -> list[str]:
