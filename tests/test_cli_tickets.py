@@ -53,8 +53,8 @@ def test_empty_and_errors(repo: Path, cli: Invoke) -> None:
     assert cli("tickets", "list", cwd=repo).output.strip() == "no tickets open"
     missing = cli("tickets", "show", "T-4")
     assert missing.exit_code == 2 and "no ticket 'T-4'" in missing.output
-    bad = cli("tickets", "list", "--state", "blocked")
-    assert bad.exit_code == 2 and "unknown ticket state 'blocked'" in bad.output
+    bad = cli("tickets", "list", "--state", "shipped")
+    assert bad.exit_code == 2 and "unknown ticket state 'shipped'" in bad.output
 
 
 def test_linear_without_its_key_is_one_line_naming_the_variable(

@@ -104,6 +104,13 @@ class LocalTracker:
         """Every state a local ticket can be in (``tickets list --state all``)."""
         return list(STATES)
 
+    def state_name(self, state: str) -> str:
+        """``in_progress`` → ``In Progress``; a name that is no state passes through."""
+        try:
+            return normalize_state(state)
+        except UsageError:
+            return state
+
     def comment(self, ticket_id: str, body: str) -> None:
         with self._locked():
             data = self._load(ticket_id)

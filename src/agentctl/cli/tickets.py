@@ -1,4 +1,4 @@
-"""``agentctl tickets``: list and show tickets of the configured tracker; add local ones."""
+"""``agentctl tickets``: list and show tickets of the configured tracker; add; un-park."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def list_tickets(
             "--state",
             "-s",
             help="Only tickets in this state (repeatable): todo, in_progress, in_review, "
-            "done, canceled, or a Linear state name. Default: open tickets.",
+            "blocked, done, canceled, a Linear state name, or all. Default: open tickets.",
         ),
     ] = None,
     labels: Annotated[
@@ -57,8 +57,11 @@ def list_tickets(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
-    """List open tickets (not Done or Canceled), oldest first."""
-    tickets = _tracker(ctx).list(states=states or None, labels=labels or ())
+    """List open tickets (not Done or Canceled), oldest first; --state all lists every one."""
+    from agentctl.ticket_states import resolve_states
+
+    tracker = _tracker(ctx)
+    tickets = tracker.list(states=resolve_states(tracker, states), labels=labels or ())
     if as_json:
         print_json([t.to_json() for t in tickets])
         return
@@ -69,6 +72,23 @@ def list_tickets(
         ("id", "state", "labels", "title"),
         [(t.key, t.state, ",".join(t.labels), t.title) for t in tickets],
     )
+
+
+@app.command("retry")
+def retry(
+    ctx: typer.Context,
+    ticket_id: Annotated[str, typer.Argument(metavar="ID", help="Ticket id, e.g. T-3.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Un-park a ticket the orchestrator gave up on: back to ready, a full attempt budget."""
+    from agentctl.orchestrator.retry import retry_ticket
+
+    config = state(ctx).config
+    outcome = retry_ticket(config, ticket_id, _tracker(ctx))
+    if as_json:
+        print_json(outcome.to_json())
+        return
+    echo(outcome.message)
 
 
 @app.command("show")
