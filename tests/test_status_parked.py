@@ -53,6 +53,7 @@ def test_parked_items_are_listed_with_their_last_reason_and_when(
             "at": "2026-11-25T03:00:00.000000Z",
             "failure": "transient",
             "attempts": 3,
+            "retry_asked": False,
         },
         {
             "item": "ticket:T-1",
@@ -62,6 +63,7 @@ def test_parked_items_are_listed_with_their_last_reason_and_when(
             "at": "2026-11-25T12:00:00.000000Z",
             "failure": "permanent",
             "attempts": 1,
+            "retry_asked": False,
         },
     ]
 
@@ -121,3 +123,26 @@ def test_only_runs_with_a_live_process_are_active(workspace: Path, cli: Invoke) 
     assert [run["id"] for run in view["active_runs"]] == [alive.id]
     assert len(view["stopped_runs"]) == 2
     assert "active runs  1" in cli("status", cwd=workspace).stdout
+
+
+def test_a_retry_not_yet_read_by_a_tick_is_shown(workspace: Path, cli: Invoke) -> None:
+    from agentctl.tracker_local import LocalTracker
+
+    state_dir = workspace / ".agentctl"
+    tracker = LocalTracker(state_dir)
+    tracker.block(tracker.add("a").id)
+    home = Home.of(state_dir)
+    home.make()
+    home.inbox.post({"type": "retry", "ticket": "T-1"})  # an old one, already read
+    state = home.load_state()
+    state["inbox_seen"] = 1
+    attempts = Attempts(state, max_attempts=3, backoff=300.0)
+    attempts.started(ticket_key("T-1"), "review", PARKED_AT)
+    attempts.failed(ticket_key("T-1"), "no verdict", PARKED_AT, "permanent")
+    home.save_state(state)
+    assert status_json(cli, workspace)["parked"][0]["retry_asked"] is False
+
+    assert cli("tickets", "retry", "T-1", cwd=workspace).exit_code == 0
+    assert status_json(cli, workspace)["parked"][0]["retry_asked"] is True
+    out = cli("status", cwd=workspace).stdout
+    assert "no verdict (retry asked: the next tick tries it)" in out

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from agentctl import ticket_states
+from agentctl.linear.tracker import BLOCKED_LABEL
 from agentctl.testing.linear_server import LinearServer
 from agentctl.tracker_local import LocalTracker
 from tests.conftest import Invoke
@@ -74,3 +76,12 @@ def test_linear_unknown_state_lists_the_teams_states_and_all(
         "unknown ticket state 'Shipping': use one of Backlog, Todo, In Progress, In Review, "
         "Done, Canceled, Duplicate, or all" in result.output
     )
+
+
+def test_linear_without_a_blocked_state_points_at_the_label(
+    workspace: Path, cli: Invoke, linear: LinearServer
+) -> None:
+    result = cli("tickets", "list", "--state", "blocked", cwd=workspace)
+    assert result.exit_code == 2
+    assert "--label agentctl-blocked" in result.output
+    assert ticket_states.LABEL == BLOCKED_LABEL

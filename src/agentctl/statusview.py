@@ -144,8 +144,14 @@ def _parked(config: Config) -> list[dict[str, Any]]:
     from agentctl.orchestrator.home import Home
 
     orch = config.settings.orchestrator
-    state = Home.of(config.workspace.state_dir).load_state()
+    home = Home.of(config.workspace.state_dir)
+    state = home.load_state()
     attempts = Attempts(state, orch.max_attempts, orch.retry_backoff)
+    asked = {  # `tickets retry` posted, the next tick has not read it yet
+        message.body.get("ticket")
+        for message in home.inbox.read(after=int(state.get("inbox_seen", 0)))
+        if message.body.get("type") == "retry"
+    }
     return [
         {
             "item": parked.key,
@@ -157,6 +163,7 @@ def _parked(config: Config) -> list[dict[str, Any]]:
             "at": parked.at,
             "failure": parked.failure,
             "attempts": attempts.count(parked.key),
+            "retry_asked": parked.ticket is not None and parked.ticket in asked,
         }
         for parked in attempts.all_parked()
     ]

@@ -13,6 +13,7 @@ from typing import Protocol, runtime_checkable
 from agentctl.errors import UsageError
 
 ALL = "all"
+LABEL = "agentctl-blocked"  # linear.tracker.BLOCKED_LABEL, without importing Linear
 
 
 @runtime_checkable
@@ -39,9 +40,12 @@ def resolve_states(tracker: object, states: Sequence[str] | None) -> list[str] |
     for given in states:
         name = by_lower.get(tracker.state_name(given).lower())
         if name is None:
+            hint = "e.g. agentctl tickets list --state all"
+            if given.strip().lower() == "blocked":  # Linear without blocked_state: a label
+                hint = "parked tickets keep their state here and carry a label: --label " + LABEL
             raise UsageError(
                 f"unknown ticket state {given!r}: use one of {', '.join(names)}, or {ALL}",
-                hint="e.g. agentctl tickets list --state all",
+                hint=hint,
             )
         if name not in resolved:
             resolved.append(name)

@@ -115,7 +115,8 @@ def render(view: dict[str, Any]) -> None:
                     item["ticket"] or item["branch"] or item["item"],
                     _when(item["at"], now),
                     str(item["attempts"]),
-                    item["reason"],
+                    item["reason"]
+                    + (" (retry asked: the next tick tries it)" if item.get("retry_asked") else ""),
                 )
                 for item in parked
             ],
