@@ -192,3 +192,15 @@ def test_linear_unknown_issue_is_one_line_and_exit_2(
     result = cli("tickets", "retry", "ENG-9", cwd=workspace)
     assert result.exit_code == 2
     assert "no Linear issue 'ENG-9'" in one_line(result.output)
+
+
+def test_linear_retry_of_a_labelled_issue_already_in_ready_removes_the_label(
+    workspace: Path, cli: Invoke, linear: LinearServer
+) -> None:
+    linear_config(workspace, linear)
+    linear.add_issue("a", labels=[BLOCKED_LABEL])  # parked while it was still Todo
+    park(workspace / ".agentctl", "ENG-1")
+    result = cli("tickets", "retry", "ENG-1", cwd=workspace)
+    assert result.exit_code == 0, result.output
+    assert one_line(result.stdout).endswith("; still Todo, label removed)")
+    assert (linear.issue("ENG-1")["state"], linear.issue("ENG-1")["labels"]) == ("Todo", [])
