@@ -119,3 +119,28 @@ def test_runs_show_prints_no_python_reprs(repo: Path, cli: Invoke) -> None:
     for repr_mark in ("{'", "['", "None", "True", "=null"):
         assert repr_mark not in text, text
     assert "    task:" in text and "fix it" in text and "a, b" in text
+
+
+def _options(command: object, path: str = "") -> Iterator[tuple[str, list[str]]]:
+    """(command path, option strings of one parameter) for every command and subcommand."""
+    for param in getattr(command, "params", []):
+        yield path, [*param.opts, *param.secondary_opts]
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _options(sub, f"{path} {name}")
+
+
+def test_dash_m_means_model_in_every_command() -> None:
+    """One meaning per short option (as in simonw/llm); the chat's options are its own."""
+    import typer
+
+    from agentctl.cli import COMMANDS, _app
+
+    seen = 0
+    for name in COMMANDS:
+        if name == "chat":
+            continue
+        for path, opts in _options(typer.main.get_command(_app(name)), name):
+            if "--model" in opts or "-m" in opts:
+                assert sorted(opts) == ["--model", "-m"], f"{path}: {opts}"
+                seen += 1
+    assert seen >= 2  # ask and agent run at least

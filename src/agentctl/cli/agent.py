@@ -117,7 +117,9 @@ def run_agent(
     role: Annotated[str, typer.Argument(help="The role, e.g. dev, review, research.")],
     task: Annotated[str, typer.Argument(help="What to do; '-' reads it from stdin.")],
     cwd: Annotated[Path | None, typer.Option(help="The agent's workspace (default: here).")] = None,
-    model: Annotated[str | None, typer.Option(help="Use this model instead of the role's.")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Use this model instead of the role's.")
+    ] = None,
     budget: Annotated[float | None, typer.Option(min=0, help="USD cap for this run.")] = None,
     max_turns: Annotated[int | None, typer.Option(min=1, help="Model calls at most.")] = None,
     detach: Annotated[bool, typer.Option(help="Print the run id and return at once.")] = False,
