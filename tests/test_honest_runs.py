@@ -144,3 +144,14 @@ def test_dash_m_means_model_in_every_command() -> None:
                 assert sorted(opts) == ["--model", "-m"], f"{path}: {opts}"
                 seen += 1
     assert seen >= 2  # ask and agent run at least
+
+
+def test_a_missing_key_says_its_hint_once(workspace: Path, cli: Invoke) -> None:
+    """The agent's progress and its ending, and doctor's check line: each fix said once."""
+    result = cli("agent", "run", "-m", "sonnet", "dev", "say hi", cwd=workspace)
+    out = result.stdout + result.stderr
+    assert "failed" in out and "$ANTHROPIC_API_KEY" in out
+    assert out.count("export ANTHROPIC_API_KEY=...") == 1, out
+    doctor = cli("--set", "tracker.kind=linear", "--set", "tracker.linear.team=ENG", "doctor")
+    (line,) = [x for x in doctor.stdout.splitlines() if x.startswith("[FAIL] linear")]
+    assert "LINEAR_API_KEY" in line and line.count("export LINEAR_API_KEY=") == 1, line

@@ -135,7 +135,8 @@ class Caller:
                 why.append(self._failure(name, exc))
                 if isinstance(exc, MissingKeyError) and self.models[name].key_env:
                     missing.append(str(self.models[name].key_env))
-                self._note(Attempt(name, 0, str(exc), None), failures)
+                # What failed and where, without the hint: the error raised says it once.
+                self._note(Attempt(name, 0, why[-1][len(name) :].lstrip(": "), None), failures)
                 if on_event and name != chain[-1]:
                     on_event(Restart(f"falling back from {name}", name))
                 continue
