@@ -155,3 +155,27 @@ def test_a_missing_key_says_its_hint_once(workspace: Path, cli: Invoke) -> None:
     doctor = cli("--set", "tracker.kind=linear", "--set", "tracker.linear.team=ENG", "doctor")
     (line,) = [x for x in doctor.stdout.splitlines() if x.startswith("[FAIL] linear")]
     assert "LINEAR_API_KEY" in line and line.count("export LINEAR_API_KEY=") == 1, line
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("init",),
+        ("pipeline", "run", "feature", "--task", "x"),
+        ("pipeline", "run", "feature", "--task", "x", "--dry-run"),
+        ("orchestrate", "--once"),
+        ("orchestrate", "--once", "--dry-run"),
+    ],
+    ids=" ".join,
+)
+def test_git_commands_refuse_outside_a_repository_before_writing(
+    tmp_path: Path, cli: Invoke, argv: tuple[str, ...]
+) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    result = cli(*argv, cwd=plain)
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"agentctl: error: {plain} is not inside a git repository")
+    assert not (plain / ".agentctl").exists()

@@ -159,6 +159,7 @@ def run_pipeline(
     from agentctl.preflight import require, run_checks
 
     app_state = state(ctx)
+    app_state.repository()  # refused outside git, before anything is written
     config = app_state.config
     # The command line first (unknown pipeline or ticket, no task): a dry run refuses
     # exactly what a real run refuses, with the same words, before any preflight.

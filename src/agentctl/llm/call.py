@@ -133,8 +133,9 @@ class Caller:
                     release()
                 last = exc
                 why.append(self._failure(name, exc))
-                if isinstance(exc, MissingKeyError) and self.models[name].key_env:
-                    missing.append(str(self.models[name].key_env))
+                env = self.models[name].key_env
+                if isinstance(exc, MissingKeyError) and env and env not in missing:
+                    missing.append(env)
                 # What failed and where, without the hint: the error raised says it once.
                 self._note(Attempt(name, 0, why[-1][len(name) :].lstrip(": "), None), failures)
                 if on_event and name != chain[-1]:
