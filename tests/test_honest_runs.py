@@ -179,3 +179,16 @@ def test_git_commands_refuse_outside_a_repository_before_writing(
     (line,) = result.stderr.splitlines()
     assert line.startswith(f"agentctl: error: {plain} is not inside a git repository")
     assert not (plain / ".agentctl").exists()
+
+
+def test_tool_calls_are_shown_without_python_reprs() -> None:
+    from agentctl.cli.agent import describe
+
+    line = describe(
+        {
+            "type": "tool.start",
+            "name": "edit",
+            "arguments": {"path": "a.py", "edits": [{"old": "x", "new": None}], "all": True},
+        }
+    )
+    assert line == '→ edit(path="a.py", edits=[{"old": "x", "new": null}], all=true)'
