@@ -152,6 +152,11 @@ def test_a_missing_key_says_its_hint_once(workspace: Path, cli: Invoke) -> None:
     out = result.stdout + result.stderr
     assert "failed" in out and "$ANTHROPIC_API_KEY" in out
     assert out.count("export ANTHROPIC_API_KEY=...") == 1, out
+    chain = cli("ask", "hi")  # main: opus → sonnet, one key for both
+    (error,) = [x for x in chain.stderr.splitlines() if x.startswith("agentctl: error:")]
+    assert "opus: $ANTHROPIC_API_KEY is not set" in error
+    assert "sonnet: $ANTHROPIC_API_KEY is not set" in error
+    assert error.count("export ANTHROPIC_API_KEY=...") == 1, error
     doctor = cli("--set", "tracker.kind=linear", "--set", "tracker.linear.team=ENG", "doctor")
     (line,) = [x for x in doctor.stdout.splitlines() if x.startswith("[FAIL] linear")]
     assert "LINEAR_API_KEY" in line and line.count("export LINEAR_API_KEY=") == 1, line
