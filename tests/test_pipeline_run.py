@@ -137,7 +137,7 @@ def test_kill_9_in_a_step_then_resume_makes_one_pr_and_one_merge(
 
 
 def test_dry_run_prints_steps_models_and_a_cost_range(project: Path, cli: Invoke) -> None:
-    result = cli("pipeline", "run", "demo", "--dry-run", "--json")
+    result = cli("pipeline", "run", "demo", "--ticket", "T-1", "--dry-run", "--json")
     plan = json.loads(result.stdout)
     assert [s["id"] for s in plan["steps"]][:3] == ["worktree", "start", "implement"]
     assert plan["steps"][2]["model"] == "demo-coder"

@@ -128,7 +128,9 @@ def test_an_unreachable_local_endpoint_is_refused_naming_its_url(
 
 def test_dry_run_shows_the_preflight(project: Path, server: LLMServer, cli: Invoke) -> None:
     (project / "calc.py").write_text("# changed\n")
-    plan = json.loads(cli("pipeline", "run", "feature", "--dry-run", "--json").stdout)
+    plan = json.loads(
+        cli("pipeline", "run", "feature", "--task", "x", "--dry-run", "--json").stdout
+    )
     found = {c["check"]: c for c in plan["preflight"]}
     assert found["base checkout"]["status"] == "fail"
     assert found["test command"]["status"] == "ok"

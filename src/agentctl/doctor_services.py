@@ -39,12 +39,12 @@ def _linear(config: Config, environ: Mapping[str, str] | None) -> list[Check]:
         tracker.service.max_retries = 0
         viewer = tracker.viewer()
     except AgentctlError as exc:
-        return [Check("linear", "fail", str(exc), exc.hint)]
+        return [Check("linear", "fail", exc.without_hint(), exc.hint)]
     checks = [Check("linear", "ok", f"{settings.url}: authenticated as {viewer.get('name')}")]
     try:
         states = tracker.team_states()
     except AgentctlError as exc:
-        return [*checks, Check("linear team", "fail", str(exc), exc.hint)]
+        return [*checks, Check("linear team", "fail", exc.without_hint(), exc.hint)]
     names = {s["name"].lower() for s in states}
     checks.append(Check("linear team", "ok", f"{settings.team}: {len(states)} workflow states"))
     for setting in STATE_SETTINGS:
@@ -73,13 +73,13 @@ def _github(config: Config, environ: Mapping[str, str] | None) -> list[Check]:
         forge.service.max_retries = 0
         login = forge.viewer()
     except AgentctlError as exc:
-        return [Check("github", "fail", str(exc), exc.hint)]
+        return [Check("github", "fail", exc.without_hint(), exc.hint)]
     checks = [Check("github", "ok", f"{settings.url}: authenticated as {login}")]
     try:
         forge.repository_id()
         checks.append(Check("github repository", "ok", settings.repo))
     except AgentctlError as exc:
-        checks.append(Check("github repository", "fail", str(exc), exc.hint))
+        checks.append(Check("github repository", "fail", exc.without_hint(), exc.hint))
     root = config.workspace.git_root
     if root is not None:
         try:

@@ -63,6 +63,14 @@ class AgentctlError(Exception):
             return f"{self.message} — {self.hint}"
         return self.message
 
+    def without_hint(self) -> str:
+        """What ``str`` says, minus the hint: for a view that shows the hint on its own."""
+        hint, self.hint = self.hint, None
+        try:
+            return str(self)
+        finally:
+            self.hint = hint
+
 
 class UsageError(AgentctlError):
     exit_code = EXIT_USAGE

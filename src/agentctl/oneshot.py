@@ -18,7 +18,7 @@ from decimal import Decimal
 
 from agentctl.config import Config
 from agentctl.cost.meter import Meter, estimate_tokens
-from agentctl.errors import BudgetExceeded, MissingKeyError, ProviderError, QuotaError
+from agentctl.errors import AgentctlError, MissingKeyError, QuotaError
 from agentctl.llm.call import Attempt, Caller
 from agentctl.llm.types import Message, OnEvent, Request, Response
 from agentctl.runs import Run, RunStore, utc_now
@@ -87,9 +87,12 @@ def ask(
         run.journal.append("llm.error", durable=True, error=str(exc), kind="quota")
         run.transition("paused", reason=str(exc))
         raise
-    except (ProviderError, BudgetExceeded) as exc:
+    except AgentctlError as exc:  # a missing key, a refused call, a budget: failed, with why
         run.journal.append("llm.error", durable=True, error=str(exc))
         run.transition("failed", reason=str(exc))
+        raise
+    except Exception as exc:  # never left "running" to be found stale later
+        run.transition("failed", reason=f"{type(exc).__name__}: {exc}")
         raise
     run.write_output(answer.to_json() | {"cost_usd": str(answer.cost)})
     run.transition("succeeded")

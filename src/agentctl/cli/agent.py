@@ -44,11 +44,19 @@ class Progress:
         )
 
 
+def _arg(value: Any, width: int = 60) -> str:
+    """A tool argument as JSON (never a Python repr), cut to ``width`` characters."""
+    import json
+
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def describe(event: dict[str, Any]) -> str | None:
     """One progress line for an event other than a model call (None: not worth a line)."""
     kind = event.get("type")
     if kind == "tool.start":
-        args = ", ".join(f"{k}={str(v)[:60]!r}" for k, v in (event.get("arguments") or {}).items())
+        args = ", ".join(f"{k}={_arg(v)}" for k, v in (event.get("arguments") or {}).items())
         return f"→ {event.get('name')}({args})"
     if kind == "tool.result" and event.get("is_error"):
         first = str(event.get("content", "")).strip().splitlines()[:1]
@@ -117,7 +125,9 @@ def run_agent(
     role: Annotated[str, typer.Argument(help="The role, e.g. dev, review, research.")],
     task: Annotated[str, typer.Argument(help="What to do; '-' reads it from stdin.")],
     cwd: Annotated[Path | None, typer.Option(help="The agent's workspace (default: here).")] = None,
-    model: Annotated[str | None, typer.Option(help="Use this model instead of the role's.")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Use this model instead of the role's.")
+    ] = None,
     budget: Annotated[float | None, typer.Option(min=0, help="USD cap for this run.")] = None,
     max_turns: Annotated[int | None, typer.Option(min=1, help="Model calls at most.")] = None,
     detach: Annotated[bool, typer.Option(help="Print the run id and return at once.")] = False,

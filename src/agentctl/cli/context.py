@@ -41,6 +41,19 @@ class AppState:
             self._workspace = find_workspace(explicit=self.workspace_option)
         return self._workspace
 
+    def repository(self) -> Workspace:
+        """The workspace of a command that works on git (pipelines, the orchestrator):
+        refused outside a repository, before anything is written there."""
+        workspace = self.workspace
+        if workspace.git_root is None:
+            from agentctl.errors import WorkspaceError
+
+            raise WorkspaceError(
+                f"{workspace.root} is not inside a git repository",
+                hint="agentctl works on git repositories: run `git init` first",
+            )
+        return workspace
+
     @property
     def config(self) -> Config:
         """The config, its keys taken into the key store (and out of the environment)."""

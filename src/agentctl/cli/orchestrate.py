@@ -55,6 +55,7 @@ def orchestrate(
     from agentctl.errors import EXIT_FAILED, UsageError
     from agentctl.orchestrator.tick import Tick
 
+    state(ctx).repository()  # refused outside git, before .agentctl/ is made
     config = state(ctx).config
     seconds = config.settings.orchestrator.interval
     if interval is not None:

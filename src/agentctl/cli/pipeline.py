@@ -155,11 +155,15 @@ def run_pipeline(
 ) -> None:
     """Run a pipeline as its own process, with its steps shown live."""
     from agentctl.pipeline.estimate import dry_run as plan
-    from agentctl.pipeline.process import start_pipeline
+    from agentctl.pipeline.process import resolve_inputs, start_pipeline
     from agentctl.preflight import require, run_checks
 
     app_state = state(ctx)
+    app_state.repository()  # refused outside git, before anything is written
     config = app_state.config
+    # The command line first (unknown pipeline or ticket, no task): a dry run refuses
+    # exactly what a real run refuses, with the same words, before any preflight.
+    resolve_inputs(config, name, task=task, ticket_id=ticket, inputs=_inputs(sets))
     if dry_run:
         steps, low, high = plan(config, name)
         checks = run_checks(config, name)
@@ -181,7 +185,7 @@ def run_pipeline(
             f"pipeline {name} (dry run: nothing runs)",
             ("#", "step", "does", "model", "on fail"),
             [
-                (str(i), s["id"], s["does"], s["model"], s["on_fail"])
+                (str(i), s["id"], s["does"], " → ".join(s["models"]), s["on_fail"])
                 for i, s in enumerate(steps, 1)
             ],
         )

@@ -35,6 +35,33 @@ def _age(seconds: float | None) -> str:
     return f"{seconds / 86400:.1f}d"
 
 
+def plain(value: Any, width: int = 200) -> str:
+    """A value as a person reads it: text as is, JSON for the rest, on one bounded line."""
+    import json
+
+    from agentctl.pipeline.feedback import one_line
+
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        text = ", ".join(value)
+    else:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    return one_line(text, width)
+
+
+def _echo_value(label: str, value: Any) -> None:
+    """``label:`` then a mapping's keys one per line; any other value on the same line."""
+    if isinstance(value, dict) and value:
+        echo(f"  {label + ':'}")
+        for key, item in value.items():
+            echo(f"    {str(key) + ':':<10} {plain(item)}")
+    else:
+        echo(f"  {label + ':':<12} {plain(value)}")
+
+
 @app.command("list")
 def list_runs(
     ctx: typer.Context,
@@ -42,8 +69,8 @@ def list_runs(
     status: Annotated[
         str | None,
         typer.Option(
-            help="Only runs with this status: pending, running, succeeded, failed, "
-            "canceled, paused."
+            help="Only runs shown with this status: pending, running, succeeded, failed, "
+            "canceled, paused, stale (its process is gone), corrupt."
         ),
     ] = None,
     parent: Annotated[str | None, typer.Option(help="Only children of this run.")] = None,
@@ -130,16 +157,16 @@ def show_run(
     ):
         value = record.get(key)
         if value is not None:
-            echo(f"  {key + ':':<12} {value}")
+            echo(f"  {key + ':':<12} {plain(value, 500)}")
     if info["stale"]:
         echo(f"  {'stale:':<12} {info['stale']}")
     if info["problem"]:
         echo(f"  {'problem:':<12} {info['problem']}")
     echo(f"  {'dir:':<12} {run.dir}")
     if info["input"]:
-        echo(f"  {'input:':<12} {info['input']}")
+        _echo_value("input", info["input"])
     if info["output"] is not None:
-        echo(f"  {'output:':<12} {info['output']}")
+        _echo_value("output", info["output"])
     if info["children"]:
         echo(f"  {'children:':<12} {', '.join(info['children'])}")
     echo(f"  {'events:':<12} {info['events']}")

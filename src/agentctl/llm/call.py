@@ -14,6 +14,7 @@ None to skip the model; it raises to stop the call.
 
 from __future__ import annotations
 
+import copy
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
     from agentctl.config.schema import Model
 
 ProviderFactory = Callable[[str, "Model"], Provider]
+
+# Where a model without a base_url is called: named in errors so a person can check it.
+DEFAULT_URLS = {"anthropic": "https://api.anthropic.com", "openai": "https://api.openai.com/v1"}
 Reserve = Callable[[str], Callable[[], None] | None]
 
 
@@ -112,12 +116,15 @@ class Caller:
         request = redacted(request)  # the last line of defence: no known key is ever sent
         failures: list[Attempt] = []
         last: ProviderError | MissingKeyError | None = None
+        why: list[str] = []  # one line per model that failed: what, and where to look
+        missing: list[str] = []  # the key variables that were not set
         for name in chain:
             release = None
             if reserve is not None:
                 release = reserve(name)
                 if release is None:
                     self._note(Attempt(name, 0, "skipped: its budget is spent", None), failures)
+                    why.append(f"{name}: skipped, its budget is spent")
                     continue
             try:
                 response = self._one_model(name, request, on_event, stream, failures)
@@ -125,7 +132,12 @@ class Caller:
                 if release is not None:
                     release()
                 last = exc
-                self._note(Attempt(name, 0, str(exc), None), failures)
+                why.append(self._failure(name, exc))
+                env = self.models[name].key_env
+                if isinstance(exc, MissingKeyError) and env and env not in missing:
+                    missing.append(env)
+                # What failed and where, without the hint: the error raised says it once.
+                self._note(Attempt(name, 0, why[-1][len(name) :].lstrip(": "), None), failures)
                 if on_event and name != chain[-1]:
                     on_event(Restart(f"falling back from {name}", name))
                 continue
@@ -135,9 +147,49 @@ class Caller:
                 raise
             return Outcome(response, name, tuple(failures))
         assert last is not None, "an empty model chain"
-        if len(chain) > 1:
-            last.hint = f"tried {', '.join(chain)}; " + (last.hint or "all failed")
-        raise last
+        raise self._chain_error(last, chain, why, missing) from last
+
+    def _where(self, name: str) -> str:
+        """The endpoint a model is called at: its ``base_url`` or its vendor's."""
+        model = self.models[name]
+        return model.base_url or DEFAULT_URLS.get(model.provider, model.provider)
+
+    def _failure(self, name: str, exc: ProviderError | MissingKeyError) -> str:
+        """``name: what failed`` naming the key variable or the URL a person should check."""
+        env = self.models[name].key_env
+        if isinstance(exc, MissingKeyError):
+            return f"{name}: ${env} is not set"
+        ids = [f"HTTP {exc.status}"] if exc.status is not None else []
+        if exc.request_id:
+            ids.append(f"request {exc.request_id}")
+        suffix = f" ({', '.join(ids)})" if ids else ""
+        if isinstance(exc, AuthError):
+            return f"{name}: {exc.message}{suffix}: check the key in ${env}"
+        return f"{name} at {self._where(name)}: {exc.message}{suffix}"
+
+    def _chain_error(
+        self,
+        last: ProviderError | MissingKeyError,
+        chain: Sequence[str],
+        why: list[str],
+        missing: list[str],
+    ) -> ProviderError | MissingKeyError:
+        """The last failure (its class decides retry and exit code), saying what each
+        model of the chain did; one model's error only gains its URL or key variable."""
+        error = copy.copy(last)
+        if len(chain) == 1:
+            if isinstance(error, AuthError):
+                error.hint = error.hint or f"check the key in ${self.models[chain[0]].key_env}"
+            elif isinstance(error, ProviderError) and error.status is None:  # never reached
+                error.message = f"{self._where(chain[0])}: {last.message}"
+            return error
+        error.message = f"no model answered (tried {', '.join(chain)}): " + "; ".join(why)
+        if isinstance(error, ProviderError):
+            error.model = error.status = error.request_id = None
+        error.hint = (
+            f"export {', '.join(f'{env}=...' for env in missing)}; " if missing else ""
+        ) + "`agentctl models test NAME` tries one model"
+        return error
 
     def _one_model(
         self,

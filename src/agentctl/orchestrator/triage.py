@@ -14,14 +14,16 @@ import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from agentctl.config import Config
-from agentctl.cost.meter import Meter
+from agentctl.cost.meter import Meter, estimate_tokens
+from agentctl.cost.pricing import cost_of, format_usd, upper_bound
 from agentctl.cost.reserve import BudgetRefused
 from agentctl.errors import MissingKeyError, ProviderError
 from agentctl.llm.call import Caller
-from agentctl.llm.types import Message, Request, ToolSpec
+from agentctl.llm.types import Message, Request, ToolSpec, Usage
 from agentctl.runs import RunStore
 from agentctl.seams import Ticket
 
@@ -80,6 +82,72 @@ def _brief(tickets: Sequence[Ticket], instructions: Sequence[str], pipelines: Se
     return "\n\n".join(lines)
 
 
+def _request(config: Config, tickets: Sequence[Ticket], instructions: Sequence[str]) -> Request:
+    """The one triage request, as sent (and as priced by a dry run)."""
+    role = config.role(config.settings.orchestrator.role)
+    return Request(
+        messages=(Message("user", _brief(tickets, instructions, sorted(config.pipelines))),),
+        system=role.prompt,
+        tools=(DECIDE,),
+        max_tokens=min(4096, config.models[role.models[0]].max_tokens),
+    )
+
+
+def missing_keys(config: Config) -> str | None:
+    """Why triage cannot be sent at all — no model of the orchestrator's chain has its
+    key — naming every variable; None when at least one model may be called."""
+    from agentctl.llm import resolve_key
+
+    chain = config.role(config.settings.orchestrator.role).models
+    unset: list[str] = []
+    for name in chain:
+        try:
+            resolve_key(name, config.models[name])
+        except MissingKeyError:
+            unset.append(f"{name} needs ${config.models[name].key_env}")
+        else:
+            return None
+    return f"triage cannot run: no key for any model of the orchestrator: {'; '.join(unset)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """What a dry run says of triage: the tickets it would ask about and the call's cost."""
+
+    lines: list[str]
+    low: Decimal  # the cheapest model of the chain answering with a short decision
+    high: Decimal  # the dearest model of the chain writing its whole output limit
+    problem: str | None = None  # a key missing for every model: the real tick would fail
+
+
+def preview(config: Config, tickets: Sequence[Ticket], instructions: Sequence[str]) -> Preview:
+    """What ``triage`` would send for ``tickets`` (new, unclaimed) and ``instructions``:
+    one line per ticket and one for the call with its cost range. Sends nothing."""
+    if not (tickets or instructions):
+        return Preview([], Decimal(0), Decimal(0))
+    request = _request(config, tickets, instructions)
+    prompt_tokens = estimate_tokens(request)
+    chain = config.role(config.settings.orchestrator.role).models
+    highs = [
+        upper_bound(
+            prompt_tokens,
+            min(request.max_tokens, config.models[n].max_tokens),
+            config.models[n].price,
+        )
+        for n in chain
+    ]
+    lows = [cost_of(Usage(prompt_tokens, 200), config.models[n].price) for n in chain]
+    low, high = min(lows), max(highs)
+    lines = [f"{t.id}: would ask the orchestrator model ({t.title})" for t in tickets]
+    if instructions:
+        lines.append(f"{len(instructions)} instruction(s) from the main session to read")
+    lines.append(
+        f"triage: one call to {', '.join(chain)} (~{prompt_tokens} tokens in): "
+        f"{format_usd(low)}–{format_usd(high)}"
+    )
+    return Preview(lines, low, high, missing_keys(config))
+
+
 def triage(
     config: Config, tickets: Sequence[Ticket], instructions: Sequence[str]
 ) -> tuple[list[Decision], str | None]:
@@ -96,12 +164,7 @@ def triage(
         workspace=str(config.workspace.root),
     )
     run.mark_started(os.getpid(), os.getpgid(0))
-    request = Request(
-        messages=(Message("user", _brief(tickets, instructions, sorted(config.pipelines))),),
-        system=role.prompt,
-        tools=(DECIDE,),
-        max_tokens=min(4096, config.models[chain[0]].max_tokens),
-    )
+    request = _request(config, tickets, instructions)
     caller = Caller(config.models, lock_dir=state_dir / "locks")
     try:
         outcome, _ = Meter(config, run, orch.role).complete(caller, request, chain)

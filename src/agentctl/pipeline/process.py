@@ -53,6 +53,41 @@ def start_pipeline(
     ``preflight`` first (``PreflightError``, nothing created, nothing spent) unless the
     caller made those checks itself.
     """
+    pipeline, values, ticket_id, ticket = resolve_inputs(
+        config, name, task=task, ticket_id=ticket_id, inputs=inputs
+    )
+    if preflight:
+        from agentctl.preflight import require
+
+        require(config, name)
+    run = RunStore(config.workspace.state_dir).create(
+        "pipeline",
+        input={
+            "pipeline": name,
+            "inputs": values,
+            "ticket": ticket,
+            "models": models_of(config, pipeline),
+            "sets": list(sets),
+        },
+        parent=parent,
+        pipeline=name,
+        ticket=ticket_id,
+        workspace=str(config.workspace.root),
+    )
+    spawn_worker(config, run, environ, group="pipeline")
+    return run
+
+
+def resolve_inputs(
+    config: Config,
+    name: str,
+    *,
+    task: str | None = None,
+    ticket_id: str | None = None,
+    inputs: Mapping[str, str] | None = None,
+) -> tuple[Pipeline, dict[str, str], str | None, dict[str, Any] | None]:
+    """The pipeline, its input values, the ticket's id and record — or the error a run
+    would meet (an unknown pipeline or ticket, no task). A dry run checks the same."""
     pipeline = find(config, name)
     values: dict[str, str] = {**pipeline.inputs, **(inputs or {})}
     if task is not None:
@@ -74,26 +109,7 @@ def start_pipeline(
             f"pipeline {name!r} needs a task",
             hint=f"pass --task TEXT or --ticket ID (or set [inputs] task in pipelines/{name}.toml)",
         )
-    if preflight:
-        from agentctl.preflight import require
-
-        require(config, name)
-    run = RunStore(config.workspace.state_dir).create(
-        "pipeline",
-        input={
-            "pipeline": name,
-            "inputs": values,
-            "ticket": ticket,
-            "models": models_of(config, pipeline),
-            "sets": list(sets),
-        },
-        parent=parent,
-        pipeline=name,
-        ticket=ticket_id,
-        workspace=str(config.workspace.root),
-    )
-    spawn_worker(config, run, environ, group="pipeline")
-    return run
+    return pipeline, values, ticket_id, ticket
 
 
 def review_feedback(config: Config, branch: str) -> str:

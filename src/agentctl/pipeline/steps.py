@@ -327,11 +327,10 @@ def run_action(step: Step, note: str, engine: Engine) -> dict[str, Any]:
         except AgentctlError as exc:  # a refused token, a rate limit, a git failure: said plainly
             from agentctl.errors import MergeRefusedError
 
-            hint = f" — {exc.hint}" if exc.hint else ""
             # A refused merge (the policy, a moved head, a missing program) is nothing a
-            # dev round could change: no on_fail loop for it.
+            # dev round could change: no on_fail loop for it. (str(exc) holds the hint.)
             retry = not isinstance(exc, MergeRefusedError)
-            raise StepFailed(f"{step.uses}: {exc}{hint}", retry=retry) from None
+            raise StepFailed(f"{step.uses}: {exc}", retry=retry) from None
         failpoints.hit("pipeline.after_action")
     except StepFailed as failed:
         child.write_output({"failure": failed.failure[-TAIL:], **failed.outputs})

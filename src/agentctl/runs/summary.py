@@ -14,10 +14,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from agentctl.errors import StateError
+from agentctl.errors import StateError, UsageError
 from agentctl.runs.journal import follow, read_journal
 from agentctl.runs.liveness import stale_reason
-from agentctl.runs.record import TERMINAL, RunRecord
+from agentctl.runs.record import STATUSES, TERMINAL, RunRecord
 from agentctl.runs.run import Run
 from agentctl.runs.store import Listing, RunStore
 from agentctl.runs.timefmt import format_ts, utc_now
@@ -27,6 +27,11 @@ from agentctl.runs.timefmt import format_ts, utc_now
 DEFAULT_STALE_AFTER = timedelta(seconds=120)
 
 _EVENT_KEYS_FIRST = ("seq", "ts", "type")
+
+# Statuses a listing derives rather than reads: a running run whose process is gone is
+# shown "stale", an unreadable one "corrupt"; filtering by them filters what is shown.
+DERIVED: tuple[str, ...] = ("running", "stale", "corrupt")
+DISPLAY_STATUSES: tuple[str, ...] = (*STATUSES, "stale", "corrupt")
 
 
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:
@@ -76,12 +81,23 @@ def list_rows(
     now: datetime | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     """The rows for ``runs list`` (newest first, at most ``limit``) and the total matching."""
+    if status is not None and status not in DISPLAY_STATUSES:
+        raise UsageError(
+            f"unknown status {status!r}; expected one of {', '.join(DISPLAY_STATUSES)}"
+        )
     store = RunStore(state_dir)
     parent_id = store.get(parent).id if parent else None
-    listings, total = store.page(kind=kind, status=status, parent_id=parent_id, limit=limit)
     now = now or utc_now()
     host = socket.gethostname()
-    return [row(listing, now, host) for listing in listings], total
+    if status is None or status not in DERIVED:
+        listings, total = store.page(kind=kind, status=status, parent_id=parent_id, limit=limit)
+        return [row(listing, now, host) for listing in listings], total
+    # The shown status is derived: filter on it, so "stale" and "running" never overlap.
+    stored = {"running": "running", "stale": "running", "corrupt": None}[status]
+    listings, _ = store.page(kind=kind, status=stored, parent_id=parent_id)
+    shown = (row(listing, now, host) for listing in listings)
+    rows = [r for r in shown if r["display_status"] == status]
+    return (rows if limit is None else rows[:limit]), len(rows)
 
 
 def detail(run: Run, *, recent: int = 10, now: datetime | None = None) -> dict[str, Any]:
@@ -137,7 +153,7 @@ def format_event(event: dict[str, Any]) -> str:
     rest = " ".join(
         f"{key}={json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value}"
         for key, value in event.items()
-        if key not in _EVENT_KEYS_FIRST
+        if key not in _EVENT_KEYS_FIRST and value is not None  # an absent value says nothing
     )
     return f"{event.get('seq', '?'):>5}  {clock}  {event.get('type', '?'):<18} {rest}".rstrip()
 
