@@ -107,3 +107,18 @@ def test_a_pipeline_and_its_step_agents_share_one_slot(
     assert pipeline.record is not None and pipeline.record.status == "succeeded"
     agents = RunStore(project / ".agentctl").list(kind="agent")
     assert agents and all(a.record and a.record.status in TERMINAL for a in agents)
+
+
+def test_the_live_table_and_the_progress_lines_say_why_a_run_waits() -> None:
+    from agentctl.cli.agent import describe
+    from agentctl.cli.pipeline_view import PipelineView
+
+    waited = {"type": "process.waiting", "running": 8, "limit": 8}
+    assert describe(waited) == "… waiting for a process slot (8/8 running)"
+    view = PipelineView("pipeline demo · run R", [("implement", "role")])
+    view.apply(waited)
+    assert view.table().caption == "waiting for a process slot (8/8 running)"
+    view.apply(
+        {"type": "step.start", "step": "implement", "kind": "role", "ts": "2026-12-05T16:00:00Z"}
+    )
+    assert view.table().caption is None

@@ -250,6 +250,10 @@ def follow_pipeline(run: Any, as_json: bool, steps: Sequence[tuple[str, str]] = 
             )
             why = f": {one_line(str(out['failure']), 120)}" if out.get("failure") else ""
             echo(f"{mark} {event['step']} {event.get('status')}{took}{extra}{why}", err=True)
+        elif kind == "process.waiting":
+            from agentctl.runs.procslots import waiting_text
+
+            echo(f"… {waiting_text(event.get('running'), event.get('limit'))}", err=True)
         elif kind == "step.needs_person":
             paths = ", ".join(str(p) for p in event.get("paths") or [])
             echo(f"✋ stopped before {event['step']}: protected paths ({paths})", err=True)

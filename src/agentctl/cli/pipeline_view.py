@@ -85,11 +85,19 @@ class PipelineView:
         self._clock = clock
         self._spent: Decimal | None = None
         self._spent_at = float("-inf")
+        self.waiting: str | None = None  # why the run has not started yet
 
     def apply(self, event: dict[str, Any]) -> None:
         from agentctl.runs import parse_ts
 
         kind, step = event.get("type"), event.get("step")
+        if kind == "process.waiting":  # past [executor] max_processes: said in the caption
+            from agentctl.runs.procslots import waiting_text
+
+            self.waiting = waiting_text(event.get("running"), event.get("limit"))
+            return
+        if kind == "step.start":
+            self.waiting = None
         if not step or kind not in ("step.start", "step.finish", "step.goto"):
             return
         row = self.rows.setdefault(step, Row(step))
@@ -134,6 +142,8 @@ class PipelineView:
 
         spent = self.spent()
         caption = f"spent ${spent:f}" if spent is not None else None
+        if self.waiting:
+            caption = " · ".join(c for c in (self.waiting, caption) if c)
         table = Table(title=self.title, caption=caption, title_justify="left", expand=False)
         styles = [STYLES.get(row.status) for row in self.rows.values()]
         cells = [self._cells(row, now) for row in self.rows.values()]

@@ -77,6 +77,11 @@ def running(lock_dir: Path) -> int:
     return count
 
 
+def waiting_text(busy: object, capacity: object) -> str:
+    """The one wording of a wait, for the run's reason and every view of its journal."""
+    return f"waiting for a process slot ({busy}/{capacity} running)"
+
+
 def needs_slot(run: Run) -> bool:
     """Agents and pipelines take a slot, except an agent that is its pipeline's step."""
     record = run.load()
@@ -117,8 +122,7 @@ def wait_for_slot(
             return None  # canceled (or finished by someone else) while waiting
         busy = running(lock_dir)
         if busy != said or time.monotonic() - said_at >= SAY_AGAIN:
-            reason = f"waiting for a process slot ({busy}/{capacity} running)"
-            run.note_reason(reason, status="pending")
+            run.note_reason(waiting_text(busy, capacity), status="pending")
             run.journal.append("process.waiting", durable=True, running=busy, limit=capacity)
             said, said_at = busy, time.monotonic()
         sleep(POLL * (0.5 + random.random()))
