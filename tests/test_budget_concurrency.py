@@ -39,6 +39,7 @@ def project(tmp_path: Path, server: LLMServer, budgets: str) -> Path:
         f'base_url = "{server.openai_url}"\napi_key_env = "TEST_KEY"\nmax_retries = 0\n'
         "max_tokens = 500\nprice = { input = 1.0, output = 10.0 }\n\n"
         f"[budgets]\n{budgets}\n"
+        f"\n[executor]\nmax_processes = {AGENTS}\n"  # every agent asks at the same moment
     )
     git(repo, "add", ".")
     git(repo, "commit", "-q", "-m", "config")

@@ -47,7 +47,13 @@ def project(tmp_path: Path, server: LLMServer) -> Path:
         .replace('fallback = ["sonnet"]', "fallback = []")
     )
     with (root / "agentctl.toml").open("a") as config:
-        config.write('\n[orchestrator]\ntriage = "none"\ninterval = "1s"\n')
+        config.write('\n[orchestrator]\ntriage = "model"\ninterval = "1s"\n')
+    orchestrator = root / "roles" / "orchestrator.toml"  # triage on a scripted model
+    orchestrator.write_text(
+        orchestrator.read_text()
+        .replace('model = "sonnet"', f'model = "{MAIN}"')
+        .replace('fallback = ["haiku"]', "fallback = []")
+    )
     git(root, "commit", "-qam", "chat e2e settings")
     LocalTracker(root / ".agentctl").set_state("T-1", "Canceled")
     return root
@@ -67,6 +73,11 @@ def test_ask_for_a_fix_keep_talking_hear_back(project: Path, server: LLMServer) 
         Turn.text("Filed it and started the orchestrator."),
         Turn.text("Paris."),
         Turn.text("Good news: the fix to add() is merged."),
+    )
+    server.script_for(
+        MAIN,
+        "New tickets follow",
+        Turn.tool_call("decide", {"decisions": [{"ticket": "T-2", "action": "start"}]}),
     )
     server.script_for("demo-coder", "T-2:", *FIX)
     server.script_for(
@@ -104,7 +115,7 @@ def test_ask_for_a_fix_keep_talking_hear_back(project: Path, server: LLMServer) 
         check=True,
     )
     roles = {row["key"] for row in json.loads(cost.stdout)["rows"]}
-    assert {"main", "dev", "review"} <= roles  # every tier adds up under the chat
+    assert {"main", "orchestrator", "dev", "review"} <= roles  # every tier under the chat
 
 
 def test_ctrl_c_stops_the_reply_not_the_session(project: Path, server: LLMServer) -> None:

@@ -140,6 +140,27 @@ def spawn_worker(
     return process.pid
 
 
+def take_process_slot(config: Config, run: Run) -> bool:
+    """Hold one of ``[executor] max_processes`` slots for this worker's life, waiting for it.
+
+    False when the run was canceled while it waited: the worker leaves without starting.
+    The slot is released by the kernel when this process ends, however it ends.
+    """
+    from agentctl.runs.procslots import needs_slot, wait_for_slot
+
+    if not needs_slot(run):
+        return True  # a pipeline's step agent runs in its pipeline's slot
+    capacity = config.settings.executor.max_processes
+    slot = wait_for_slot(run, config.workspace.state_dir / "locks", capacity)
+    if slot is None:
+        return False
+    _HELD.append(slot)
+    return True
+
+
+_HELD: list[Any] = []  # this process's slot: kept open until it exits
+
+
 def watch(run: Run, *, poll: float = 0.1) -> Iterator[dict[str, Any]]:
     """Events of ``run`` as they happen, until its latest worker ends (or dies without a word).
 

@@ -22,7 +22,7 @@ from agentctl import atomic, keystore
 from agentctl.agent import guard
 from agentctl.agent.env import tool_env
 from agentctl.agent.loop import AgentLoop, Ending, Limits
-from agentctl.agent.supervise import Heartbeat, chain_of
+from agentctl.agent.supervise import Heartbeat, chain_of, take_process_slot
 from agentctl.config import Config
 from agentctl.config.schema import Role
 from agentctl.cost.ledger import Ledger
@@ -69,6 +69,8 @@ def work(config: Config, run_id: str) -> int:
     data = run.read_input()
     role = config.role(data["role"])
     chain = chain_of(config, data["role"], data.get("model"))
+    if not take_process_slot(config, run):
+        return 0  # canceled while it waited for a process slot: nothing ran
     run.mark_started(os.getpid(), os.getpgid(0))
     atomic.reserve(run.dir / atomic.RESERVE)  # room for the ending if the disk fills up
     # From here on this is the agent; the process above it enforces the deadline.

@@ -66,6 +66,10 @@ def describe(event: dict[str, Any]) -> str | None:
     if kind in ("model.switch", "budget.stop", "llm.retry"):
         detail = event.get("reason") or event.get("error") or ""
         return f"! {kind}: {event.get('to') or event.get('model') or ''} {detail}".rstrip()
+    if kind == "process.waiting":
+        from agentctl.runs.procslots import waiting_text
+
+        return f"… {waiting_text(event.get('running'), event.get('limit'))}"
     if kind == "status":
         return f"= {event.get('to')}" + (f": {event['reason']}" if event.get("reason") else "")
     return None

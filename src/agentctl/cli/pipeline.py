@@ -254,6 +254,10 @@ def follow_pipeline(run: Any, as_json: bool, steps: Sequence[tuple[str, str]] = 
             )
             why = f": {one_line(str(out['failure']), 120)}" if out.get("failure") else ""
             echo(f"{mark} {event['step']} {event.get('status')}{took}{extra}{why}", err=True)
+        elif kind == "process.waiting":
+            from agentctl.runs.procslots import waiting_text
+
+            echo(f"… {waiting_text(event.get('running'), event.get('limit'))}", err=True)
         elif kind == "step.needs_person":
             paths = ", ".join(str(p) for p in event.get("paths") or [])
             echo(f"✋ stopped before {event['step']}: protected paths ({paths})", err=True)
@@ -292,11 +296,15 @@ def _follow_live(run: Any, steps: Sequence[tuple[str, str]]) -> bool:
     )
 
     class Redrawn:
-        def __rich__(self) -> Any:  # rebuilt on every refresh: running times keep ticking
-            return view.table(utc_now())
+        def __rich_console__(self, console: Any, options: Any) -> Any:
+            # rebuilt on every refresh: running times keep ticking; the terminal's width
+            # bounds the notes, so that no row wraps
+            yield view.table(utc_now(), width=options.max_width)
 
     with Live(Redrawn(), console=Console(stderr=True), refresh_per_second=4):
-        return follow_events(run, view.apply)
+        followed = follow_events(run, view.apply)
+        view.last_frame()  # drawn as Live stops: its total is the summary's
+        return followed
 
 
 def _summary(run: Any, as_json: bool) -> int:

@@ -5,7 +5,8 @@ message in the inbox. It answers through one ``decide`` tool whose choices map o
 deterministic actions (start a pipeline, comment, skip); its words never merge or
 skip a gate. Ticket text is handed over as data between markers, with the
 instruction to treat it as such. Each call is an ``orchestrator`` run, priced and
-budget-checked like any other.
+budget-checked like any other; when a chat started the orchestrator, that run is
+the chat's child, so ``cost --run <chat>`` counts it with the pipelines.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from agentctl.config import Config
 from agentctl.cost.meter import Meter, estimate_tokens
 from agentctl.cost.pricing import cost_of, format_usd, upper_bound
 from agentctl.cost.reserve import BudgetRefused
-from agentctl.errors import MissingKeyError, ProviderError
+from agentctl.errors import AgentctlError, MissingKeyError, ProviderError
 from agentctl.llm.call import Caller
 from agentctl.llm.types import Message, Request, ToolSpec, Usage
-from agentctl.runs import RunStore
+from agentctl.runs import Run, RunStore
 from agentctl.seams import Ticket
 
 DECIDE = ToolSpec(
@@ -149,16 +150,26 @@ def preview(config: Config, tickets: Sequence[Ticket], instructions: Sequence[st
 
 
 def triage(
-    config: Config, tickets: Sequence[Ticket], instructions: Sequence[str]
+    config: Config,
+    tickets: Sequence[Ticket],
+    instructions: Sequence[str],
+    *,
+    parent_id: str | None = None,
 ) -> tuple[list[Decision], str | None]:
-    """One model call; returns the decisions and, when it failed, why (then nothing starts)."""
+    """One model call; returns the decisions and, when it failed, why (then nothing starts).
+
+    ``parent_id`` is the chat that started the orchestrator, if one did: the call's
+    run is its child, so its cost is counted under the chat.
+    """
     orch = config.settings.orchestrator
     role = config.role(orch.role)
     chain = list(role.models)
     state_dir = config.workspace.state_dir
-    run = RunStore(state_dir).create(
+    store = RunStore(state_dir)
+    run = store.create(
         "orchestrator",
         input={"tickets": [t.id for t in tickets], "instructions": list(instructions)},
+        parent=parent_of(store, parent_id),
         role=orch.role,
         model=chain[0],
         workspace=str(config.workspace.root),
@@ -178,6 +189,18 @@ def triage(
     run.write_output({"decisions": [dataclasses.asdict(d) for d in decisions]})
     run.transition("succeeded")
     return decisions, None
+
+
+def parent_of(store: RunStore, parent_id: str | None) -> Run | None:
+    """The run that owns the orchestrator's costs, or None (no chat, or its run is gone)."""
+    if parent_id is None:
+        return None
+    try:
+        run = store.get(parent_id)
+        run.load()
+    except AgentctlError:  # gc'd or unreadable: the call is still recorded, as a root
+        return None
+    return run
 
 
 def parse(calls: Sequence[Any], known: set[str], config: Config) -> list[Decision]:

@@ -278,6 +278,8 @@ class Engine:
             count=count,
             reason=failed.reason,
             failure=failed.failure[-6000:],
+            # what this round cost (a review that asked for changes): the live view adds it
+            outputs={k: failed.outputs[k] for k in ("model", "cost") if k in failed.outputs},
         )
         ids = [s.id for s in self.pipeline.steps]
         self.state.gotos[step.id] = count

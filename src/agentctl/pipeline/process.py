@@ -13,7 +13,7 @@ from types import FrameType
 from typing import Any
 
 from agentctl import atomic
-from agentctl.agent.supervise import Heartbeat, end_children, spawn_worker
+from agentctl.agent.supervise import Heartbeat, end_children, spawn_worker, take_process_slot
 from agentctl.config import Config
 from agentctl.config.schema import Pipeline
 from agentctl.cost.ledger import Ledger
@@ -181,6 +181,8 @@ def work(config: Config, run_id: str) -> int:
     run = RunStore(config.workspace.state_dir).get(run_id)
     data = run.read_input()
     name = data["pipeline"]
+    if not take_process_slot(config, run):
+        return 0  # canceled while it waited for a process slot: nothing ran
     run.mark_started(os.getpid(), os.getpgid(0))
     atomic.reserve(run.dir / atomic.RESERVE)  # room for the ending if the disk fills up
     reaper.become_subreaper()  # what a gate's commands leave (setsid too) stays ours to kill

@@ -99,6 +99,18 @@ class Run:
             self._write(new)
             return new
 
+    def note_reason(self, reason: str, *, status: str) -> bool:
+        """Say why the run is ``status`` (a pending run waiting), unless it moved on.
+
+        Checked under the lock: a cancel recorded meanwhile keeps its own reason.
+        """
+        with self._locked():
+            record = self.load()
+            if record.status != status:
+                return False
+            self._write(dataclasses.replace(record, reason=reason, updated_at=self._clock()))
+            return True
+
     def transition(self, status: str, *, reason: str | None = None) -> RunRecord:
         """Move to ``status`` if the state machine allows it (TransitionError if not)."""
         with self._locked():
