@@ -85,7 +85,7 @@ def test_tickets_runs_and_costs_through_tools(
         ),
         Turn.text("Filed T-2."),
     )
-    result = cli("chat", "-m", "File a ticket for subtract()")
+    result = cli("chat", "--message", "File a ticket for subtract()")
     assert result.exit_code == 0, result.stderr
     assert LocalTracker(project / ".agentctl").get("T-2").title == "Add a subtract()"
     tool_results = [m for m in main_requests(server)[1]["messages"] if m["role"] == "user"][-1]
@@ -93,7 +93,7 @@ def test_tickets_runs_and_costs_through_tools(
     assert "created ticket T-2" in text and "runs; newest" in text and "total: $" in text
     (chat,) = RunStore(project / ".agentctl").list(kind="chat")
     server.script(MAIN, Turn.tool_call("read_run", {"id": chat.id}), Turn.text("ok"))
-    assert cli("chat", "-m", "read yourself", "--resume", "last").exit_code == 0
+    assert cli("chat", "--message", "read yourself", "--resume", "last").exit_code == 0
     assert chat.id in json.dumps(main_requests(server)[-1]["messages"])
 
 
@@ -114,11 +114,11 @@ def test_the_orchestrator_starts_takes_an_instruction_and_stops(
         Turn.tool_call("orchestrator_stop", {}),
         Turn.text("Stopped."),
     )
-    assert cli("chat", "-m", "start working").exit_code == 0
+    assert cli("chat", "--message", "start working").exit_code == 0
     pid = int((project / ".agentctl" / "orchestrator" / "loop.pid").read_text())
     inbox = (project / ".agentctl" / "orchestrator" / "inbox" / "000001.json").read_text()
     assert "prioritise bugs" in inbox
-    assert cli("chat", "-m", "stop", "--resume", "last").exit_code == 0
+    assert cli("chat", "--message", "stop", "--resume", "last").exit_code == 0
     deadline = time.monotonic() + 10
     while (
         Path(f"/proc/{pid}").exists()
@@ -131,20 +131,20 @@ def test_the_orchestrator_starts_takes_an_instruction_and_stops(
 
 def test_resume_carries_the_history(project: Path, server: LLMServer, cli: Invoke) -> None:
     server.script(MAIN, Turn.text("Noted: 42."), Turn.text("It was 42."))
-    assert cli("chat", "-m", "Remember the number 42.").exit_code == 0
-    assert cli("chat", "-m", "Which number?", "--resume", "last").exit_code == 0
+    assert cli("chat", "--message", "Remember the number 42.").exit_code == 0
+    assert cli("chat", "--message", "Which number?", "--resume", "last").exit_code == 0
     history = json.dumps(main_requests(server)[1]["messages"])
     assert "Remember the number 42." in history and "Noted: 42." in history
 
 
 def test_errors_are_one_clear_line(project: Path, server: LLMServer, cli: Invoke) -> None:
     server.script(MAIN, Turn.error(400, message="prompt is too long"))
-    result = cli("chat", "-m", "hi")
+    result = cli("chat", "--message", "hi")
     assert result.exit_code == 1
     assert result.stderr.startswith("agentctl: error: demo-reviewer: the request was refused")
     assert result.stderr.count("\n") == 1
     result = cli(
-        "--set", 'roles.main.model="opus"', "chat", "-m", "hi", env={"ANTHROPIC_API_KEY": ""}
+        "--set", 'roles.main.model="opus"', "chat", "--message", "hi", env={"ANTHROPIC_API_KEY": ""}
     )
     assert result.exit_code == 2 and "needs an API key in $ANTHROPIC_API_KEY" in result.stderr
     (chat, *_) = RunStore(project / ".agentctl").list(kind="chat")
@@ -181,7 +181,7 @@ def test_a_pipeline_run_from_the_chat_reports_back(
         Turn.text("It subtracts."),
     )
     server.script("demo-coder", Turn.text("add() subtracts."))
-    result = cli("chat", "-m", "Find out why test_add fails", "--wait")
+    result = cli("chat", "--message", "Find out why test_add fails", "--wait")
     assert result.exit_code == 0, result.stdout + result.stderr
     assert "pipeline research started as run" in json.dumps(main_requests(server)[1])
     assert "[report] run " in result.stdout and "(pipeline research) succeeded" in result.stdout

@@ -68,17 +68,7 @@ class ChatSession:
         for name in chain:
             config.model(name)
         if resume:
-            if resume == "last":
-                chats = store.list(kind="chat")
-                if not chats:
-                    from agentctl.errors import NotFoundError
-
-                    raise NotFoundError("no chat to resume", hint="start one with agentctl chat")
-                run = store.get(chats[0].id)
-            else:
-                run = store.get(resume)
-            if run.load().status != "running":
-                run.mark_started(os.getpid(), os.getpgid(0))
+            run = _reopen(store, resume, chain, str(config.workspace.root))
         else:
             run = store.create(
                 "chat",
@@ -87,26 +77,34 @@ class ChatSession:
                 model=chain[0],
                 workspace=str(config.workspace.root),
             )
+        if run.load().status != "running":
             run.mark_started(os.getpid(), os.getpgid(0))
         return cls(config, run, chain)
 
     # -- hearing back -------------------------------------------------------------------
 
     def collect_news(self) -> list[str]:
-        """New orchestrator reports and finished children, queued for the next turn."""
-        notes = []
+        """New orchestrator reports and finished children, queued for the next turn.
+
+        Returns the news as a person reads it (one line each); the model gets the
+        same news in full, as notes before its next turn.
+        """
+        shown: list[str] = []
+        notes: list[str] = []
         cursor_file = self.home.dir / "outbox.read"
         try:
             seen = int(cursor_file.read_text())
         except (OSError, ValueError):
             seen = 0
+        last = seen
         for message in self.home.outbox.read(after=seen):
             body = {k: v for k, v in message.body.items() if k not in ("seq", "ts")}
             notes.append(f"orchestrator report: {json.dumps(body)[:3000]}")
-            seen = message.seq
-        if notes:
+            shown.append(f"orchestrator report: {report_line(body)}")
+            last = message.seq
+        if last != seen:
             self.home.make()
-            atomic.write_text(cursor_file, f"{seen}\n")
+            atomic.write_text(cursor_file, f"{last}\n")
         events = read_journal(self.run.paths.events).events
         started = [e["run_id"] for e in events if e.get("type") == "child.started"]
         reported = {e["run_id"] for e in events if e.get("type") == "child.reported"}
@@ -118,14 +116,14 @@ class ChatSession:
             record = child.load()
             if record.status in TERMINAL or record.status == "paused":
                 output = child.read_output() or {}
-                text = output.get("text") or output.get("verdict") or output.get("reason", "")
-                notes.append(
-                    f"run {run_id} ({record.kind} {record.role or record.pipeline or ''})"
-                    f" {record.status}: {str(text)[:1500]}"
-                )
+                text = output.get("text") or output.get("verdict") or output.get("reason") or ""
+                what = " ".join(p for p in (record.kind, record.role or record.pipeline) if p)
+                line = f"run {run_id} ({what}) {record.status}: {readable(text)[:1500]}"
+                notes.append(line)
+                shown.append(line)
                 self.run.journal.append("child.reported", durable=True, run_id=run_id)
         self.pending += notes
-        return notes
+        return shown
 
     # -- a turn ----------------------------------------------------------------------------
 
@@ -215,10 +213,97 @@ class ChatSession:
         self.messages.append(message)
         self.transcript.append(message)
 
-    def close(self) -> None:
+    def close(self, status: str = "succeeded", reason: str | None = None) -> None:
+        """End the chat's run honestly: ``succeeded`` when the person left, ``canceled``
+        when Ctrl-C ended it mid-reply, ``failed`` when an error did. ``--resume`` still
+        continues a finished chat (in a new run that carries its history)."""
         record = self.run.load()
         if record.status == "running":
-            self.run.transition("paused", reason="chat closed; agentctl chat --resume continues it")
+            self.run.transition(status, reason=reason)
 
 
-__all__ = ["ChatSession", "MissingKeyError", "ProviderError"]
+def _reopen(store: RunStore, ref: str, chain: list[str], workspace: str) -> Run:
+    """The chat ``ref`` names ('last': the newest), to continue.
+
+    A chat that ended (succeeded, canceled) stays ended: its conversation goes on in a
+    new chat run, its child, that starts with the same transcript, so ``cost --run``
+    of the first chat still adds up everything said since.
+    """
+    if ref == "last":
+        chats = store.list(kind="chat")
+        if not chats:
+            from agentctl.errors import NotFoundError
+
+            raise NotFoundError("no chat to resume", hint="start one with agentctl chat")
+        ref = chats[0].id
+    old = store.get(ref)
+    record = old.load()
+    if record.status not in ("succeeded", "canceled"):
+        return old  # paused, failed, or left running by a process that died: go on in it
+    run = store.create(
+        "chat",
+        input={"models": chain, "resumed_from": old.id},
+        role="main",
+        model=chain[0],
+        workspace=workspace,
+        parent=old,
+    )
+    if old.paths.transcript.exists():
+        atomic.write_bytes(run.paths.transcript, old.paths.transcript.read_bytes())
+    return run
+
+
+def missing_key(config: Config, chain: list[str]) -> str | None:
+    """A one-line warning when the chat's first model has no API key, else None."""
+    name = chain[0]
+    env = config.models[name].key_env
+    if env is None or _has_key(config, name):
+        return None
+    answering = next((m for m in chain[1:] if _has_key(config, m)), None)
+    then = f"; {answering} answers instead" if answering else ""
+    return (
+        f"warning: the chat's model {name} needs an API key in ${env}, which is not set{then}: "
+        f"export {env}=... (or put it in the [secrets] file), or chat with another model "
+        "(agentctl chat --model NAME)"
+    )
+
+
+def _has_key(config: Config, model: str) -> bool:
+    from agentctl import keystore
+
+    env = config.models[model].key_env
+    return env is None or bool(keystore.get(env))
+
+
+def readable(value: object) -> str:
+    """A value as a person reads it: no Python reprs, no braces, no None."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {readable(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return ", ".join(readable(v) for v in value)
+    return str(value)
+
+
+def report_line(body: dict[str, Any]) -> str:
+    """An orchestrator report on one line: its summary, then what each list holds."""
+    parts = [readable(body.get("summary") or body.get("text") or body.get("type") or "report")]
+    for key, value in body.items():
+        if key in ("summary", "text", "type") or value in (None, [], {}, ""):
+            continue
+        label = key.replace("_", " ")
+        parts.append(f"{label}: {readable(value)}")
+    return " · ".join(parts)
+
+
+__all__ = [
+    "ChatSession",
+    "MissingKeyError",
+    "ProviderError",
+    "missing_key",
+    "readable",
+    "report_line",
+]
