@@ -243,3 +243,26 @@ def test_ctrl_c_at_an_empty_prompt_ends_the_chat_as_succeeded(
     (listing,) = RunStore(project / ".agentctl").list(kind="chat")
     assert listing.record is not None and listing.record.status == "succeeded"
     assert server.requests == []  # the cleared line was never sent
+
+
+def test_a_report_arrives_above_the_line_being_typed(project: Path, server: LLMServer) -> None:
+    from agentctl.orchestrator.home import Home
+
+    server.script(MAIN, Turn.text("Got it."))
+    chat = Terminal([sys.executable, "-m", "agentctl", "chat"], project)
+    try:
+        chat.expect(r"you>")
+        chat.type("half a")
+        chat.expect(r"half a")
+        home = Home.of(project / ".agentctl")
+        home.make()
+        home.outbox.post({"type": "report", "summary": "1 merged", "merged": ["T-9"]})
+        # The report is printed, then the prompt is drawn again below it with the text kept.
+        chat.expect(r"(?s)\[report\] orchestrator report: 1 merged · merged: T-9.*you> half a")
+        chat.type(" thought\r")
+        chat.expect(r"Got it\.")
+        _quit(chat)
+    finally:
+        chat.close()
+    sent = [r.body["messages"][-1] for r in server.requests if r.model == MAIN]
+    assert "'text': 'half a thought'" in str(sent[-1])

@@ -257,7 +257,14 @@ def _interactive(session: Any) -> str:
                 finally:
                     idle.release()
 
-    threading.Thread(target=listen, daemon=True).start()
+    # The listener starts with these signals blocked (a thread inherits the mask), so the
+    # kernel gives them to the main thread: its read is interrupted, its handler runs.
+    stopping = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stopping)
+    try:
+        threading.Thread(target=listen, daemon=True).start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stopping)
     try:
         while True:
             sys.stdout.write("\n")
