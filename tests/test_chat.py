@@ -241,6 +241,7 @@ def test_ctrl_c_during_a_reply_cancels_the_chat(project: Path, server: LLMServer
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,  # its own process group, as a shell's job: a cancel kills only it
     )
     assert chat.stdout is not None
     assert chat.stdout.read(6) == "A long"  # the reply is streaming
@@ -259,6 +260,7 @@ def test_sigint_on_a_piped_chat_mid_reply_cancels_it(project: Path, server: LLMS
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,  # its own process group, as a shell's job: a cancel kills only it
     )
     assert chat.stdin is not None and chat.stdout is not None
     chat.stdin.write("Tell me a long story\n")
@@ -340,6 +342,7 @@ def test_sigterm_ends_a_waiting_chat_as_canceled(project: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,  # its own process group, as a shell's job: a cancel kills only it
     )
     assert chat.stdout is not None
     seen = ""
@@ -369,3 +372,53 @@ def test_prompt_toolkit_is_imported_only_by_a_chat_at_a_terminal(
         timeout=30,
     )
     assert "IMPORTED False" in done.stderr, done.stderr
+
+
+def test_an_open_chat_is_alive_to_the_orchestrators_reaper(
+    project: Path, server: LLMServer, cli: Invoke
+) -> None:
+    """A chat waits for a person for minutes; its heartbeat says it is alive, not wedged."""
+    from agentctl import atomic
+
+    LocalTracker(project / ".agentctl").set_state("T-1", "Canceled")
+    chat = subprocess.Popen(
+        [sys.executable, "-m", "agentctl", "chat"],
+        cwd=project,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a shell's job: a cancel kills only it
+    )
+    assert chat.stdin is not None and chat.stdout is not None
+    seen = ""
+    while "you> " not in seen:
+        seen += chat.stdout.read(1)
+    (listing,) = RunStore(project / ".agentctl").list(kind="chat")
+    record = json.loads((listing.dir / "run.json").read_text())
+    record["started_at"] = "2026-01-01T00:00:00.000000Z"  # opened long ago, idle since
+    atomic.write_json(listing.dir / "run.json", record)
+    tick = cli("--set", 'orchestrator.triage="none"', "orchestrate", "--once")
+    assert tick.exit_code == 0, tick.stderr
+    assert "reaped" not in tick.stdout and chat.poll() is None
+    chat.stdin.write("/quit\n")
+    chat.stdin.close()
+    assert chat.wait(15) == 0
+    assert chat_runs(project) == [("succeeded", "the person ended the chat (/quit)")]
+
+
+def test_resuming_a_chat_whose_process_died_goes_on_in_it(
+    project: Path, server: LLMServer, cli: Invoke
+) -> None:
+    server.script(MAIN, Turn.text("Noted."), Turn.text("Still here."))
+    assert cli("chat", "--message", "remember 7").exit_code == 0
+    (listing,) = RunStore(project / ".agentctl").list(kind="chat")
+    run = RunStore(project / ".agentctl").get(listing.id)
+    record = json.loads((listing.dir / "run.json").read_text())
+    record.update(status="running", pid=2**22 + 7, pid_start=None, finished_at=None)  # gone
+    from agentctl import atomic
+
+    atomic.write_json(listing.dir / "run.json", record)  # as a chat killed -9 leaves it
+    assert cli("chat", "--message", "which number?", "--resume", listing.id).exit_code == 0
+    assert (run.load().status, run.load().pid) == ("succeeded", os.getpid())  # this process's
+    assert len(RunStore(project / ".agentctl").list(kind="chat")) == 1  # went on in it

@@ -17,20 +17,24 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from agentctl import atomic
+from agentctl.agent.supervise import Heartbeat
 from agentctl.agent.transcript import Transcript
 from agentctl.chat.tools import SPECS, Delegation
 from agentctl.config import Config
 from agentctl.cost.meter import Meter
-from agentctl.errors import MissingKeyError, ProviderError
+from agentctl.errors import MissingKeyError, ProviderError, UsageError
 from agentctl.llm.call import Caller
 from agentctl.llm.types import Message, OnEvent, Request, TextDelta
 from agentctl.orchestrator.home import Home
 from agentctl.runs import TERMINAL, Run, RunStore, read_journal
+from agentctl.runs.liveness import pid_alive
 
 KEEP = 40  # messages sent to the model; older ones are cut (the transcript keeps all)
 MAX_TOOL_ROUNDS = 12
@@ -57,6 +61,7 @@ class ChatSession:
         self.caller = Caller(self.config.models, lock_dir=self.state_dir / "locks")
         self.home = Home.of(self.state_dir)
         self.pending: list[str] = []
+        self.heartbeat = Heartbeat(self.run)
 
     @classmethod
     def open(
@@ -79,7 +84,10 @@ class ChatSession:
             )
         if run.load().status != "running":
             run.mark_started(os.getpid(), os.getpgid(0))
-        return cls(config, run, chain)
+        session = cls(config, run, chain)
+        with signals_to_main_thread():
+            session.heartbeat.start()  # an open chat is alive, however long the person thinks
+        return session
 
     # -- hearing back -------------------------------------------------------------------
 
@@ -217,9 +225,26 @@ class ChatSession:
         """End the chat's run honestly: ``succeeded`` when the person left, ``canceled``
         when Ctrl-C ended it mid-reply, ``failed`` when an error did. ``--resume`` still
         continues a finished chat (in a new run that carries its history)."""
+        self.heartbeat.stop()
         record = self.run.load()
         if record.status == "running":
             self.run.transition(status, reason=reason)
+
+
+@contextmanager
+def signals_to_main_thread() -> Iterator[None]:
+    """Threads started inside never take SIGINT, SIGTERM or SIGHUP (they inherit the mask).
+
+    The kernel gives a process's signal to any thread that does not block it; Python
+    runs handlers only in the main thread, so a signal taken by a helper thread would
+    wait until the main thread's blocking read returned.
+    """
+    stopping = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stopping)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stopping)
 
 
 def _reopen(store: RunStore, ref: str, chain: list[str], workspace: str) -> Run:
@@ -238,8 +263,15 @@ def _reopen(store: RunStore, ref: str, chain: list[str], workspace: str) -> Run:
         ref = chats[0].id
     old = store.get(ref)
     record = old.load()
+    if record.status == "running":
+        if record.pid is not None and pid_alive(record.pid, record.pid_start):
+            raise UsageError(
+                f"chat {old.id} is open in process {record.pid}",
+                hint="go on there, or end it first (agentctl runs cancel)",
+            )
+        old.transition("failed", reason="its process is gone")  # then resumed below
     if record.status not in ("succeeded", "canceled"):
-        return old  # paused, failed, or left running by a process that died: go on in it
+        return old  # paused or failed: go on in it
     run = store.create(
         "chat",
         input={"models": chain, "resumed_from": old.id},

@@ -132,7 +132,7 @@ def chat_command(
     text: Annotated[
         str | None,
         typer.Argument(
-            metavar="[MESSAGE]",
+            metavar="MESSAGE",
             help="Send this one message, print the reply, exit.",
             show_default=False,
         ),
@@ -241,6 +241,8 @@ def _reader(session: Any) -> Reader:
 
 def _interactive(session: Any) -> str:
     """Talk until the person leaves; the way they left (for the run's reason)."""
+    from agentctl.chat.session import signals_to_main_thread
+
     echo(f"agentctl chat · {session.chain[0]} · run {session.run.id} · /help for commands")
     _show_notes(session.collect_news(), "[unread report]")  # what came while no chat was open
     reader = _reader(session)
@@ -257,14 +259,8 @@ def _interactive(session: Any) -> str:
                 finally:
                     idle.release()
 
-    # The listener starts with these signals blocked (a thread inherits the mask), so the
-    # kernel gives them to the main thread: its read is interrupted, its handler runs.
-    stopping = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-    signal.pthread_sigmask(signal.SIG_BLOCK, stopping)
-    try:
+    with signals_to_main_thread():  # so that a signal interrupts the main thread's read
         threading.Thread(target=listen, daemon=True).start()
-    finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, stopping)
     try:
         while True:
             sys.stdout.write("\n")
