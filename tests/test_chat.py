@@ -305,8 +305,11 @@ def test_the_chat_warns_at_start_when_its_models_key_is_missing(
     assert line.startswith("warning: the chat's model opus needs an API key in $ANTHROPIC_API_KEY")
     assert "export ANTHROPIC_API_KEY=..." in line and "--model" in line
     assert server.requests == []
-    done = chat_process(project, "chat", stdin="/quit\n")  # demo-reviewer needs no key
-    assert done.returncode == 0 and done.stderr == ""
+    done = chat_process(
+        project, "chat", stdin="/model opus\n/quit\n", env={"ANTHROPIC_API_KEY": ""}
+    )
+    assert done.returncode == 0 and done.stderr == ""  # demo-reviewer needs no key
+    assert "model: opus\nwarning: the chat's model opus needs an API key" in done.stdout
 
 
 def test_what_the_chat_prints_reads_as_lines_not_python(project: Path, server: LLMServer) -> None:

@@ -117,9 +117,14 @@ def _slash(session: Any, line: str) -> bool:
 
         render(snapshot(session.config, utc_now()))
     elif command == "model" and rest.strip():
+        from agentctl.chat.session import missing_key
+
         session.config.model(rest.strip())
         session.chain = [rest.strip()]
         echo(f"model: {rest.strip()}")
+        warning = missing_key(session.config, session.chain)
+        if warning:
+            echo(warning)
     elif command == "orchestrator" and rest.strip() in ("start", "stop"):
         echo(session.delegation.run(f"orchestrator_{rest.strip()}", {})[0])
     else:
