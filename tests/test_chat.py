@@ -333,6 +333,7 @@ def test_what_the_chat_prints_reads_as_lines_not_python(project: Path, server: L
     )
     assert "tickets      Todo 1" in out  # /status: the status screen's lines
     assert '↳ create_ticket title="Add a subtract()" description="needed"' in out
+    assert "main: $" in out and "(2 calls)" in out and "total: $" in out  # /cost
     for python in ("{", "}", "None", "[]", "'"):
         assert python not in out.replace("[unread report]", ""), (python, out)
 
