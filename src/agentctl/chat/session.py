@@ -7,6 +7,11 @@ the outbox (a shared read cursor, so reports that came while no chat was open ar
 shown to the next one) and the results of runs it started, each added to the
 model's context as a clearly marked note.
 
+An open chat heartbeats like an agent (waiting for a person is not being wedged),
+and its run ends when the chat does: ``succeeded``, ``canceled`` or ``failed``,
+never left ``paused``. ``--resume`` of an ended chat goes on in a new chat run, its
+child, that starts from the same transcript.
+
 Long sessions stay bounded: at most ``KEEP`` messages are sent, cut in steps of
 ``KEEP/2`` at a user turn with a note saying how many were left out (the
 transcript keeps everything); the system prompt, tools and the window's start
