@@ -12,11 +12,13 @@ import termios
 import time
 from pathlib import Path
 
+CPR = "\x1b[6n"  # "where is the cursor?"
+
 
 class Terminal:
     """A process on a pseudo-terminal: type lines, wait for text."""
 
-    def __init__(self, argv: list[str], cwd: Path) -> None:
+    def __init__(self, argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
         self.master, slave = pty.openpty()
 
         def controlling_terminal() -> None:  # like a shell: own session, the pty as its tty
@@ -26,6 +28,7 @@ class Terminal:
         self.process = subprocess.Popen(
             argv,
             cwd=cwd,
+            env=None if env is None else {**os.environ, **env},
             stdin=slave,
             stdout=slave,
             stderr=slave,
@@ -42,9 +45,12 @@ class Terminal:
             ready, _, _ = select.select([self.master], [], [], min(left, 0.2))
             if ready:
                 try:
-                    self.seen += os.read(self.master, 65536).decode(errors="replace")
+                    chunk = os.read(self.master, 65536).decode(errors="replace")
                 except OSError:
                     break
+                self.seen += chunk
+                for _ in range(chunk.count(CPR)):  # answer as a terminal does (prompt_toolkit asks)
+                    os.write(self.master, b"\x1b[1;1R")
         return self.seen
 
     def type(self, text: str) -> None:

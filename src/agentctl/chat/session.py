@@ -7,6 +7,11 @@ the outbox (a shared read cursor, so reports that came while no chat was open ar
 shown to the next one) and the results of runs it started, each added to the
 model's context as a clearly marked note.
 
+An open chat heartbeats like an agent (waiting for a person is not being wedged),
+and its run ends when the chat does: ``succeeded``, ``canceled`` or ``failed``,
+never left ``paused``. ``--resume`` of an ended chat goes on in a new chat run, its
+child, that starts from the same transcript.
+
 Long sessions stay bounded: at most ``KEEP`` messages are sent, cut in steps of
 ``KEEP/2`` at a user turn with a note saying how many were left out (the
 transcript keeps everything); the system prompt, tools and the window's start
@@ -17,20 +22,24 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from agentctl import atomic
+from agentctl.agent.supervise import Heartbeat
 from agentctl.agent.transcript import Transcript
 from agentctl.chat.tools import SPECS, Delegation
 from agentctl.config import Config
 from agentctl.cost.meter import Meter
-from agentctl.errors import MissingKeyError, ProviderError
+from agentctl.errors import MissingKeyError, ProviderError, UsageError
 from agentctl.llm.call import Caller
 from agentctl.llm.types import Message, OnEvent, Request, TextDelta
 from agentctl.orchestrator.home import Home
 from agentctl.runs import TERMINAL, Run, RunStore, read_journal
+from agentctl.runs.liveness import pid_alive
 
 KEEP = 40  # messages sent to the model; older ones are cut (the transcript keeps all)
 MAX_TOOL_ROUNDS = 12
@@ -57,6 +66,7 @@ class ChatSession:
         self.caller = Caller(self.config.models, lock_dir=self.state_dir / "locks")
         self.home = Home.of(self.state_dir)
         self.pending: list[str] = []
+        self.heartbeat = Heartbeat(self.run)
 
     @classmethod
     def open(
@@ -68,17 +78,7 @@ class ChatSession:
         for name in chain:
             config.model(name)
         if resume:
-            if resume == "last":
-                chats = store.list(kind="chat")
-                if not chats:
-                    from agentctl.errors import NotFoundError
-
-                    raise NotFoundError("no chat to resume", hint="start one with agentctl chat")
-                run = store.get(chats[0].id)
-            else:
-                run = store.get(resume)
-            if run.load().status != "running":
-                run.mark_started(os.getpid(), os.getpgid(0))
+            run = _reopen(store, resume, chain, str(config.workspace.root))
         else:
             run = store.create(
                 "chat",
@@ -87,26 +87,37 @@ class ChatSession:
                 model=chain[0],
                 workspace=str(config.workspace.root),
             )
+        if run.load().status != "running":
             run.mark_started(os.getpid(), os.getpgid(0))
-        return cls(config, run, chain)
+        session = cls(config, run, chain)
+        with signals_to_main_thread():
+            session.heartbeat.start()  # an open chat is alive, however long the person thinks
+        return session
 
     # -- hearing back -------------------------------------------------------------------
 
     def collect_news(self) -> list[str]:
-        """New orchestrator reports and finished children, queued for the next turn."""
-        notes = []
+        """New orchestrator reports and finished children, queued for the next turn.
+
+        Returns the news as a person reads it (one line each); the model gets the
+        same news in full, as notes before its next turn.
+        """
+        shown: list[str] = []
+        notes: list[str] = []
         cursor_file = self.home.dir / "outbox.read"
         try:
             seen = int(cursor_file.read_text())
         except (OSError, ValueError):
             seen = 0
+        last = seen
         for message in self.home.outbox.read(after=seen):
             body = {k: v for k, v in message.body.items() if k not in ("seq", "ts")}
             notes.append(f"orchestrator report: {json.dumps(body)[:3000]}")
-            seen = message.seq
-        if notes:
+            shown.append(f"orchestrator report: {report_line(body)}")
+            last = message.seq
+        if last != seen:
             self.home.make()
-            atomic.write_text(cursor_file, f"{seen}\n")
+            atomic.write_text(cursor_file, f"{last}\n")
         events = read_journal(self.run.paths.events).events
         started = [e["run_id"] for e in events if e.get("type") == "child.started"]
         reported = {e["run_id"] for e in events if e.get("type") == "child.reported"}
@@ -118,14 +129,14 @@ class ChatSession:
             record = child.load()
             if record.status in TERMINAL or record.status == "paused":
                 output = child.read_output() or {}
-                text = output.get("text") or output.get("verdict") or output.get("reason", "")
-                notes.append(
-                    f"run {run_id} ({record.kind} {record.role or record.pipeline or ''})"
-                    f" {record.status}: {str(text)[:1500]}"
-                )
+                text = output.get("text") or output.get("verdict") or output.get("reason") or ""
+                what = " ".join(p for p in (record.kind, record.role or record.pipeline) if p)
+                line = f"run {run_id} ({what}) {record.status}: {readable(text)[:1500]}"
+                notes.append(line)
+                shown.append(line)
                 self.run.journal.append("child.reported", durable=True, run_id=run_id)
         self.pending += notes
-        return notes
+        return shown
 
     # -- a turn ----------------------------------------------------------------------------
 
@@ -215,10 +226,121 @@ class ChatSession:
         self.messages.append(message)
         self.transcript.append(message)
 
-    def close(self) -> None:
+    def close(self, status: str = "succeeded", reason: str | None = None) -> None:
+        """End the chat's run honestly: ``succeeded`` when the person left, ``canceled``
+        when Ctrl-C ended it mid-reply, ``failed`` when an error did. ``--resume`` still
+        continues a finished chat (in a new run that carries its history)."""
+        self.heartbeat.stop()
         record = self.run.load()
         if record.status == "running":
-            self.run.transition("paused", reason="chat closed; agentctl chat --resume continues it")
+            self.run.transition(status, reason=reason)
 
 
-__all__ = ["ChatSession", "MissingKeyError", "ProviderError"]
+@contextmanager
+def signals_to_main_thread() -> Iterator[None]:
+    """Threads started inside never take SIGINT, SIGTERM or SIGHUP (they inherit the mask).
+
+    The kernel gives a process's signal to any thread that does not block it; Python
+    runs handlers only in the main thread, so a signal taken by a helper thread would
+    wait until the main thread's blocking read returned.
+    """
+    stopping = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stopping)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stopping)
+
+
+def _reopen(store: RunStore, ref: str, chain: list[str], workspace: str) -> Run:
+    """The chat ``ref`` names ('last': the newest), to continue.
+
+    A chat that ended (succeeded, canceled) stays ended: its conversation goes on in a
+    new chat run, its child, that starts with the same transcript, so ``cost --run``
+    of the first chat still adds up everything said since.
+    """
+    if ref == "last":
+        chats = store.list(kind="chat")
+        if not chats:
+            from agentctl.errors import NotFoundError
+
+            raise NotFoundError("no chat to resume", hint="start one with agentctl chat")
+        ref = chats[0].id
+    old = store.get(ref)
+    record = old.load()
+    if record.status == "running":
+        if record.pid is not None and pid_alive(record.pid, record.pid_start):
+            raise UsageError(
+                f"chat {old.id} is open in process {record.pid}",
+                hint="go on there, or end it first (agentctl runs cancel)",
+            )
+        old.transition("failed", reason="its process is gone")  # then resumed below
+    if record.status not in ("succeeded", "canceled"):
+        return old  # paused or failed: go on in it
+    run = store.create(
+        "chat",
+        input={"models": chain, "resumed_from": old.id},
+        role="main",
+        model=chain[0],
+        workspace=workspace,
+        parent=old,
+    )
+    if old.paths.transcript.exists():
+        atomic.write_bytes(run.paths.transcript, old.paths.transcript.read_bytes())
+    return run
+
+
+def missing_key(config: Config, chain: list[str]) -> str | None:
+    """A one-line warning when the chat's first model has no API key, else None."""
+    name = chain[0]
+    env = config.models[name].key_env
+    if env is None or _has_key(config, name):
+        return None
+    answering = next((m for m in chain[1:] if _has_key(config, m)), None)
+    then = f"; {answering} answers instead" if answering else ""
+    return (
+        f"warning: the chat's model {name} needs an API key in ${env}, which is not set{then}: "
+        f"export {env}=... (or put it in the [secrets] file), or chat with another model "
+        "(agentctl chat --model NAME)"
+    )
+
+
+def _has_key(config: Config, model: str) -> bool:
+    from agentctl import keystore
+
+    env = config.models[model].key_env
+    return env is None or bool(keystore.get(env))
+
+
+def readable(value: object) -> str:
+    """A value as a person reads it: no Python reprs, no braces, no None."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {readable(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return ", ".join(readable(v) for v in value)
+    return str(value)
+
+
+def report_line(body: dict[str, Any]) -> str:
+    """An orchestrator report on one line: its summary, then what each list holds."""
+    parts = [readable(body.get("summary") or body.get("text") or body.get("type") or "report")]
+    for key, value in body.items():
+        if key in ("summary", "text", "type") or value in (None, [], {}, ""):
+            continue
+        label = key.replace("_", " ")
+        parts.append(f"{label}: {readable(value)}")
+    return " · ".join(parts)
+
+
+__all__ = [
+    "ChatSession",
+    "MissingKeyError",
+    "ProviderError",
+    "missing_key",
+    "readable",
+    "report_line",
+]

@@ -224,8 +224,9 @@ class Delegation:
         return json.dumps(keep, default=str)[:6000]
 
     def show_cost(self, args: dict[str, Any]) -> str:
+        from agentctl.cost.pricing import format_usd
         from agentctl.cost.report import build_report
 
         report = build_report(self.state_dir, by="role", since=None, run=self.chat.id)
-        lines = [f"{row.key}: ${row.cost:f} ({row.calls} calls)" for row in report.rows]
-        return "\n".join([*lines, f"total: ${report.total.cost:f}"])
+        lines = [f"{row.key}: {format_usd(row.cost)} ({row.calls} calls)" for row in report.rows]
+        return "\n".join([*lines, f"total: {format_usd(report.total.cost)}"])
