@@ -375,7 +375,7 @@ class Forge:
 class Executor:
     kind: ExecutorKind = field(default="local", metadata=doc("local processes"))
     max_processes: int = field(
-        default=8, metadata=doc("agentctl child processes at once on this machine", min=1)
+        default=8, metadata=doc("agent and pipeline processes at once in this workspace", min=1)
     )
 
 
