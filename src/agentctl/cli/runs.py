@@ -112,6 +112,7 @@ def show_run(
         "kind",
         "status",
         "reason",
+        "failure",
         "role",
         "model",
         "pipeline",

@@ -194,12 +194,14 @@ class Items(TickBase):
         observed: list[str] = state.setdefault("observed", [])
         seen = set(observed) | set(state.get("failures_reported", []))
         candidates = dict(watch)
-        if self.home.leases.is_dir():
+        if self.home.leases.is_dir():  # a run a killed tick started is in its lease only
             for path in sorted(self.home.leases.glob("*.json")):
                 lease = self.home.lease(path.stem) or {}
                 run_id, ticket = lease.get("run_id"), lease.get("ticket")
-                if run_id and ticket and str(run_id) not in candidates:
-                    candidates[str(run_id)] = {"key": ticket_key(str(ticket)), "ticket": ticket}
+                if not run_id or not ticket or lease.get("observed") == run_id:
+                    continue  # the lease remembers its run was looked at: for ever
+                candidates.setdefault(str(run_id), {"key": ticket_key(str(ticket))})
+                candidates[str(run_id)].update(ticket=str(ticket), lease=path.stem)
         for run_id, item in candidates.items():
             if run_id in seen:
                 watch.pop(run_id, None)
@@ -210,12 +212,26 @@ class Items(TickBase):
             except AgentctlError:
                 watch.pop(run_id, None)
                 continue
-            if record.status not in TERMINAL:
+            if not self._over(run, record):
                 continue
             watch.pop(run_id, None)
             observed.append(run_id)
+            if item.get("lease") and not self.dry_run:
+                lease = self.home.lease(str(item["ticket"])) or {}
+                if lease.get("run_id") == run_id:
+                    self.home.set_lease(str(item["ticket"]), {**lease, "observed": run_id})
             self._ended(run, record, str(item["key"]), item.get("ticket"))
         del observed[:-OBSERVED_KEPT]
+
+    def _over(self, run: Run, record: RunRecord) -> bool:
+        """Ended, and no worker of it still alive (a resume marks a dead run failed just
+        before its new worker starts; a worker that recorded its end may still be exiting)."""
+        from agentctl.agent.supervise import latest_worker
+
+        if record.status not in TERMINAL:
+            return False
+        worker = latest_worker(run)
+        return worker is None or not pid_alive(worker, None)
 
     def _ended(self, run: Run, record: RunRecord, key: str, ticket: str | None) -> None:
         output = run.read_output() or {}
@@ -225,8 +241,13 @@ class Items(TickBase):
                 reason = f"pipeline {run.id} ended without a review verdict"
                 self._failed(key, label, reason, "permanent")
             return
-        if output.get("ending") == "needs_person" or output.get("step_reason"):
-            return  # a person's turn, or a review asking for changes: the PR says what next
+        if output.get("step_reason"):
+            return  # a review asking for changes: a fix round, when the PR watch sees it
+        if output.get("ending") == "needs_person":  # said once; no attempt: a person's turn
+            self.report.failed.append(f"{label}: pipeline {run.id} failed: {record.reason}")
+            if ticket and not self.dry_run:
+                self._tracker().comment(ticket, f"agentctl: the pipeline failed: {record.reason}")
+            return
         reason = f"pipeline {run.id} {record.status}: {(record.reason or '')[:500]}"
         failure: FailureClass = "permanent" if record.failure == "permanent" else "transient"
         pending = None
@@ -289,10 +310,12 @@ class Items(TickBase):
         run_id = lease.get("run_id")
         if not run_id:
             return False
+        run = self.store.get(str(run_id))
         try:
-            return self.store.get(str(run_id)).load().status in ("failed", "canceled")
+            record = run.load()
         except AgentctlError:
             return False
+        return record.status in ("failed", "canceled") and self._over(run, record)
 
     def _key_of(self, record: RunRecord, run: Run) -> str | None:
         """The item a pipeline run works for: its ticket, else the branch it reviews."""
