@@ -45,6 +45,7 @@ class TickBase:
     attempts: Attempts
     _said: set[str]  # items whose wait was said this tick
     _would_start: int  # pipelines a dry run would have started
+    _resumed: set[str]  # pipelines the reaper resumed this tick
 
     def _tracker(self) -> Any:
         raise NotImplementedError
@@ -119,7 +120,8 @@ class Items(TickBase):
             return True
         spent = self.attempts.count(key) >= self.attempts.max_attempts
         if self.attempts.parked(key) is None and spent:
-            last = self.attempts.record(key).get("last_reason") or "its last attempt ended"
+            item = self.attempts.record(key)
+            last = item.get("last_reason") or f"a {item.get('last_action', 'attempt')}"
             reason = f"no attempts left ({self.attempts.count(key)} used; last: {last})"
             if self.attempts.park(key, reason, now, "transient"):
                 self._announce_park(key, label)
@@ -234,6 +236,11 @@ class Items(TickBase):
         return worker is None or not pid_alive(worker, None)
 
     def _ended(self, run: Run, record: RunRecord, key: str, ticket: str | None) -> None:
+        from agentctl.agent.supervise import end_children
+
+        if record.status != "succeeded" and not self.dry_run:
+            # A worker killed again while resuming leaves the steps it had started.
+            end_children(run, "failed", f"its pipeline {run.id} {record.status}")
         output = run.read_output() or {}
         label = ticket or key.split(":", 1)[1]
         if record.status == "succeeded":

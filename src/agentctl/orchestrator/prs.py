@@ -36,11 +36,15 @@ class PullRequests(Items):
         raise NotImplementedError
 
     def _owned_branches(self) -> set[str]:
+        """Branches a live pipeline works on: their PRs are that pipeline's business.
+
+        A pipeline the reaper resumed this tick counts too: it is ``failed`` until its
+        new worker starts, and a merge or review of its PR meanwhile would race it.
+        """
         owned = set()
-        for listing in self._live():
-            if listing.record.kind != "pipeline":
-                continue
-            data = self.store.get(listing.id).read_input()
+        ids = [x.id for x in self._live() if x.record.kind == "pipeline"]
+        for run_id in [*ids, *sorted(self._resumed - set(ids))]:
+            data = self.store.get(run_id).read_input()
             if data.get("ticket"):
                 owned.add(f"agentctl/{data['ticket']['id']}")
             branch = data.get("inputs", {}).get("branch")

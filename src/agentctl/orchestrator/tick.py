@@ -57,6 +57,7 @@ class Tick(PullRequests):
         self._preflights: dict[str, bool] = {}  # pipeline → may start (checked once a tick)
         self._said: set[str] = set()
         self._would_start = 0
+        self._resumed: set[str] = set()
 
     # -- the tick -------------------------------------------------------------------
 
@@ -173,6 +174,7 @@ class Tick(PullRequests):
             ):
                 resumes[listing.id] = count + 1
                 resume_run(self.config, run)
+                self._resumed.add(listing.id)
                 self._changed_runs()
                 self.report.reaped.append(f"{listing.id}: {why}; resumed ({count + 1})")
             else:  # said as a failure of its item when looked at (``_observe``)
