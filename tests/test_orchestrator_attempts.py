@@ -9,6 +9,7 @@ Real pipelines, real git, the scripted model server.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -327,3 +328,59 @@ def test_a_run_record_carries_its_failure_class_and_old_files_still_read(
     assert RunRecord.from_json(data, "run.json").failure is None
     with pytest.raises(CorruptStateError, match="unknown failure class"):
         RunRecord.from_json({**data, "failure": "maybe"}, "run.json")
+
+
+MAIN_TEST = """import unittest
+
+try:
+    import feature_0
+except ImportError:  # not on main yet
+    feature_0 = None
+
+
+class FeatureTest(unittest.TestCase):
+    @unittest.skipIf(feature_0 is None, "feature_0 is not merged yet")
+    def test_feature_is_one(self):
+        self.assertEqual(feature_0.FEATURE, 1)
+"""
+
+
+def test_a_merge_gate_failure_backs_off_then_sends_the_gate_output_to_a_fix_round(
+    project: Path, server: LLMServer
+) -> None:
+    configure(project, 'max_parallel = 2\nmax_attempts = 4\nretry_backoff = "5m"\n')
+    tracker = LocalTracker(project / ".agentctl")
+    tracker.set_state("T-2", "Canceled")
+    tracker.set_state("T-3", "Canceled")
+    server.script_for(
+        "demo-coder",
+        "T-1:",
+        Turn.tool_call("write", {"path": "feature_0.py", "content": "FEATURE = 0\n"}),
+        Turn.text("Added."),
+        Turn.tool_call("write", {"path": "feature_0.py", "content": "FEATURE = 1\n"}),
+        Turn.text("Fixed what the merge gate said."),
+    )
+    server.script_for("demo-reviewer", "T-1:", APPROVE, APPROVE)
+    clock = Clock()
+    ticking(project, clock)  # T-1: coding pipeline, reviewed and approved
+    (project / "test_feature.py").write_text(MAIN_TEST)  # main moves: the merge gate goes red
+    git(project, "add", "test_feature.py")
+    git(project, "commit", "-qm", "feature_0 must be 1")
+    clock.advance(60)
+    refused = ticking(project, clock)
+    assert refused.merged == [] and len(refused.failed) == 1, refused
+    assert "gate_failed" in refused.failed[0]
+    clock.advance(120)
+    waiting = ticking(project, clock)  # within the backoff: neither a merge nor a fix round
+    assert waiting.started == [] and waiting.merged == [], waiting
+    assert any("backing off" in w for w in waiting.waiting)
+    clock.advance(480)  # 5m doubled: the merge was the item's second attempt
+    fix = ticking(project, clock)
+    assert len(fix.started) == 1 and "fix round" in fix.started[0], fix
+    asked = [r for r in server.requests if r.model == "demo-coder"]
+    assert "refused the merge" in json.dumps(asked[-2].body)  # the gate's output, handed over
+    clock.advance(60)
+    assert len(ticking(project, clock).merged) == 1
+    assert tracker.get("T-1").state == "Done"
+    assert (project / "feature_0.py").read_text() == "FEATURE = 1\n"
+    server.assert_complete()
