@@ -28,10 +28,17 @@ from agentctl.config import Config
 from agentctl.config.schema import Role
 from agentctl.cost.meter import Meter
 from agentctl.cost.reserve import BudgetRefused
-from agentctl.errors import MissingKeyError, ProviderError, QuotaError
+from agentctl.errors import (
+    MissingKeyError,
+    PermanentError,
+    ProviderError,
+    QuotaError,
+    TransientError,
+)
 from agentctl.llm.call import Caller
 from agentctl.llm.types import Message, Request, Response, ToolCall, ToolSpec
 from agentctl.runs import Run, read_journal, utc_now
+from agentctl.runs.record import Failure
 from agentctl.tools import Toolbox
 
 FINISH = ToolSpec(
@@ -65,16 +72,40 @@ NUDGE_EMPTY = "Your reply was empty. Continue with a tool call, or give your fin
 
 
 class Ending(Exception):
-    """How the loop ended: a run status, a kind of ending, a reason and the output."""
+    """How the loop ended: a run status, a kind of ending, a reason and the output.
+
+    ``failure`` classes a failed ending for whoever decides on a retry (see
+    ``runs.record.Failure``): None when retrying might or might not help.
+    """
 
     def __init__(
-        self, status: str, ending: str, reason: str, output: Mapping[str, Any] | None = None
+        self,
+        status: str,
+        ending: str,
+        reason: str,
+        output: Mapping[str, Any] | None = None,
+        *,
+        failure: Failure | None = None,
     ) -> None:
         super().__init__(reason)
         self.status = status
         self.ending = ending
         self.reason = reason
         self.output = dict(output or {})
+        self.failure = failure
+
+
+def failure_of(exc: BaseException) -> Failure | None:
+    """Can a later attempt pass where ``exc`` stopped this one?
+
+    A provider that stayed down or rate-limited through the client's own retries:
+    transient. A wrong or missing key, a refused request, an exhausted quota: permanent.
+    """
+    if isinstance(exc, TransientError):
+        return "transient"
+    if isinstance(exc, PermanentError | MissingKeyError):
+        return "permanent"
+    return None
 
 
 @dataclass
@@ -180,7 +211,7 @@ class AgentLoop:
         except QuotaError as exc:
             raise Ending("paused", "budget", f"provider spend limit: {exc}") from exc
         except (ProviderError, MissingKeyError) as exc:
-            raise Ending("failed", "error", str(exc)) from exc
+            raise Ending("failed", "error", str(exc), failure=failure_of(exc)) from exc
         if outcome.model != name:
             self.current = self.chain.index(outcome.model)
             self.run.journal.append(
@@ -243,7 +274,12 @@ class AgentLoop:
                 messages.pop()  # ask the next model the same question
                 return
             if why == "refusal":
-                raise Ending("failed", "refusal", f"the model refused: {response.text[:200]}")
+                raise Ending(
+                    "failed",
+                    "refusal",
+                    f"the model refused: {response.text[:200]}",
+                    failure="permanent",  # asked again, it refuses again
+                )
             messages.append(self._keep(Message("user", NUDGE_EMPTY)))
             self._count_bad()
             return
@@ -318,6 +354,7 @@ class AgentLoop:
                 "malformed",
                 f"{self.bad_turns} answers in a row were unusable (malformed or missing tool "
                 "calls); giving up",
+                failure="permanent",  # a model that cannot call the tools will not next time
             )
 
     def _deliver_inbox(self, messages: list[Message]) -> None:

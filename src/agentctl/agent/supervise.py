@@ -321,7 +321,7 @@ def resume_run(
                 f"run {run.id} is still running (pid {record.pid})",
                 hint="cancel it first (agentctl runs cancel), or wait",
             )
-        run.transition("failed", reason=f"stale: {stale}")
+        run.transition("failed", reason=f"stale: {stale}", failure="transient")
     for pgid in _tool_groups(run):  # a killed agent's tool commands may still be running
         _signal_group(pgid, signal.SIGKILL)
     if budget_usd is not None:

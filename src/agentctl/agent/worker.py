@@ -131,7 +131,7 @@ def work(config: Config, run_id: str) -> int:
     except Exception as exc:  # the loop's own bug or an unexpected failure: still end clearly
         full = atomic.disk_full(exc)
         if full is not None:  # `runs resume` continues from the transcript once space is back
-            ending = Ending("failed", "disk_full", f"disk full: {full}")
+            ending = Ending("failed", "disk_full", f"disk full: {full}", failure="transient")
         else:
             traceback.print_exc()
             ending = Ending("failed", "error", f"internal error: {type(exc).__name__}: {exc}")
@@ -163,13 +163,15 @@ def record_ending(
         **extra(),
         **redact.redact_obj(ending.output),
     }
+    if ending.failure:
+        output["failure"] = ending.failure
     if ending.ending == "disk_full":
         atomic.release(run.dir / atomic.RESERVE)
     try:
         run.write_output(output)
         # A canceller may already have recorded the end (it killed us while we finished).
         with contextlib.suppress(TransitionError):
-            run.transition(ending.status, reason=redact(ending.reason))
+            run.transition(ending.status, reason=redact(ending.reason), failure=ending.failure)
     except StateError as exc:
         full = atomic.disk_full(exc)
         reason = ending.reason if ending.ending == "disk_full" else f"disk full: {full}"
@@ -177,7 +179,7 @@ def record_ending(
             sys.stderr.write(f"agentctl: {reason if full else exc}\n")
             sys.stderr.flush()
         with contextlib.suppress(StateError):  # run.json is small: it may still fit
-            run.transition("failed", reason=reason if full else str(exc))
+            run.transition("failed", reason=reason if full else str(exc), failure="transient")
         return 1
     finally:
         atomic.release(run.dir / atomic.RESERVE)

@@ -69,7 +69,16 @@ def orchestrate(
             print_json(report.to_json())
         else:
             echo(f"tick: {report.summary()}")
-            for kind in ("started", "merged", "failed", "waiting", "reaped", "canceled"):
+            for kind in (
+                "started",
+                "merged",
+                "failed",
+                "parked",
+                "unparked",
+                "waiting",
+                "reaped",
+                "canceled",
+            ):
                 for line in getattr(report, kind):
                     echo(f"  {kind}: {line}")
             for line in report.errors:

@@ -139,6 +139,7 @@ def show_run(
         "kind",
         "status",
         "reason",
+        "failure",
         "role",
         "model",
         "pipeline",

@@ -98,6 +98,7 @@ class Attempts:
         item["attempts"] = int(item.get("attempts", 0)) + 1
         item["last_action"] = what
         item["last_at"] = format_ts(now)
+        item.pop("pending", None)  # this attempt is what was owed
         self._trim()
 
     def failed(
@@ -128,6 +129,21 @@ class Attempts:
             return False
         item["parked"] = {"reason": reason, "at": format_ts(now), "failure": failure}
         return True
+
+    def retry_later(self, key: str, what: str, **details: str) -> None:
+        """After a failure: what the orchestrator owes the item once the backoff passed
+        (``coding``: the ticket's pipeline again; ``fix``: a fix round with ``feedback``)."""
+        self._items.setdefault(key, {})["pending"] = {"what": what, **details}
+
+    def pending(self, key: str) -> dict[str, str] | None:
+        found = self._items.get(key, {}).get("pending")
+        return dict(found) if found else None
+
+    def clear_pending(self, key: str) -> None:
+        self._items.get(key, {}).pop("pending", None)
+
+    def all_keys(self) -> list[str]:
+        return list(self._items)
 
     def note_state(self, key: str, state: str) -> None:
         """The ticket's state right after parking: moving it elsewhere is a person acting."""

@@ -1,14 +1,16 @@
 """One orchestrator tick: deterministic code first, a model only when there is judgment.
 
 In order: take the tick lock (a second tick exits at once), reap stale runs,
-cancel runs that made no progress, read the inbox, poll the tracker once, claim
-ready tickets with leases and start pipelines up to ``max_parallel`` within the
-budgets (after a preflight: nothing is claimed that could not merge), watch the
-open pull requests no live pipeline owns (review missing →
-a review pipeline; approved → the merge queue, then the ticket to Done; changes
-requested → the coding pipeline again, bounded; marked as waiting for a person →
-nothing, said once), hand due HEARTBEAT.md duties to
-the orchestrator role, and report to the outbox only when something changed.
+cancel runs that made no progress, read the inbox, look once at the pipelines it
+started that ended (a failure counts against the item's attempts, and parks it
+when permanent or the last one), poll the tracker once, claim ready tickets with
+leases and start pipelines up to ``max_parallel`` within the budgets (after a
+preflight: nothing is claimed that could not merge), watch the open pull requests
+no live pipeline owns (``orchestrator.prs``), start again what failed with attempts
+left once its backoff passed, hand due HEARTBEAT.md duties to the orchestrator
+role, and report to the outbox only when something changed. Every automatic action
+for a ticket or PR is an attempt (``orchestrator.items``); a parked item is left
+alone until a person acts.
 """
 
 from __future__ import annotations
@@ -23,62 +25,21 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from agentctl import failpoints
 from agentctl.config import Config
 from agentctl.errors import AgentctlError
+from agentctl.orchestrator.attempts import Attempts, ticket_key
 from agentctl.orchestrator.home import Home
+from agentctl.orchestrator.prs import PullRequests
+from agentctl.orchestrator.report import TickReport
 from agentctl.runs import TERMINAL, RunStore, stale_reason, utc_now
 from agentctl.runs.timefmt import format_ts
 from agentctl.services import Services
 
-MAX_FIX_ROUNDS = 2  # a ticket's pipeline is started again at most this often after review
-SETTLED_KEPT = 500  # merged PRs remembered as settled (more than a forge lists at once)
+__all__ = ["Tick", "TickReport"]
 
 
 @dataclass
-class TickReport:
-    started: list[str] = field(default_factory=list)
-    merged: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    waiting: list[str] = field(default_factory=list)
-    needs_person: list[str] = field(default_factory=list)  # PRs only a person may merge
-    reaped: list[str] = field(default_factory=list)
-    canceled: list[str] = field(default_factory=list)
-    instructions: list[str] = field(default_factory=list)
-    duties: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)  # tracker, forge, preflight: said once
-    model_calls: int = 0
-    skipped: str | None = None  # why the tick did nothing (another tick holds the lock)
-
-    @property
-    def changed(self) -> bool:
-        return any(
-            (
-                self.started,
-                self.merged,
-                self.failed,
-                self.needs_person,
-                self.reaped,
-                self.canceled,
-                self.instructions,
-                self.duties,
-            )
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v not in (None, [])} | {
-            "model_calls": self.model_calls
-        }
-
-    def summary(self) -> str:
-        if self.skipped:
-            return self.skipped
-        parts = [f"{len(v)} {k}" for k, v in self.__dict__.items() if isinstance(v, list) and v]
-        return ", ".join(parts) or "idle"
-
-
-@dataclass
-class Tick:
+class Tick(PullRequests):
     config: Config
     clock: Callable[[], datetime] = utc_now
     dry_run: bool = False
@@ -94,6 +55,9 @@ class Tick:
         self._ready: list[Any] | None = None
         self._services = Services(self.config)
         self._preflights: dict[str, bool] = {}  # pipeline → may start (checked once a tick)
+        self._said: set[str] = set()
+        self._would_start = 0
+        self._resumed: set[str] = set()
 
     # -- the tick -------------------------------------------------------------------
 
@@ -103,11 +67,12 @@ class Tick:
                 self.report.skipped = "a tick is in progress; this one exits"
                 return self.report
             state = self.home.load_state()
+            self.attempts = Attempts(state, self.orch.max_attempts, self.orch.retry_backoff)
             self._reap(state)
             self._watchdog()
             self._inbox(state)
             with self._guard("tracker"):
-                self._failures(state)
+                self._observe(state)
                 self._dispatch(state)
             with self._guard("pull requests"):
                 self._watch_prs(state)
@@ -202,16 +167,32 @@ class Tick:
                 cancel_run(run, grace=1.0)
                 self._changed_runs()
                 self.report.reaped.append(f"{listing.id}: {why}; canceled (wedged)")
-            elif record.kind == "pipeline" and count < self.orch.max_resumes:
+            elif (
+                record.kind == "pipeline"
+                and count < self.orch.max_resumes
+                and self._resumes(state, run)
+            ):
                 resumes[listing.id] = count + 1
                 resume_run(self.config, run)
+                self._resumed.add(listing.id)
                 self._changed_runs()
                 self.report.reaped.append(f"{listing.id}: {why}; resumed ({count + 1})")
-            else:
-                run.transition("failed", reason=f"stale: {why}")
+            else:  # said as a failure of its item when looked at (``_observe``)
+                run.transition("failed", reason=f"stale: {why}", failure="transient")
                 end_children(run, "failed", f"its pipeline {listing.id} failed: stale: {why}")
                 self._changed_runs()
                 self.report.reaped.append(f"{listing.id}: {why}; marked failed")
+
+    def _resumes(self, state: dict[str, Any], run: Any) -> bool:
+        """May the reaper resume this dead pipeline? An attempt of its item, if it has one."""
+        key = self._key_of(run.load(), run)
+        if key is None:
+            return True  # not an item of the orchestrator's (a pipeline run by hand)
+        label = key.split(":", 1)[1]
+        if not self._may_act(key, label):
+            return False
+        self._count(state, key, "resume")
+        return True
 
     def _watchdog(self) -> None:
         """Cancel a run whose journal has not moved for ``no_progress_timeout``."""
@@ -233,33 +214,17 @@ class Tick:
                     f"{listing.id}: no progress for {self.orch.no_progress_timeout:g} s"
                 )
 
-    def _failures(self, state: dict[str, Any]) -> None:
-        """Say once when a ticket's pipeline failed: in the report and on the ticket."""
-        reported: list[str] = state.setdefault("failures_reported", [])
-        if not self.home.leases.is_dir():
-            return
-        for path in sorted(self.home.leases.glob("*.json")):
-            lease = self.home.lease(path.stem) or {}
-            run_id, ticket = lease.get("run_id"), lease.get("ticket")
-            if not run_id or not ticket or run_id in reported:
-                continue
-            try:
-                record = self.store.get(str(run_id)).load()
-            except AgentctlError:
-                continue
-            if record.status != "failed":
-                continue
-            reason = (record.reason or "")[:500]
-            self.report.failed.append(f"{ticket}: pipeline {run_id} failed: {reason}")
-            if not self.dry_run:
-                reported.append(str(run_id))  # said once, even if saying it fails
-                self._tracker().comment(str(ticket), f"agentctl: the pipeline failed: {reason}")
-
     # -- inbox and tickets ------------------------------------------------------------
 
     def _inbox(self, state: dict[str, Any]) -> None:
         seen = int(state.get("inbox_seen", 0))
         for message in self.home.inbox.read(after=seen):
+            seen = message.seq
+            if message.body.get("type") == "retry" and message.body.get("ticket"):
+                # `agentctl tickets retry`: a person acted; not an instruction for triage
+                ticket = str(message.body["ticket"])
+                self._unpark(ticket_key(ticket), "un-parked by `agentctl tickets retry`")
+                continue
             text = message.body.get("text") or json.dumps(message.body)
             self.report.instructions.append(str(text))
             seen = message.seq
@@ -276,6 +241,10 @@ class Tick:
     def _dispatch(self, state: dict[str, Any]) -> None:
         """Claim ready tickets and start their pipelines, up to max_parallel, within budget."""
         tickets = self._ready_tickets()
+        for ticket in tickets:  # moved back to the ready state by a person: un-parked
+            parked = self.attempts.parked(ticket_key(ticket.id))
+            if parked is not None and parked.state is not None and parked.state != ticket.state:
+                self._unpark(ticket_key(ticket.id), f"moved back to {ticket.state} by a person")
         triaged: dict[str, dict[str, Any]] = state.setdefault("triaged", {})
         startable = [t for t in tickets if self.home.lease(t.id) is None]
         if startable and not self._preflight(self.orch.pipeline):
@@ -283,21 +252,21 @@ class Tick:
         if self.orch.triage == "model":
             self._triage(tickets, triaged)
             tickets = [t for t in tickets if triaged.get(t.id, {}).get("action") == "start"]
-        running = sum(1 for listing in self._live() if listing.record.kind == "pipeline")
         for ticket in tickets:
             lease = self.home.lease(ticket.id)
-            if lease is not None and not self._orphaned(ticket.id, lease):
+            again = lease is not None and self._lease_ended(lease)  # its last pipeline failed
+            if lease is not None and not again and not self._orphaned(ticket.id, lease):
                 continue  # one active pipeline per ticket, ever: its lease says who
-            if running >= self.orch.max_parallel:
-                self.report.waiting.append(f"{ticket.id}: max_parallel {self.orch.max_parallel}")
+            if not self._may_act(ticket_key(ticket.id), ticket.id):
+                continue
+            if not self._slot(ticket.id):
                 continue
             refusal = self._budget_refusal()
             if refusal:
                 self.report.waiting.append(f"{ticket.id}: {refusal}")
                 continue
             pipeline = triaged.get(ticket.id, {}).get("pipeline") or self.orch.pipeline
-            if self._start(state, ticket.id, pipeline, attempts=0):
-                running += 1
+            self._start(state, ticket.id, pipeline, claim=not again, what="coding")
 
     def _triage(self, tickets: list[Any], triaged: dict[str, dict[str, Any]]) -> None:
         """Ask the model about new tickets (or new instructions) — and only then."""
@@ -333,27 +302,36 @@ class Tick:
         ticket: str,
         pipeline: str,
         *,
-        attempts: int,
+        claim: bool,
+        what: str,
         feedback: str | None = None,
     ) -> bool:
+        """Start ``pipeline`` for ``ticket``: one attempt of its item.
+
+        ``claim``: a new claim (the lease must not exist, or be a dead tick's);
+        otherwise the ticket's lease (its last pipeline ended) is taken over with a
+        new fencing token, for another attempt or a fix round.
+        """
         from agentctl.pipeline.process import start_pipeline
 
         if not self._preflight(pipeline):
             return False  # refused before the claim: the ticket stays as it is
         if self.dry_run:
+            self._would_start += 1
             self.report.started.append(f"{ticket}: would start {pipeline}")
             return True
         token = self.home.next_token(state)
         state["fence"] = token
         orphan = self.home.lease(ticket)
-        if attempts == 0 and orphan is not None and not orphan.get("run_id"):
-            # A dead tick's claim (we hold the tick lock, so no live tick is between
-            # claim and start): take it over with a higher token, never delete it.
+        if not claim or (orphan is not None and not orphan.get("run_id")):
+            # Another attempt, or a dead tick's claim (we hold the tick lock, so no live
+            # tick is between claim and start): taken over with a higher token, never
+            # deleted.
             self.home.set_lease(ticket, {"ticket": ticket, "token": token, "run_id": None})
-        elif attempts == 0 and not self.home.claim(ticket, token):
+        elif not self.home.claim(ticket, token):
             return False  # another tick won the race for this ticket
         lease = self.home.lease(ticket) or {}
-        if attempts == 0 and lease.get("token") != token:
+        if lease.get("token") != token:
             return False  # the fencing token is not ours: never act on a lease we lost
         inputs = {"review_feedback": feedback} if feedback else None
         try:
@@ -366,14 +344,11 @@ class Tick:
                 preflight=False,  # made above, for a merge by the orchestrator
             )
         except AgentctlError:
-            if attempts == 0:  # nothing started under the claim: the next tick may try again
-                self.home.release(ticket, token)
+            self.home.release(ticket, token)  # nothing started: the next tick may try again
             raise
         self._changed_runs()
-        self.home.set_lease(
-            ticket,
-            {**lease, "ticket": ticket, "token": token, "run_id": run.id, "attempts": attempts},
-        )
+        self.home.set_lease(ticket, {**lease, "ticket": ticket, "token": token, "run_id": run.id})
+        self._count(state, ticket_key(ticket), what, run)
         self.report.started.append(f"{ticket}: {pipeline} {run.id}")
         return True
 
@@ -472,192 +447,6 @@ class Tick:
             if not decision.allowed:
                 return f"budget: {decision.reason}"
         return None
-
-    # -- pull requests ------------------------------------------------------------------
-
-    def _owned_branches(self) -> set[str]:
-        owned = set()
-        for listing in self._live():
-            if listing.record.kind != "pipeline":
-                continue
-            data = self.store.get(listing.id).read_input()
-            if data.get("ticket"):
-                owned.add(f"agentctl/{data['ticket']['id']}")
-            branch = data.get("inputs", {}).get("branch")
-            if branch:
-                owned.add(branch)
-        return owned
-
-    def _watch_prs(self, state: dict[str, Any]) -> None:
-        from agentctl.mergequeue import merge_pr
-        from agentctl.pipeline.process import base_branch, start_pipeline
-        from agentctl.protected import rules_for
-        from agentctl.tools.gate import GateSandbox
-
-        root = self.config.workspace.git_root or self.config.workspace.root
-        forge = self._forge()
-        owned = self._owned_branches()
-        self._settle_merged(state, forge, owned)
-        for pr in forge.list_prs(state="open"):
-            if pr.branch in owned:
-                continue
-            label = f"PR #{pr.number} ({pr.ticket or pr.branch})"
-            if pr.needs_person:  # protected paths: no review, no dev round, no merge
-                self._waits_for_person(state, pr, pr.needs_person)
-                continue
-            if pr.review_state == "approved":
-                if self.dry_run:
-                    self.report.merged.append(f"{label}: would merge")
-                    continue
-                failpoints.hit("orchestrator.before_merge")
-                try:
-                    outcome = merge_pr(
-                        forge,
-                        pr.number,
-                        repo_root=root,
-                        state_dir=self.state_dir,
-                        gate=self.config.settings.project.test_command or None,
-                        journal=self.home.ticks,
-                        protected=rules_for(self.config),
-                        sandbox=GateSandbox.of(self.config),
-                        gate_home=self.home.dir / "gates" / f"pr-{pr.number}",
-                    )
-                except AgentctlError as exc:  # refused (dirty base checkout, moved head...)
-                    self.report.failed.append(f"{label}: merge refused: {exc}")
-                    continue
-                failpoints.hit("orchestrator.after_merge")
-                if outcome.status == "protected":  # the queue marked it: a person merges it
-                    self._waits_for_person(state, pr, outcome.detail)
-                elif outcome.merged:
-                    self.report.merged.append(f"{label}: {str(outcome.sha)[:12]}")
-                    self.report.waiting.extend(f"{label}: {why}" for why in outcome.kept)
-                    self._to_done(
-                        state,
-                        pr,
-                        f"Merged into {base_branch(self.config)} at {outcome.sha} "
-                        f"(PR #{pr.number}).",
-                    )
-                else:
-                    tail = outcome.gate_output[-3000:]
-                    self._back_to_dev(
-                        state,
-                        pr,
-                        f"merge {outcome.status}: {outcome.detail}",
-                        f"The merge queue refused the merge ({outcome.status}): "
-                        f"{outcome.detail}\n{tail}".strip(),
-                    )
-            elif pr.review_state == "changes_requested":
-                self._back_to_dev(state, pr, "review requested changes")
-            elif not self.dry_run and pr.branch not in owned and self._preflight("review-pr"):
-                run = start_pipeline(
-                    self.config,
-                    "review-pr",
-                    inputs={"branch": pr.branch},
-                    parent=self._parent(),
-                    preflight=False,
-                )
-                self._changed_runs()
-                owned.add(pr.branch)
-                self.report.started.append(f"{label}: review-pr {run.id}")
-
-    def _waits_for_person(self, state: dict[str, Any], pr: Any, why: str) -> None:
-        """Say once that a PR waits for a person; later ticks pass it over in silence."""
-        said: list[int] = state.setdefault("needs_person_reported", [])
-        if pr.number in said:
-            return
-        self.report.needs_person.append(
-            f"PR #{pr.number} ({pr.ticket or pr.branch}): waiting for a person: {why}"
-        )
-        if not self.dry_run:
-            said.append(pr.number)
-            del said[:-SETTLED_KEPT]
-
-    def _settle_merged(self, state: dict[str, Any], forge: Any, owned: set[str]) -> None:
-        """Merged PRs whose ticket was not yet moved, or whose worktree and branch are
-        still here (a tick or pipeline killed after its merge)."""
-        from agentctl.errors import NotFoundError
-
-        settled: list[int] = state.setdefault("settled_prs", [])
-        del settled[:-SETTLED_KEPT]
-        leftovers = self._local_agent_branches() - owned
-        for pr in forge.list_prs(state="merged"):
-            if pr.branch in leftovers and not self.dry_run:
-                leftovers.discard(pr.branch)  # the newest merged PR of a branch decides
-                self._remove_merged(pr)
-            if not pr.ticket or pr.number in settled:
-                continue
-            try:
-                closed = self._tracker().get(pr.ticket).closed
-            except NotFoundError:  # a branch named like a ticket the tracker never had
-                closed = True
-            if closed:
-                settled.append(pr.number)
-                continue
-            self.report.merged.append(f"PR #{pr.number} ({pr.ticket}): ticket moved to Done")
-            if not self.dry_run:
-                self._to_done(state, pr, f"Merged at {pr.merge_sha} (PR #{pr.number}).")
-
-    def _local_agent_branches(self) -> set[str]:
-        from agentctl import gitops
-
-        root = self.config.workspace.git_root or self.config.workspace.root
-        try:
-            return gitops.local_branches(root, gitops.AGENT_BRANCHES)
-        except AgentctlError as exc:
-            self.report.errors.append(f"cannot list the local agentctl/* branches: {exc}")
-            return set()
-
-    def _remove_merged(self, pr: Any) -> None:
-        """A merged PR's worktree and local branch, left by a crash after its merge."""
-        from agentctl.mergequeue import remove_merged
-
-        root = self.config.workspace.git_root or self.config.workspace.root
-        try:
-            kept = remove_merged(root, self.state_dir, pr.branch, pr.head_sha)
-        except AgentctlError as exc:
-            self.report.errors.append(f"PR #{pr.number}: clean-up after its merge: {exc}")
-            return
-        for why in kept:
-            self.report.waiting.append(f"PR #{pr.number}: {why}")
-
-    def _to_done(self, state: dict[str, Any], pr: Any, comment: str) -> None:
-        """Ticket to Done, said once; a permanent refusal is reported, never retried."""
-        from agentctl.errors import ServiceUnavailableError
-
-        settled: list[int] = state.setdefault("settled_prs", [])
-        if not pr.ticket:
-            settled.append(pr.number)
-            return
-        tracker = self._tracker()
-        try:
-            tracker.set_state(pr.ticket, "Done")
-        except ServiceUnavailableError:
-            raise  # worth another try next tick
-        except AgentctlError as exc:
-            settled.append(pr.number)
-            self.report.errors.append(f"{pr.ticket}: not moved to Done: {exc}")
-            return
-        settled.append(pr.number)
-        tracker.comment(pr.ticket, comment)
-
-    def _back_to_dev(
-        self, state: dict[str, Any], pr: Any, why: str, feedback: str | None = None
-    ) -> None:
-        label = f"PR #{pr.number} ({pr.ticket or pr.branch})"
-        if not pr.ticket:
-            self.report.waiting.append(f"{label}: {why}; no ticket to send back to")
-            return
-        lease = self.home.lease(pr.ticket) or {}
-        attempts = int(lease.get("attempts", 0))
-        if attempts >= MAX_FIX_ROUNDS:
-            self.report.failed.append(f"{label}: {why}; gave up after {attempts} rounds")
-            return
-        # Review comments are read from the PR by the pipeline itself; a gate's log tail is
-        # handed over here.
-        if self._start(
-            state, pr.ticket, self.orch.pipeline, attempts=attempts + 1, feedback=feedback
-        ):
-            self.report.started[-1] += f" (round {attempts + 1}: {why})"
 
     # -- heartbeat duties and reporting -----------------------------------------------------
 

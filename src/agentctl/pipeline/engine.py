@@ -25,6 +25,7 @@ from agentctl.errors import AgentctlError
 from agentctl.pipeline.feedback import bound
 from agentctl.pipeline.render import holds, render
 from agentctl.runs import Run, read_journal
+from agentctl.runs.record import Failure
 from agentctl.services import Services
 
 FAILURE_NOTE = (
@@ -50,6 +51,9 @@ class StepFailed(Exception):
     no test command): ``on_fail`` does not send an agent round after it. ``reason`` says
     what kind of "did not pass" it is: ``changes_requested`` (a review asking for another
     round, a normal part of the work) or ``failed``; the views show them differently.
+    ``failure_class`` says whether a later attempt of the whole pipeline could pass
+    (``transient``), could not (``permanent``), or is not known (None); the pipeline's
+    run carries its failed step's class.
     """
 
     def __init__(
@@ -59,12 +63,14 @@ class StepFailed(Exception):
         *,
         retry: bool = True,
         reason: str = "failed",
+        failure_class: Failure | None = None,
     ) -> None:
         super().__init__(failure)
         self.failure = failure
         self.outputs = dict(outputs or {})
         self.retry = retry
         self.reason = reason
+        self.failure_class = failure_class
 
 
 class Paused(Exception):
@@ -256,7 +262,11 @@ class Engine:
                 "step.finish", durable=True, step=step.id, status="failed", outputs=outputs
             )
             reason = f"step {step.id!r} failed: {bound(failed.failure, 2000)}"
-            raise StepFailed(self._cause(reason, step))
+            raise StepFailed(
+                self._cause(reason, step),
+                reason=failed.reason,
+                failure_class=failed.failure_class,
+            )
         count = self.state.gotos.get(step.id, 0) + 1
         if count > step.on_fail.max:
             self.run.journal.append(
@@ -267,7 +277,9 @@ class Engine:
                     f"step {step.id!r} failed {count} times (on_fail max {step.on_fail.max}): "
                     f"{bound(failed.failure, 2000)}",
                     step,
-                )
+                ),
+                reason=failed.reason,
+                failure_class=failed.failure_class,
             )
         self.state.outputs[step.id] = outputs
         self.run.journal.append(

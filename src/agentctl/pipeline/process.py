@@ -22,6 +22,7 @@ from agentctl.errors import NotFoundError, StateError, TransitionError, UsageErr
 from agentctl.pipeline.engine import Engine, NeedsPerson, Paused, StepFailed
 from agentctl.pipeline.steps import RUNNERS
 from agentctl.runs import TERMINAL, Run, RunStore
+from agentctl.runs.record import Failure
 from agentctl.tools import reaper
 
 
@@ -172,7 +173,9 @@ def _end_orphan_steps(run: Run) -> None:
             continue
         with contextlib.suppress(TransitionError):
             store.get(listing.id).transition(
-                "failed", reason=f"its pipeline's process {record.pid} died during this step"
+                "failed",
+                reason=f"its pipeline's process {record.pid} died during this step",
+                failure="transient",
             )
 
 
@@ -204,12 +207,17 @@ def work(config: Config, run_id: str) -> int:
     }
     engine = Engine(run, config, name, config.pipeline(name), values, RUNNERS)
     status, ending, reason = "succeeded", "done", "all steps passed"
+    failure: Failure | None = None  # a failed step's class; the pipeline carries it
+    said: dict[str, str] = {}
     try:
         engine.run_all()
     except Paused as paused:
         status, ending, reason = "paused", "budget", str(paused)
     except StepFailed as failed:
         status, ending, reason = "failed", "step_failed", failed.failure
+        failure = failed.failure_class
+        if failed.reason != "failed":  # changes requested: a round of the work, not a fault
+            said["step_reason"] = failed.reason
     except NeedsPerson as held:  # failed, not paused: no resume can take it further
         status, ending, reason = "failed", "needs_person", str(held)
     except KeyboardInterrupt:
@@ -218,6 +226,7 @@ def work(config: Config, run_id: str) -> int:
         full = atomic.disk_full(exc)
         if full is not None:  # `runs resume` continues it once space is back
             status, ending, reason = "failed", "disk_full", f"disk full: {full}"
+            failure = "transient"
         else:
             traceback.print_exc()
             status, ending = "failed", "error"
@@ -229,14 +238,16 @@ def work(config: Config, run_id: str) -> int:
         with contextlib.suppress(StateError):  # a full disk: the reaper ends them later
             end_children(run, status, f"its pipeline {run.id} {status}: {reason}"[:500])
     try:
-        return _record_ending(run, config, engine, values, status, ending, reason)
+        if failure:
+            said["failure"] = failure
+        return _record_ending(run, config, engine, values, status, ending, reason, said)
     except StateError as exc:  # a full disk (the reserve is freed): say it where we still can
-        said = f"disk full: {atomic.disk_full(exc)}" if atomic.disk_full(exc) else str(exc)
+        line = f"disk full: {atomic.disk_full(exc)}" if atomic.disk_full(exc) else str(exc)
         with contextlib.suppress(OSError):  # process.log may be on the full disk too
-            sys.stderr.write(f"agentctl: {said}\n")
+            sys.stderr.write(f"agentctl: {line}\n")
             sys.stderr.flush()
         with contextlib.suppress(StateError, TransitionError):  # run.json is small
-            run.transition("failed", reason=said[:500])
+            run.transition("failed", reason=line[:500], failure="transient")
         return 1
     finally:
         atomic.release(run.dir / atomic.RESERVE)
@@ -250,8 +261,10 @@ def _record_ending(
     status: str,
     ending: str,
     reason: str,
+    said: dict[str, str],
 ) -> int:
-    """Write the pipeline's output and final status."""
+    """Write the pipeline's output and final status (``said``: its failure class, and
+    ``step_reason`` when a review's request for changes ended it)."""
     if ending == "disk_full":
         atomic.release(run.dir / atomic.RESERVE)
     state_dir = config.workspace.state_dir
@@ -270,8 +283,14 @@ def _record_ending(
             "merged": next(
                 (v.get("sha") for v in steps.values() if v.get("sha") and "pr" in v), None
             ),
+            **said,
         }
     )
+    failure = said.get("failure")
     with contextlib.suppress(TransitionError):  # a canceller may have recorded the end
-        run.transition(status, reason=reason[:500])
+        run.transition(
+            status,
+            reason=reason[:500],
+            failure="permanent" if failure == "permanent" else "transient" if failure else None,
+        )
     return 0 if status == "succeeded" else 1

@@ -31,6 +31,7 @@ from agentctl.pipeline.engine import Engine, NeedsPerson, Paused, StepFailed
 from agentctl.pipeline.feedback import gate_feedback
 from agentctl.preflight import cannot_run
 from agentctl.runs import TERMINAL, Run, RunRecord, RunStore, pid_alive, read_journal
+from agentctl.runs.record import Failure
 from agentctl.tools import gate
 from agentctl.tools.gate import GateRun, GateSandbox
 
@@ -104,7 +105,15 @@ def run_role(step: Step, note: str, engine: Engine) -> dict[str, Any]:
         # An agent that died or could not reach its model failed for a reason outside
         # the code: no on_fail round can fix that; `runs resume` continues it instead.
         failure = _agent_failure(step.role, record, output)
-        raise StepFailed(failure, outputs, retry=not _resumable(child))
+        raise StepFailed(
+            failure, outputs, retry=not _resumable(child), failure_class=_class_of(record)
+        )
+    if engine.config.role(step.role).result == "verdict" and not output.get("verdict"):
+        raise StepFailed(  # a review that ended without one: asking again will not help
+            f"the {step.role} agent ended without a verdict",
+            outputs,
+            failure_class="permanent",
+        )
     if output.get("verdict") == "request_changes":
         raise StepFailed(
             f"review requested changes:\n{output.get('summary', '')}\n{outputs['comments']}",
@@ -175,7 +184,16 @@ def _within_bound(engine: Engine, role: str, child: Run) -> None:
     else:
         with contextlib.suppress(TransitionError):
             child.transition("failed", reason=failure)
-    raise StepFailed(failure, {"run_id": child.id}, retry=False)
+    raise StepFailed(failure, {"run_id": child.id}, retry=False, failure_class="transient")
+
+
+def _class_of(record: RunRecord) -> Failure | None:
+    """The agent's failure class; a process that died or was stopped is transient."""
+    if record.failure is not None:
+        return record.failure
+    if record.status == "canceled" or died(record.reason) or _ended_with_pipeline(record):
+        return "transient"
+    return None
 
 
 def _ended_with_pipeline(record: RunRecord) -> bool:
@@ -205,7 +223,7 @@ def _settled(child: Run, role: str) -> RunRecord:
         return record
     pid = latest_worker(child) or record.pid
     with contextlib.suppress(TransitionError):  # it finished after all, just now
-        child.transition("failed", reason=f"the {role} agent's {_died(pid)}")
+        child.transition("failed", reason=f"the {role} agent's {_died(pid)}", failure="transient")
     return child.load()
 
 
@@ -263,7 +281,9 @@ def run_gate(step: Step, note: str, engine: Engine) -> dict[str, Any]:
     command = engine.render(step.run).strip()
     if not command:
         raise StepFailed(
-            "no command to run: set [project] test_command in agentctl.toml", retry=False
+            "no command to run: set [project] test_command in agentctl.toml",
+            retry=False,
+            failure_class="permanent",
         )
     cwd = Path(engine.values["run"].get("worktree") or engine.config.workspace.root)
     child = _step_run(engine, step, {"command": command, "cwd": str(cwd)})
@@ -286,14 +306,21 @@ def run_gate(step: Step, note: str, engine: Engine) -> dict[str, Any]:
     if done.refused:  # said in one line, with the fix: no command ran
         child.write_output({"output": output, "exit_code": code, "refused": True})
         child.transition("failed", reason=output[:200])
-        raise StepFailed(output, {"output": output, "exit_code": code}, retry=False)
+        raise StepFailed(
+            output, {"output": output, "exit_code": code}, retry=False, failure_class="permanent"
+        )
     outputs = {"output": output[-TAIL:], "exit_code": code, "sandboxed": done.sandboxed}
     child.write_output(outputs)
     child.transition("succeeded" if code == 0 else "failed", reason=f"exit {code}")
     setting = "[project] test_command" if "test_command" in step.run else f"step {step.id!r}"
     broken = None if done.timed_out else cannot_run(command, code, output, setting)
     if broken:  # 126/127: the machine lacks the program; no dev round can fix that
-        raise StepFailed(f"{broken}\n{output[-1000:].strip()}", outputs, retry=False)
+        raise StepFailed(
+            f"{broken}\n{output[-1000:].strip()}",
+            outputs,
+            retry=False,
+            failure_class="permanent",
+        )
     if code != 0:
         raise StepFailed(gate_feedback(command, code, output, timed_out=done.timed_out), outputs)
     return outputs
@@ -330,7 +357,9 @@ def run_action(step: Step, note: str, engine: Engine) -> dict[str, Any]:
             # A refused merge (the policy, a moved head, a missing program) is nothing a
             # dev round could change: no on_fail loop for it. (str(exc) holds the hint.)
             retry = not isinstance(exc, MergeRefusedError)
-            raise StepFailed(f"{step.uses}: {exc}", retry=retry) from None
+            raise StepFailed(
+                f"{step.uses}: {exc}", retry=retry, failure_class=_action_class(exc)
+            ) from None
         failpoints.hit("pipeline.after_action")
     except StepFailed as failed:
         child.write_output({"failure": failed.failure[-TAIL:], **failed.outputs})
@@ -339,6 +368,17 @@ def run_action(step: Step, note: str, engine: Engine) -> dict[str, Any]:
     child.write_output(outputs)
     child.transition("succeeded")
     return outputs
+
+
+def _action_class(exc: AgentctlError) -> Failure | None:
+    """A service down or rate limited may answer later; a refused token or input never."""
+    from agentctl.errors import MissingKeyError, ServiceRejectedError, ServiceUnavailableError
+
+    if isinstance(exc, ServiceUnavailableError):
+        return "transient"
+    if isinstance(exc, ServiceRejectedError | MissingKeyError):
+        return "permanent"
+    return None
 
 
 def _forge(engine: Engine) -> Forge:
@@ -386,7 +426,9 @@ def setup_worktree(engine: Engine, tree: Path, *, retry: bool) -> None:
         exit_code=done.exit_code,
     )
     if done.refused:
-        raise StepFailed(done.output, {"exit_code": done.exit_code}, retry=False)
+        raise StepFailed(
+            done.output, {"exit_code": done.exit_code}, retry=False, failure_class="permanent"
+        )
     command = policy.setup_command or ""
     broken = (
         None
@@ -394,7 +436,9 @@ def setup_worktree(engine: Engine, tree: Path, *, retry: bool) -> None:
         else cannot_run(command, done.exit_code, done.output, "[project] setup_command")
     )
     if broken:  # 126/127: the machine lacks the program; no dev round can fix that
-        raise StepFailed(broken, {"exit_code": done.exit_code}, retry=False)
+        raise StepFailed(
+            broken, {"exit_code": done.exit_code}, retry=False, failure_class="permanent"
+        )
     if not done.passed:
         output = done.output[-TAIL:]
         raise StepFailed(
@@ -561,7 +605,9 @@ def _review_on_open_pr(engine: Engine, outputs: dict[str, Any]) -> None:
 def forge_review(engine: Engine, args: dict[str, Any]) -> dict[str, Any]:
     found = _latest_verdict(engine, args.get("step"))
     if found is None:
-        raise StepFailed(f"step {args.get('step')!r} has no verdict to record")
+        raise StepFailed(
+            f"step {args.get('step')!r} has no verdict to record", failure_class="permanent"
+        )
     number = _pr_number(engine)
     return {"verdict": _record_review(engine, number, found)}
 

@@ -21,6 +21,11 @@ SCHEMA_VERSION = 1
 Status = Literal["pending", "running", "succeeded", "failed", "canceled", "paused"]
 STATUSES: tuple[Status, ...] = get_args(Status)
 TERMINAL: frozenset[Status] = frozenset({"succeeded", "failed", "canceled"})
+# Why a failed run failed, for whoever decides on a retry: ``transient`` (a retry may
+# pass: an endpoint down, a process killed, a full disk), ``permanent`` (it cannot: no
+# usable verdict, a missing key or program, a refused request). None: not known.
+Failure = Literal["transient", "permanent"]
+FAILURES: tuple[Failure, ...] = get_args(Failure)
 
 TRANSITIONS: dict[Status, frozenset[Status]] = {
     "pending": frozenset({"running", "failed", "canceled"}),
@@ -70,6 +75,7 @@ class RunRecord:
     pid_start: str | None = None
     host: str | None = None
     reason: str | None = None
+    failure: Failure | None = None  # absent in older run.json files: read as None
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -147,6 +153,8 @@ def _decode(name: str, value: object, path: Path | str) -> object:
             raise _corrupt(path, f"field {name!r}: {exc}") from exc
     if name == "status" and value not in STATUSES:
         raise _corrupt(path, f"unknown status {value!r}")
+    if name == "failure" and value not in FAILURES:
+        raise _corrupt(path, f"unknown failure class {value!r}")
     return value
 
 

@@ -26,7 +26,13 @@ from agentctl.runs.journal import Journal
 from agentctl.runs.liveness import process_start_token
 from agentctl.runs.mailbox import Mailbox
 from agentctl.runs.oserrors import state_error
-from agentctl.runs.record import TERMINAL, RunRecord, check_transition, field_type
+from agentctl.runs.record import (
+    TERMINAL,
+    Failure,
+    RunRecord,
+    check_transition,
+    field_type,
+)
 from agentctl.runs.timefmt import compact_ts, format_ts, from_ns, parse_ts, to_ns, utc_now
 
 # Fields that only this module changes, through transition()/mark_started()/quarantine().
@@ -111,10 +117,16 @@ class Run:
             self._write(dataclasses.replace(record, reason=reason, updated_at=self._clock()))
             return True
 
-    def transition(self, status: str, *, reason: str | None = None) -> RunRecord:
-        """Move to ``status`` if the state machine allows it (TransitionError if not)."""
+    def transition(
+        self, status: str, *, reason: str | None = None, failure: Failure | None = None
+    ) -> RunRecord:
+        """Move to ``status`` if the state machine allows it (TransitionError if not).
+
+        ``failure`` classes a failure (transient or permanent) for whoever retries it;
+        every transition sets it afresh, so a resumed run carries none.
+        """
         with self._locked():
-            return self._move(self.load(), status, reason)
+            return self._move(self.load(), status, reason, failure=failure)
 
     def mark_started(self, pid: int, pgid: int) -> RunRecord:
         """Record the process now running this run (with its start token) and go running."""
@@ -127,7 +139,7 @@ class Run:
             "host": socket.gethostname(),
         }
         with self._locked():
-            return self._move(self.load(), "running", None, **identity)
+            return self._move(self.load(), "running", None, failure=None, **identity)
 
     def heartbeat(self) -> None:
         """Say "still alive": the time goes in the file and in its mtime (for cheap stats)."""
@@ -251,8 +263,12 @@ class Run:
         self._write(new)
         if new_status in TERMINAL:
             mark_live(self.dir, False)
+        said = {"failure": changes["failure"]} if changes.get("failure") else {}
         self.journal.append(
-            "status", durable=True, **{"from": record.status, "to": new_status, "reason": reason}
+            "status",
+            durable=True,
+            **{"from": record.status, "to": new_status, "reason": reason},
+            **said,
         )
         return new
 
