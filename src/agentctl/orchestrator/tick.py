@@ -52,6 +52,7 @@ class Tick(PullRequests):
         self.orch = self.config.settings.orchestrator
         self.store = RunStore(self.state_dir)
         self._live_cache: list[Any] | None = None
+        self._kinds: dict[str, str] = {}  # run id → kind, for parents looked up this tick
         self._ready: list[Any] | None = None
         self._services = Services(self.config)
         self._preflights: dict[str, bool] = {}  # pipeline → may start (checked once a tick)
@@ -150,7 +151,7 @@ class Tick(PullRequests):
         resumes: dict[str, int] = state.setdefault("resumes", {})
         for listing in self._live():
             record = listing.record
-            if record.status != "running" or record.parent_id is not None:
+            if record.status != "running" or not self._tick_owns(record):
                 continue  # a child is its parent pipeline's business
             why = stale_reason(
                 record,
@@ -194,14 +195,31 @@ class Tick(PullRequests):
         self._count(state, key, "resume")
         return True
 
+    def _tick_owns(self, record: Any) -> bool:
+        """A step's agent is its pipeline's business; a run a chat started is the tick's.
+
+        A chat that starts the orchestrator is the parent of its pipelines (for costs),
+        and those must be reaped and watched like any other top-level run.
+        """
+        if record.parent_id is None:
+            return True
+        kind = self._kinds.get(record.parent_id)
+        if kind is None:
+            try:
+                kind = self.store.get(record.parent_id).load().kind
+            except AgentctlError:
+                kind = "?"  # the parent is gone: nobody else will look after this run
+            self._kinds[record.parent_id] = kind
+        return kind != "pipeline"
+
     def _watchdog(self) -> None:
         """Cancel a run whose journal has not moved for ``no_progress_timeout``."""
         from agentctl.agent.supervise import cancel_run
 
         limit = self.clock().timestamp() - self.orch.no_progress_timeout
         for listing in self._live():
-            if listing.record.parent_id is not None:
-                continue
+            if listing.record.kind == "chat" or not self._tick_owns(listing.record):
+                continue  # a chat waits for its person as long as they like
             events = listing.dir / "events.jsonl"
             try:
                 moved = events.stat().st_mtime
@@ -271,11 +289,21 @@ class Tick(PullRequests):
     def _triage(self, tickets: list[Any], triaged: dict[str, dict[str, Any]]) -> None:
         """Ask the model about new tickets (or new instructions) — and only then."""
         new = [t for t in tickets if t.id not in triaged and self.home.lease(t.id) is None]
-        if not (new or self.report.instructions) or self.dry_run:
+        if not (new or self.report.instructions):
             return  # an idle tick imports no model code and calls no model
-        from agentctl.orchestrator.triage import triage
+        from agentctl.orchestrator.triage import missing_keys, preview, triage
 
-        decisions, problem = triage(self.config, new, self.report.instructions)
+        if self.dry_run:  # what would be asked, at what cost; a missing key fails it too
+            seen = preview(self.config, new, self.report.instructions)
+            self.report.waiting.extend(seen.lines)
+            self.report.errors.extend([seen.problem] if seen.problem else [])
+            return
+        if (no_key := missing_keys(self.config)) is not None:
+            self.report.errors.append(no_key)  # retrying cannot help: `orchestrate --once` exits 1
+            return
+        decisions, problem = triage(
+            self.config, new, self.report.instructions, parent_id=self.parent_id
+        )
         self.report.model_calls += 1
         if problem:
             self.report.waiting.append(problem)
@@ -467,6 +495,7 @@ class Tick(PullRequests):
             start_agent(
                 self.config,
                 AgentRequest(self.orch.role, duty.text, Path(self.config.workspace.root)),
+                parent=self._parent(),  # a chat that started the orchestrator pays for it
             )
             state.setdefault("duties", {})[duty.id] = format_ts(self.clock())
 
