@@ -14,6 +14,7 @@ import pytest
 
 from agentctl.agent.supervise import deaths
 from agentctl.config import load_config
+from agentctl.cost.ledger import Ledger
 from agentctl.demo import prepare
 from agentctl.orchestrator.tick import Tick
 from agentctl.runs import TERMINAL, RunStore, pid_alive, read_journal
@@ -156,3 +157,7 @@ def test_a_pipeline_failed_by_the_reaper_ends_its_dead_child_with_it(
     assert child.load().status == "failed"
     assert f"its pipeline {pipeline.id} failed" in str(child.load().reason)
     assert unfinished(project) == []
+    # The agent paid for its first call and died before saying so: its output says it now.
+    spent = Ledger(project / ".agentctl").spent(since=None, run_ids={dev})
+    assert spent > 0
+    assert child.read_output()["cost_usd"] == str(spent)

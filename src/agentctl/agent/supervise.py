@@ -10,6 +10,7 @@ resumed agent continues from its transcript.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from agentctl.config import Config
-from agentctl.errors import TransitionError, UsageError
+from agentctl.errors import AgentctlError, TransitionError, UsageError
 from agentctl.runs import (
     TERMINAL,
     Run,
@@ -281,8 +282,24 @@ def end_children(run: Run, status: str, reason: str) -> list[str]:
             child.transition(status, reason=reason)
         except TransitionError:  # it ended on its own just now
             continue
+        record_spend(child, status, reason)
         ended.append(child.id)
     return ended
+
+
+def record_spend(run: Run, ending: str, reason: str) -> None:
+    """The output a run ended by someone else never wrote: why, and what it spent.
+
+    A killed agent may have paid for calls it never reported; the ledger knows, and
+    ``runs show`` / the run's output then say the same as ``cost``.
+    """
+    from agentctl.cost.ledger import Ledger
+
+    if run.paths.output_json.exists():
+        return  # the run said its own last words
+    with contextlib.suppress(AgentctlError):
+        spent = Ledger(run.dir.parent.parent).spent(since=None, run_ids={run.id})
+        run.write_output({"ending": ending, "reason": reason, "cost_usd": str(spent)})
 
 
 def resume_run(

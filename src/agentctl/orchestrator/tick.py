@@ -146,7 +146,7 @@ class Tick(PullRequests):
         """Stale runs (process gone or heartbeat too old): resume pipelines, fail the rest."""
         import socket
 
-        from agentctl.agent.supervise import cancel_run, end_children, resume_run
+        from agentctl.agent.supervise import cancel_run, end_children, record_spend, resume_run
 
         resumes: dict[str, int] = state.setdefault("resumes", {})
         for listing in self._live():
@@ -180,6 +180,7 @@ class Tick(PullRequests):
                 self.report.reaped.append(f"{listing.id}: {why}; resumed ({count + 1})")
             else:  # said as a failure of its item when looked at (``_observe``)
                 run.transition("failed", reason=f"stale: {why}", failure="transient")
+                record_spend(run, "failed", f"stale: {why}")
                 end_children(run, "failed", f"its pipeline {listing.id} failed: stale: {why}")
                 self._changed_runs()
                 self.report.reaped.append(f"{listing.id}: {why}; marked failed")
