@@ -17,10 +17,10 @@ from decimal import Decimal
 from pathlib import Path
 
 from agentctl.chat.session import KEEP, ChatSession
+from agentctl.commands.init import init_workspace
 from agentctl.config import load_config
 from agentctl.cost.pricing import cost_of
 from agentctl.llm.types import Usage
-from agentctl.scaffold import init_workspace
 from agentctl.testing.llm_server import LLMServer, Turn
 from agentctl.workspace import find_workspace
 

@@ -22,10 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from agentctl.scaffold import init_workspace
+from agentctl.commands.init import init_workspace
 from agentctl.testing.linear_server import LinearServer
 from agentctl.testing.runs import make_finished_runs
-from agentctl.tracker_local import LocalTracker
+from agentctl.trackers.local import LocalTracker
 
 HEAVY = ("anthropic", "openai", "gql", "graphql", "httpx", "httpx2", "pydantic", "git")
 SCHEMA = Path(__file__).resolve().parents[2] / "shared" / "conformance" / "schemas"

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 
 from agentctl.agent.supervise import deaths
+from agentctl.commands.demo import prepare
 from agentctl.config import load_config
 from agentctl.cost.ledger import Ledger
-from agentctl.demo import prepare
 from agentctl.orchestrator.tick import Tick
 from agentctl.runs import TERMINAL, RunStore, pid_alive, read_journal
 from agentctl.testing.llm_server import LLMServer
-from agentctl.tracker_local import LocalTracker
+from agentctl.trackers.local import LocalTracker
 from agentctl.workspace import find_workspace
 from tests.conftest import Invoke, git
 from tests.test_orchestrator_tick import settle

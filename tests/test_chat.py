@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from agentctl.demo import prepare
+from agentctl.commands.demo import prepare
 from agentctl.runs import RunStore, read_journal
 from agentctl.testing.llm_server import LLMServer, Turn
-from agentctl.tracker_local import LocalTracker
+from agentctl.trackers.local import LocalTracker
 from tests.conftest import Invoke
 
 MAIN = "demo-reviewer"  # the main role's model in these tests (an anthropic-shaped one)

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from agentctl.demo import prepare
+from agentctl.commands.demo import prepare
 from agentctl.runs import RunStore
 from agentctl.testing.llm_server import LLMServer, Turn
-from agentctl.tracker_local import LocalTracker
+from agentctl.trackers.local import LocalTracker
 from tests.conftest import git
 from tests.terminal import Terminal
 

@@ -14,11 +14,11 @@ import pytest
 
 from agentctl.config import load_config
 from agentctl.cost.ledger import Ledger
-from agentctl.forge_local import LocalForge
+from agentctl.forges import Review
+from agentctl.forges.local import LocalForge
 from agentctl.llm.types import Usage
 from agentctl.runs import Journal, Mailbox, RunStore
-from agentctl.seams import Review
-from agentctl.tracker_local import LocalTracker
+from agentctl.trackers.local import LocalTracker
 from agentctl.workspace import find_workspace
 from tests.conftest import Invoke, git
 

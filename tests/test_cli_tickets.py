@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agentctl.tracker_local import LocalTracker
+from agentctl.trackers.local import LocalTracker
 from tests.conftest import Invoke
 
 

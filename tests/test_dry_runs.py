@@ -12,7 +12,7 @@ from agentctl.config import load_config
 from agentctl.cost.meter import estimate_tokens
 from agentctl.cost.pricing import upper_bound
 from agentctl.orchestrator.triage import _request, missing_keys, preview
-from agentctl.seams import Ticket
+from agentctl.trackers import Ticket
 from agentctl.workspace import find_workspace
 from tests.conftest import Invoke
 

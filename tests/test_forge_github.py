@@ -17,10 +17,10 @@ from agentctl.errors import (
     ServiceAuthError,
     ServiceRateLimitedError,
 )
-from agentctl.github.forge import RATE, GithubForge, classify
-from agentctl.gqlclient import GraphQLService
-from agentctl.mergequeue import merge_pr
-from agentctl.seams import Review
+from agentctl.forges import Review
+from agentctl.forges.github.forge import RATE, GithubForge, classify
+from agentctl.remote.graphql import GraphQLService
+from agentctl.repo.mergequeue import merge_pr
 from agentctl.testing.github_server import GitHubServer
 from agentctl.workspace import find_workspace
 from tests.conftest import git

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from agentctl import gitops
 from agentctl.errors import CorruptStateError, MergeRefusedError, NotFoundError, UsageError
-from agentctl.forge_local import LocalForge
-from agentctl.seams import Forge, PullRequest, Review
+from agentctl.forges import Forge, PullRequest, Review
+from agentctl.forges.local import LocalForge
+from agentctl.repo import gitops
 from tests.conftest import git
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from agentctl.cli.pipeline_view import PipelineView
-from agentctl.demo import prepare
+from agentctl.commands.demo import prepare
 from agentctl.pipeline.feedback import bound, extract, gate_feedback, one_line
 from agentctl.runs import RunStore, read_journal
 from agentctl.testing.llm_server import LLMServer, Turn

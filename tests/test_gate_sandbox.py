@@ -188,7 +188,7 @@ def test_a_refused_gate_fails_the_pipeline_without_sending_the_agent_round_again
     tmp_path: Path, cli: Invoke, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No attempt can pass a gate the policy refuses: ``on_fail`` sends no dev round."""
-    from agentctl.demo import prepare
+    from agentctl.commands.demo import prepare
 
     with LLMServer() as server:
         project = prepare(tmp_path / "project", server, scripted=False).root
@@ -477,8 +477,8 @@ def test_doctor_says_root_without_a_sandbox_refuses_to_run_commands(
 
 
 def test_doctor_root_rule_with_an_injected_host(workspace: Path) -> None:
+    from agentctl.commands.doctor import run_doctor
     from agentctl.config import load_config
-    from agentctl.doctor import run_doctor
     from agentctl.workspace import find_workspace
 
     def unavailable() -> tuple[bool, str]:

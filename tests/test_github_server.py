@@ -17,7 +17,7 @@ from gql import Client, GraphQLRequest
 from gql.transport.exceptions import TransportQueryError, TransportServerError
 from gql.transport.httpx import HTTPXTransport
 
-from agentctl.github import documents as docs
+from agentctl.forges.github import documents as docs
 from agentctl.testing.github_server import GitHubServer
 from tests.conftest import git
 

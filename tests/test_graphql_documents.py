@@ -1,6 +1,6 @@
 """Every GraphQL document agentctl sends validates against the real service's schema.
 
-The documents live in ``linear/documents.py`` and ``github/documents.py``; a scan of
+The documents live in ``trackers/linear/documents.py`` and ``forges/github/documents.py``; a scan of
 ``src/`` makes sure no document hides anywhere else, unvalidated.
 """
 
@@ -13,13 +13,13 @@ from types import ModuleType
 
 import pytest
 
-from agentctl.github import documents as github_documents
-from agentctl.linear import documents as linear_documents
+from agentctl.forges.github import documents as github_documents
 from agentctl.testing.graphql_server import load_schema
+from agentctl.trackers.linear import documents as linear_documents
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "agentctl"
 OPERATION = re.compile(r"^\s*(query|mutation|subscription|fragment)\s+\w+", re.MULTILINE)
-HOMES = {SRC / "linear" / "documents.py", SRC / "github" / "documents.py"}
+HOMES = {SRC / "trackers" / "linear" / "documents.py", SRC / "forges" / "github" / "documents.py"}
 
 
 def operations(module: ModuleType) -> dict[str, str]:

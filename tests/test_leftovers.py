@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from agentctl import gitops
+from agentctl.commands.demo import prepare
 from agentctl.config import load_config
-from agentctl.demo import prepare
 from agentctl.orchestrator.tick import Tick
+from agentctl.repo import gitops
 from agentctl.runs import TERMINAL, RunStore, read_journal
 from agentctl.testing.llm_server import LLMServer, Turn
-from agentctl.tracker_local import LocalTracker
+from agentctl.trackers.local import LocalTracker
 from agentctl.workspace import find_workspace
 from tests.conftest import Invoke, git
 

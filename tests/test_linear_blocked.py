@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from agentctl.errors import ServiceRejectedError
-from agentctl.linear import documents as doc
-from agentctl.linear.tracker import BLOCKED_LABEL
 from agentctl.testing.linear_server import LinearServer
+from agentctl.trackers.linear import documents as doc
+from agentctl.trackers.linear.tracker import BLOCKED_LABEL
 from tests.test_tracker_linear import linear_config, tracker_for
 
 

@@ -14,8 +14,8 @@ from gql import Client, GraphQLRequest
 from gql.transport.exceptions import TransportQueryError
 from gql.transport.httpx import HTTPXTransport
 
-from agentctl.linear import documents
 from agentctl.testing.linear_server import AUTH_BODY, LinearServer
+from agentctl.trackers.linear import documents
 
 KEY = "lin_api_test"
 OPEN = {"state": {"type": {"nin": ["completed", "canceled", "duplicate"]}}}

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 
 from agentctl.config import load_config
-from agentctl.forge_local import LocalForge
-from agentctl.mergequeue import merge_pr
+from agentctl.forges.local import LocalForge
+from agentctl.repo.mergequeue import merge_pr
 from agentctl.runs import RunStore
 from agentctl.testing.llm_server import LLMServer
 from agentctl.tools.gate import GateSandbox
-from agentctl.tracker_local import LocalTracker
+from agentctl.trackers.local import LocalTracker
 from agentctl.workspace import find_workspace
 from tests import test_orchestrator_tick as ticks
 from tests.conftest import Invoke, git

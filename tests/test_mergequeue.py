@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from agentctl import gitops
 from agentctl.errors import MergeRefusedError
-from agentctl.forge_local import LocalForge
-from agentctl.mergequeue import NO_GATE, MergeOutcome, merge_pr
+from agentctl.forges import PullRequest, Review, Verdict
+from agentctl.forges.local import LocalForge
+from agentctl.repo import gitops
+from agentctl.repo.mergequeue import NO_GATE, MergeOutcome, merge_pr
 from agentctl.runs.journal import Journal, read_journal
-from agentctl.seams import PullRequest, Review, Verdict
 from tests.conftest import git
 
 # The project's "test suite": every *.txt file must say ok.
@@ -204,8 +204,8 @@ def test_new_work_after_approval_is_not_covered(project: Path, forge: LocalForge
 _WORKER = """
 import json, sys
 from pathlib import Path
-from agentctl.forge_local import LocalForge
-from agentctl.mergequeue import merge_pr
+from agentctl.forges.local import LocalForge
+from agentctl.repo.mergequeue import merge_pr
 from agentctl.tools.gate import GateSandbox
 repo = Path(sys.argv[1])
 # Unsandboxed on purpose: both gates log to one file outside their worktrees.

@@ -27,7 +27,7 @@ from agentctl.orchestrator.tick import Tick, TickReport
 from agentctl.runs import RunStore, utc_now
 from agentctl.runs.record import RunRecord
 from agentctl.testing.llm_server import LLMServer, Turn
-from agentctl.tracker_local import LocalTracker
+from agentctl.trackers.local import LocalTracker
 from agentctl.workspace import find_workspace
 from tests import test_orchestrator_tick as ticks
 from tests.conftest import git
@@ -154,7 +154,7 @@ def test_review_pr_starts_obey_max_parallel_and_a_prose_review_parks_the_pr(
     project: Path, server: LLMServer
 ) -> None:
     """PRs without a ticket: each review-pr is an attempt of its branch; one at a time."""
-    from agentctl.forge_local import LocalForge
+    from agentctl.forges.local import LocalForge
 
     configure(project, "max_parallel = 1\n")
     tracker = LocalTracker(project / ".agentctl")

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from agentctl.commands.demo import prepare
 from agentctl.config import load_config
 from agentctl.cost.report import build_report
-from agentctl.demo import prepare
 from agentctl.orchestrator.tick import Tick
 from agentctl.orchestrator.triage import triage
 from agentctl.runs import TERMINAL, RunStore
 from agentctl.testing.llm_server import LLMServer, Turn
-from agentctl.tracker_local import LocalTracker
+from agentctl.trackers.local import LocalTracker
 from agentctl.workspace import find_workspace
 from tests.conftest import git
 

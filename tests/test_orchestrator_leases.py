@@ -10,7 +10,7 @@ import pytest
 from agentctl.orchestrator.home import Home
 from agentctl.runs import RunStore
 from agentctl.testing.llm_server import LLMServer
-from agentctl.tracker_local import LocalTracker
+from agentctl.trackers.local import LocalTracker
 from tests import test_orchestrator_tick as ticks
 from tests.test_orchestrator_tick import script_features, settle, tick, tick_killed_at
 

@@ -12,16 +12,16 @@ from pathlib import Path
 
 import pytest
 
+from agentctl.commands.demo import prepare
 from agentctl.config import load_config
-from agentctl.demo import prepare
 from agentctl.orchestrator.home import Home
 from agentctl.orchestrator.tick import Tick
 from agentctl.runs import TERMINAL, RunStore
-from agentctl.services import make_tracker
 from agentctl.testing.github_server import GitHubServer
 from agentctl.testing.linear_server import LinearServer
 from agentctl.testing.llm_server import LLMServer, Turn
-from agentctl.tracker_local import LocalTracker
+from agentctl.trackers import make_tracker
+from agentctl.trackers.local import LocalTracker
 from agentctl.workspace import find_workspace
 from tests.conftest import Invoke, git
 
@@ -450,7 +450,7 @@ def test_kill_9_around_the_merge_then_the_next_tick_merges_exactly_once(
 
 
 def test_a_pr_opened_by_hand_is_reviewed_then_merged(project: Path, server: LLMServer) -> None:
-    from agentctl.forge_local import LocalForge
+    from agentctl.forges.local import LocalForge
 
     for ticket in ("T-1", "T-2", "T-3"):
         LocalTracker(project / ".agentctl").set_state(ticket, "Canceled")

@@ -14,9 +14,9 @@ import pytest
 from rich.console import Console
 
 from agentctl.cli.pipeline_view import PipelineView
+from agentctl.commands.demo import prepare
 from agentctl.cost.ledger import Ledger
 from agentctl.cost.report import report
-from agentctl.demo import prepare
 from agentctl.runs.timefmt import format_ts
 from agentctl.testing.llm_server import LLMServer, Turn
 from tests.terminal import Terminal

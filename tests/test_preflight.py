@@ -15,19 +15,19 @@ from pathlib import Path
 
 import pytest
 
-from agentctl import gitops
+from agentctl.commands.demo import prepare
 from agentctl.config import load_config
-from agentctl.demo import prepare
 from agentctl.errors import MergeRefusedError
-from agentctl.forge_local import LocalForge
-from agentctl.mergequeue import merge_pr
+from agentctl.forges import Review
+from agentctl.forges.local import LocalForge
 from agentctl.orchestrator.home import Home
 from agentctl.orchestrator.tick import Tick
-from agentctl.preflight import missing_programs
+from agentctl.pipeline.preflight import missing_programs
+from agentctl.repo import gitops
+from agentctl.repo.mergequeue import merge_pr
 from agentctl.runs import TERMINAL, RunStore
-from agentctl.seams import Review
 from agentctl.testing.llm_server import LLMServer, Turn
-from agentctl.tracker_local import LocalTracker
+from agentctl.trackers.local import LocalTracker
 from agentctl.workspace import find_workspace
 from tests.conftest import Invoke, git, make_repo
 

@@ -16,18 +16,17 @@ from pathlib import Path
 
 import pytest
 
-from agentctl import gitops
+from agentctl.commands.demo import prepare
 from agentctl.config import load_config
-from agentctl.demo import prepare
 from agentctl.errors import MergeRefusedError
-from agentctl.forge_local import LocalForge
-from agentctl.mergequeue import merge_pr
+from agentctl.forges import Review, make_forge
+from agentctl.forges.local import LocalForge
 from agentctl.orchestrator.home import Home
 from agentctl.orchestrator.tick import Tick, TickReport
-from agentctl.protected import Rules, protected_changes
+from agentctl.repo import gitops
+from agentctl.repo.mergequeue import merge_pr
+from agentctl.repo.protected import Rules, protected_changes
 from agentctl.runs import TERMINAL, RunStore
-from agentctl.seams import Review
-from agentctl.services import make_forge
 from agentctl.testing.github_server import GitHubServer
 from agentctl.testing.llm_server import LLMServer, Turn
 from agentctl.workspace import find_workspace
@@ -324,7 +323,7 @@ def test_an_ordinary_change_still_goes_through_review_and_merges(
 def test_a_workspace_in_a_subfolder_and_its_heartbeat_file_are_protected(
     repo: Path, cli: Invoke
 ) -> None:
-    from agentctl.protected import rules_for
+    from agentctl.repo.protected import rules_for
 
     sub = repo / "services" / "api"
     sub.mkdir(parents=True)
@@ -343,7 +342,7 @@ def test_a_workspace_in_a_subfolder_and_its_heartbeat_file_are_protected(
 def test_the_orchestrator_never_merges_an_approved_pr_under_a_configured_glob(
     project: Path, server: LLMServer
 ) -> None:
-    from agentctl.tracker_local import LocalTracker
+    from agentctl.trackers.local import LocalTracker
 
     LocalTracker(project / ".agentctl").set_state("T-1", "Canceled")
     forge = LocalForge(project, project / ".agentctl")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from agentctl.demo import prepare
+from agentctl.commands.demo import prepare
 from agentctl.testing.llm_server import LLMServer, Turn
 from tests.conftest import Invoke, git
 

@@ -19,7 +19,7 @@ from urllib.parse import quote
 import pytest
 
 from agentctl import keystore
-from agentctl.demo import prepare
+from agentctl.commands.demo import prepare
 from agentctl.redact import MARK, Redactor
 from agentctl.runs import RunStore
 from agentctl.testing.llm_server import LLMServer, Turn

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from agentctl.demo import prepare
+from agentctl.commands.demo import prepare
 from agentctl.testing.llm_server import LLMServer, Turn
 from agentctl.tools.sandbox import bwrap_available
 

@@ -126,7 +126,7 @@ def test_only_runs_with_a_live_process_are_active(workspace: Path, cli: Invoke) 
 
 
 def test_a_retry_not_yet_read_by_a_tick_is_shown(workspace: Path, cli: Invoke) -> None:
-    from agentctl.tracker_local import LocalTracker
+    from agentctl.trackers.local import LocalTracker
 
     state_dir = workspace / ".agentctl"
     tracker = LocalTracker(state_dir)

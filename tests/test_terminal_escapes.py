@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agentctl.forge_local import LocalForge
+from agentctl.forges.local import LocalForge
 from agentctl.runs import RunStore
 from agentctl.testing.llm_server import LLMServer, Turn
 from agentctl.visible import visible

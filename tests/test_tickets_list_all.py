@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from agentctl import ticket_states
-from agentctl.linear.tracker import BLOCKED_LABEL
 from agentctl.testing.linear_server import LinearServer
-from agentctl.tracker_local import LocalTracker
+from agentctl.trackers import ticket_states
+from agentctl.trackers.linear.tracker import BLOCKED_LABEL
+from agentctl.trackers.local import LocalTracker
 from tests.conftest import Invoke
 from tests.test_tracker_linear import linear_config
 

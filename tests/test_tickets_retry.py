@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from agentctl.linear.tracker import BLOCKED_LABEL
 from agentctl.orchestrator.attempts import Attempts, ticket_key
 from agentctl.orchestrator.home import Home
 from agentctl.testing.linear_server import LinearServer
-from agentctl.tracker_local import LocalTracker
+from agentctl.trackers.linear.tracker import BLOCKED_LABEL
+from agentctl.trackers.local import LocalTracker
 from tests.conftest import Invoke
 from tests.test_tracker_linear import linear_config
 
@@ -154,7 +154,7 @@ def test_linear_retry_moves_the_issue_to_ready_and_removes_the_label(
 ) -> None:
     config = linear_config(workspace, linear)
     linear.add_issue("Fix the login page", state="In Review", labels=["bug"])
-    from agentctl.services import make_tracker
+    from agentctl.trackers import make_tracker
 
     make_tracker(config, environ={"LINEAR_API_KEY": "lin_api_test"}).block("ENG-1")
     assert linear.issue("ENG-1")["labels"] == ["bug", BLOCKED_LABEL]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agentctl import tomlsafe
+from agentctl.config import tomlsafe
 from tests.conftest import Invoke, make_repo
 
 OPEN = "a = " + "[" * 100_000  # tomllib recurses once a bracket

@@ -18,10 +18,10 @@ from agentctl.errors import (
     ServiceUnavailableError,
     UsageError,
 )
-from agentctl.gqlclient import GraphQLService
-from agentctl.linear.tracker import RATE, LinearTracker, authorization, classify
-from agentctl.services import make_tracker
+from agentctl.remote.graphql import GraphQLService
 from agentctl.testing.linear_server import LinearServer
+from agentctl.trackers import make_tracker
+from agentctl.trackers.linear.tracker import RATE, LinearTracker, authorization, classify
 from agentctl.workspace import find_workspace
 from tests.conftest import Invoke
 
@@ -296,7 +296,7 @@ def test_the_tickets_command_lists_and_shows_linear_issues(
 
 def test_only_pipelines_and_the_orchestrator_get_the_tokens(config: Config) -> None:
     from agentctl.agent.env import agent_env, tool_env
-    from agentctl.services import service_keys
+    from agentctl.keystore import service_keys
 
     environ = {"PATH": "/bin", "LINEAR_API_KEY": KEY, "GITHUB_TOKEN": "ghp_x"}
     assert service_keys(config) == ["LINEAR_API_KEY"]  # handed to a pipeline through a pipe

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from agentctl.errors import CorruptStateError, NotFoundError, UsageError
-from agentctl.seams import Ticket, Tracker
-from agentctl.tracker_local import LocalTracker, normalize_state
+from agentctl.trackers import Ticket, Tracker
+from agentctl.trackers.local import LocalTracker, normalize_state
 
 
 @pytest.fixture

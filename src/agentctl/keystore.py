@@ -104,11 +104,20 @@ def redact(text: str) -> str:
 
 def configured_names(config: Config) -> list[str]:
     """The key variables ``config`` names: every model's key, the tracker's and forge's token."""
-    from agentctl.services import service_keys
-
     names = {m.key_env for m in config.models.values() if m.key_env}
     names.update(service_keys(config))
     return sorted(n for n in names if n)
+
+
+def service_keys(config: Config) -> list[str]:
+    """The token variables an orchestrator or pipeline process needs (agents get none)."""
+    keys = []
+    settings = config.settings
+    if settings.tracker.kind == "linear":
+        keys.append(settings.tracker.linear.api_key_env)
+    if settings.forge.kind == "github":
+        keys.append(settings.forge.github.token_env)
+    return keys
 
 
 def secrets_file(config: Config) -> Path | None:

@@ -116,7 +116,7 @@ def spawn_worker(
     data = run.read_input()
     keys = {config.models[m].key_env for m in data.get("models", ())} - {None}
     if group == "pipeline":  # a pipeline opens PRs and moves tickets; its agents never do
-        from agentctl.services import service_keys
+        from agentctl.keystore import service_keys
 
         keys |= set(service_keys(config))
     argv = [sys.executable, "-m", "agentctl", "--workspace", str(config.workspace.root)]

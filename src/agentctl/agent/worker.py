@@ -55,7 +55,7 @@ def diff_base(config: Config, role: Role, data: dict[str, Any]) -> str | None:
     branch = gitview.current_branch(str(data["cwd"]), tool_env(role.env))
     if role.result != "verdict" and not (branch or "").startswith("agentctl/"):
         return None
-    from agentctl.scaffold import current_branch
+    from agentctl.commands.init import current_branch
 
     base = config.settings.project.base_branch or current_branch(
         config.workspace.git_root or config.workspace.root

@@ -20,10 +20,10 @@ from agentctl import keystore
 from agentctl.agent.env import agent_env
 from agentctl.config import Config
 from agentctl.errors import AgentctlError
+from agentctl.keystore import service_keys
 from agentctl.llm.types import ToolSpec
 from agentctl.orchestrator.home import Home
 from agentctl.runs import Run, RunStore
-from agentctl.services import service_keys
 
 
 def _spec(name: str, description: str, properties: dict[str, Any], required: list[str]) -> ToolSpec:
@@ -172,7 +172,7 @@ class Delegation:
     # -- work ------------------------------------------------------------------------------
 
     def create_ticket(self, args: dict[str, Any]) -> str:
-        from agentctl.services import make_tracker
+        from agentctl.trackers import make_tracker
 
         ticket = make_tracker(self.config).add(args["title"], args.get("description", ""))
         return f"created ticket {ticket.id} ({ticket.state}): {ticket.title}"

@@ -13,8 +13,8 @@ from agentctl.cli.context import print_json, single, state
 from agentctl.visible import visible
 
 if TYPE_CHECKING:
+    from agentctl.commands.ask import Answer
     from agentctl.llm.types import OnEvent
-    from agentctl.oneshot import Answer
 
 
 @contextmanager
@@ -80,7 +80,7 @@ def ask_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Send one prompt to a model and stream the answer; its cost is recorded."""
-    from agentctl.oneshot import ask
+    from agentctl.commands.ask import ask
 
     text = sys.stdin.read() if prompt == "-" else prompt
     config = state(ctx).config

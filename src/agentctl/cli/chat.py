@@ -112,8 +112,8 @@ def _slash(session: Any, line: str) -> bool:
         echo(session.delegation.show_cost({}))
     elif command == "status":
         from agentctl.cli.status import render
+        from agentctl.commands.status import snapshot
         from agentctl.runs import utc_now
-        from agentctl.statusview import snapshot
 
         render(snapshot(session.config, utc_now()))
     elif command == "model" and rest.strip():

@@ -22,13 +22,13 @@ def demo_command(
     from agentctl import keystore
     from agentctl.cli.cost import print_report
     from agentctl.cli.pipeline import follow_pipeline
+    from agentctl.commands.demo import prepare
     from agentctl.config import load_config
     from agentctl.cost.report import build_report
-    from agentctl.demo import prepare
     from agentctl.errors import UsageError
     from agentctl.pipeline.process import start_pipeline
     from agentctl.testing.llm_server import LLMServer
-    from agentctl.tracker_local import LocalTracker
+    from agentctl.trackers.local import LocalTracker
     from agentctl.workspace import find_workspace
 
     target = directory or Path(tempfile.mkdtemp(prefix="agentctl-demo-"))

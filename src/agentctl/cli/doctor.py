@@ -17,7 +17,7 @@ def doctor_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the checks as JSON.")] = False,
 ) -> None:
     """Check the config, API keys, git and the sandbox; say what to fix."""
-    from agentctl.doctor import run_doctor
+    from agentctl.commands.doctor import run_doctor
 
     app_state = state(ctx)
     report = run_doctor(lambda: app_state.workspace, lambda: app_state.config_only)

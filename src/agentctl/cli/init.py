@@ -29,7 +29,7 @@ def init_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Make this git repository an agentctl workspace (idempotent; --force to overwrite)."""
-    from agentctl.scaffold import commit_files, init_workspace, shown, uncommitted
+    from agentctl.commands.init import commit_files, init_workspace, shown, uncommitted
 
     option = state(ctx).workspace_option
     report = init_workspace(

@@ -83,7 +83,7 @@ def test_model(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """Send a tiny request; report latency, usage and cost, or the exact error."""
-    from agentctl.oneshot import PROBE_PROMPT, ask
+    from agentctl.commands.ask import PROBE_PROMPT, ask
 
     config = state(ctx).config
     answer = ask(config, PROBE_PROMPT, model=name, role="models-test", max_tokens=16)

@@ -155,8 +155,8 @@ def run_pipeline(
 ) -> None:
     """Run a pipeline as its own process, with its steps shown live."""
     from agentctl.pipeline.estimate import dry_run as plan
+    from agentctl.pipeline.preflight import require, run_checks
     from agentctl.pipeline.process import resolve_inputs, start_pipeline
-    from agentctl.preflight import require, run_checks
 
     app_state = state(ctx)
     app_state.repository()  # refused outside git, before anything is written

@@ -35,8 +35,8 @@ def status_command(
     ] = None,
 ) -> None:
     """Show the last orchestrator tick and report, runs, parked items, tickets, PRs, spend today."""
+    from agentctl.commands.status import snapshot
     from agentctl.runs.timefmt import utc_now
-    from agentctl.statusview import snapshot
 
     if watch is not None and watch <= 0:
         raise UsageError(f"--watch {watch:g}: give a positive number of seconds", hint="e.g. 2")

@@ -9,13 +9,13 @@ import typer
 from agentctl.cli.context import echo, new_group, print_columns, print_json, state
 
 if TYPE_CHECKING:
-    from agentctl.seams import Tracker
+    from agentctl.trackers import Tracker
 
 app = new_group("Tickets of the configured tracker: the local folder (default) or Linear.")
 
 
 def _tracker(ctx: typer.Context) -> Tracker:
-    from agentctl.services import make_tracker
+    from agentctl.trackers import make_tracker
 
     return make_tracker(state(ctx).config)
 
@@ -58,7 +58,7 @@ def list_tickets(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """List open tickets (not Done or Canceled), oldest first; --state all lists every one."""
-    from agentctl.ticket_states import resolve_states
+    from agentctl.trackers.states import resolve_states
 
     tracker = _tracker(ctx)
     tickets = tracker.list(states=resolve_states(tracker, states), labels=labels or ())

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentctl import tomlsafe
+from agentctl.config import tomlsafe
 from agentctl.config.convert import Path as KeyPath
 from agentctl.errors import ConfigError
 

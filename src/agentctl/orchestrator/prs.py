@@ -102,9 +102,9 @@ class PullRequests(Items):
         self.report.started.append(f"{label}: review-pr {run.id}")
 
     def _merge(self, state: dict[str, Any], pr: Any, key: str, label: str) -> None:
-        from agentctl.mergequeue import merge_pr
         from agentctl.pipeline.process import base_branch
-        from agentctl.protected import rules_for
+        from agentctl.repo.mergequeue import merge_pr
+        from agentctl.repo.protected import rules_for
         from agentctl.tools.gate import GateSandbox
 
         if self.dry_run:
@@ -190,7 +190,7 @@ class PullRequests(Items):
                 self._to_done(state, pr, f"Merged at {pr.merge_sha} (PR #{pr.number}).")
 
     def _local_agent_branches(self) -> set[str]:
-        from agentctl import gitops
+        from agentctl.repo import gitops
 
         root = self.config.workspace.git_root or self.config.workspace.root
         try:
@@ -201,7 +201,7 @@ class PullRequests(Items):
 
     def _remove_merged(self, pr: Any) -> None:
         """A merged PR's worktree and local branch, left by a crash after its merge."""
-        from agentctl.mergequeue import remove_merged
+        from agentctl.repo.mergequeue import remove_merged
 
         root = self.config.workspace.git_root or self.config.workspace.root
         try:

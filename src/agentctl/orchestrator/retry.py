@@ -18,7 +18,7 @@ from agentctl.orchestrator.home import Home
 
 if TYPE_CHECKING:
     from agentctl.config import Config
-    from agentctl.seams import Ticket, Tracker
+    from agentctl.trackers import Ticket, Tracker
 
 RETRY = "retry"  # the inbox message's type
 
@@ -66,7 +66,7 @@ def retry_ticket(config: Config, ticket_id: str, tracker: Tracker | None = None)
     Blocked goes back to ready all the same. An unknown ticket is ``NotFoundError``.
     """
     if tracker is None:
-        from agentctl.services import make_tracker
+        from agentctl.trackers import make_tracker
 
         tracker = make_tracker(config)
     ticket = tracker.get(ticket_id)

@@ -31,9 +31,9 @@ from agentctl.orchestrator.attempts import Attempts, ticket_key
 from agentctl.orchestrator.home import Home
 from agentctl.orchestrator.prs import PullRequests
 from agentctl.orchestrator.report import TickReport
+from agentctl.pipeline.services import Services
 from agentctl.runs import TERMINAL, RunStore, stale_reason, utc_now
 from agentctl.runs.timefmt import format_ts
-from agentctl.services import Services
 
 __all__ = ["Tick", "TickReport"]
 
@@ -447,7 +447,7 @@ class Tick(PullRequests):
         many ticks is reported once, and no ticket is claimed meanwhile.
         """
         from agentctl.errors import PreflightError
-        from agentctl.preflight import require
+        from agentctl.pipeline.preflight import require
 
         if pipeline not in self._preflights:
             try:

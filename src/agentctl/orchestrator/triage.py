@@ -26,7 +26,7 @@ from agentctl.errors import AgentctlError, MissingKeyError, ProviderError
 from agentctl.llm.call import Caller
 from agentctl.llm.types import Message, Request, ToolSpec, Usage
 from agentctl.runs import Run, RunStore
-from agentctl.seams import Ticket
+from agentctl.trackers import Ticket
 
 DECIDE = ToolSpec(
     "decide",

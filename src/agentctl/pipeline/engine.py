@@ -24,9 +24,9 @@ from agentctl.cost.report import descendants
 from agentctl.errors import AgentctlError
 from agentctl.pipeline.feedback import bound
 from agentctl.pipeline.render import holds, render
+from agentctl.pipeline.services import Services
 from agentctl.runs import Run, read_journal
 from agentctl.runs.record import Failure
-from agentctl.services import Services
 
 FAILURE_NOTE = (
     "\n\nThe previous attempt did not pass. Step {step!r} failed with:\n\n{failure}\n\n"
@@ -214,7 +214,7 @@ class Engine:
 
     def _check_protected(self, step: Step) -> None:
         """Stop before ``step`` when the branch's change touches a protected path."""
-        from agentctl.protected import describe, protected_changes, rules_for
+        from agentctl.repo.protected import describe, protected_changes, rules_for
 
         branch, worktree = self.values["run"].get("branch"), self.values["run"].get("worktree")
         if not branch or not worktree:

@@ -58,7 +58,7 @@ def start_pipeline(
         config, name, task=task, ticket_id=ticket_id, inputs=inputs
     )
     if preflight:
-        from agentctl.preflight import require
+        from agentctl.pipeline.preflight import require
 
         require(config, name)
     run = RunStore(config.workspace.state_dir).create(
@@ -95,7 +95,7 @@ def resolve_inputs(
         values["task"] = task
     ticket: dict[str, Any] | None = None
     if ticket_id is not None:
-        from agentctl.services import make_tracker
+        from agentctl.trackers import make_tracker
 
         found = make_tracker(config).get(ticket_id)
         ticket_id = found.id
@@ -119,7 +119,7 @@ def review_feedback(config: Config, branch: str) -> str:
     Run again for the same ticket, a pipeline continues on the existing branch and PR
     and starts from what the review said, instead of starting over.
     """
-    from agentctl.services import make_forge
+    from agentctl.forges import make_forge
 
     pr = make_forge(config).find_pr(branch)
     if pr is None or pr.state != "open" or pr.review_state != "changes_requested":
@@ -154,7 +154,7 @@ def base_branch(config: Config) -> str:
     configured = config.settings.project.base_branch
     if configured:
         return configured
-    from agentctl.scaffold import current_branch
+    from agentctl.commands.init import current_branch
 
     return current_branch(config.workspace.git_root or config.workspace.root) or "main"
 

@@ -29,14 +29,15 @@ from agentctl.config.schema import Step
 from agentctl.errors import AgentctlError, TransitionError, UsageError
 from agentctl.pipeline.engine import Engine, NeedsPerson, Paused, StepFailed
 from agentctl.pipeline.feedback import gate_feedback
-from agentctl.preflight import cannot_run
+from agentctl.pipeline.preflight import cannot_run
 from agentctl.runs import TERMINAL, Run, RunRecord, RunStore, pid_alive, read_journal
 from agentctl.runs.record import Failure
 from agentctl.tools import gate
 from agentctl.tools.gate import GateRun, GateSandbox
 
 if TYPE_CHECKING:
-    from agentctl.seams import Forge, Tracker
+    from agentctl.forges import Forge
+    from agentctl.trackers import Tracker
 
 TAIL = 4000
 
@@ -394,7 +395,7 @@ def _base(engine: Engine) -> str:
 
 
 def git_worktree(engine: Engine, args: dict[str, Any]) -> dict[str, Any]:
-    from agentctl.gitops import ensure_worktree
+    from agentctl.repo.gitops import ensure_worktree
 
     ticket = engine.values.get("ticket") or {}
     branch = args.get("branch") or f"agentctl/{ticket.get('id') or engine.run.id[-6:]}"
@@ -463,7 +464,7 @@ def git_update(engine: Engine, args: dict[str, Any]) -> dict[str, Any]:
     (``{steps.<id>.output}``) hands to the agent; it is in the journal, so a resumed
     pipeline tells the agent the same.
     """
-    from agentctl.gitops import merge_in
+    from agentctl.repo.gitops import merge_in
 
     base = args.get("base") or _base(engine)
     worktree = Path(engine.values["run"]["worktree"])
@@ -482,7 +483,7 @@ def git_update(engine: Engine, args: dict[str, Any]) -> dict[str, Any]:
 
 def git_commit(engine: Engine, args: dict[str, Any]) -> dict[str, Any]:
     """Commit the agent's change; a crash after the commit is found, not committed twice."""
-    from agentctl.gitops import commit_all, head
+    from agentctl.repo.gitops import commit_all, head
 
     worktree = Path(engine.values["run"]["worktree"])
     message = args.get("message") or f"agentctl: {engine.values['inputs'].get('task', '')}"
@@ -507,7 +508,7 @@ def _this_attempt(engine: Engine, action: str) -> str | None:
     pipeline died inside it: a journaled result is reused, and an intent without a
     result is checked against the world (did HEAD move past the intent's base?).
     """
-    from agentctl.gitops import head
+    from agentctl.repo.gitops import head
 
     step = engine.current_step
     events = read_journal(engine.run.paths.events).events
@@ -568,7 +569,7 @@ def _latest_verdict(engine: Engine, step_id: str | None = None) -> dict[str, Any
 
 
 def _record_review(engine: Engine, number: int, found: dict[str, Any]) -> str:
-    from agentctl.seams import Review
+    from agentctl.forges import Review
 
     forge = _forge(engine)
     pr = forge.get_pr(number)
@@ -627,8 +628,8 @@ def _pr_number(engine: Engine) -> int:
 
 
 def forge_merge(engine: Engine, args: dict[str, Any]) -> dict[str, Any]:
-    from agentctl.mergequeue import merge_pr
-    from agentctl.protected import rules_for
+    from agentctl.repo.mergequeue import merge_pr
+    from agentctl.repo.protected import rules_for
 
     forge = _forge(engine)
     merged = _merged_here(engine)
@@ -663,7 +664,7 @@ def _merged_here(engine: Engine) -> int | None:
     The merge queue removed the worktree (and the branch) after the merge; a merged
     PR from an earlier run of the same branch name holds none of this run's commits.
     """
-    from agentctl.gitops import head, is_ancestor
+    from agentctl.repo.gitops import head, is_ancestor
 
     pr = _forge(engine).find_pr(engine.values["run"]["branch"])
     if pr is None or pr.state != "merged" or not pr.head_sha:

@@ -44,7 +44,7 @@ def remove_leftovers(
 def _worktrees(
     state_dir: Path, removed: list[RunRecord], kept: Iterable[RunRecord], dry_run: bool
 ) -> list[str]:
-    from agentctl import gitops
+    from agentctl.repo import gitops
     from agentctl.workspace import git_root_of
 
     own = (state_dir / "worktrees").resolve()

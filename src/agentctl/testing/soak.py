@@ -102,8 +102,8 @@ class SoakResult:
 
 def make_project(directory: Path, server: LLMServer, settings: SoakSettings) -> Path:
     """The demo project (green main), ``settings.tickets`` local tickets, each with its script."""
-    from agentctl.demo import prepare
-    from agentctl.tracker_local import LocalTracker
+    from agentctl.commands.demo import prepare
+    from agentctl.trackers.local import LocalTracker
 
     root = prepare(directory, server, scripted=False).root
     calc = root / "calc.py"
@@ -231,7 +231,7 @@ class Soak:
 
     def observe(self) -> None:
         """Record each ticket's state when it changed (the tracker keeps no history)."""
-        from agentctl.tracker_local import LocalTracker
+        from agentctl.trackers.local import LocalTracker
 
         try:
             tickets = LocalTracker(self.state).list(states=_ALL_STATES)
@@ -344,9 +344,9 @@ class Soak:
 
     def quiet(self) -> bool:
         """No running run, no ticket to start, no open PR but a parked ticket's."""
-        from agentctl.forge_local import LocalForge
+        from agentctl.forges.local import LocalForge
         from agentctl.runs import RunStore
-        from agentctl.tracker_local import LocalTracker
+        from agentctl.trackers.local import LocalTracker
 
         if any(
             x.record is None or x.record.status == "running" for x in RunStore(self.state).list()
@@ -374,8 +374,8 @@ class Soak:
         return v
 
     def _merges(self) -> list[str]:
-        from agentctl.forge_local import LocalForge
-        from agentctl.tracker_local import LocalTracker
+        from agentctl.forges.local import LocalForge
+        from agentctl.trackers.local import LocalTracker
 
         problems: list[str] = []
         prs = LocalForge(self.root, self.state).list_prs(state=None)
@@ -413,7 +413,7 @@ class Soak:
         return problems
 
     def _reasons(self) -> list[str]:
-        from agentctl.tracker_local import LocalTracker
+        from agentctl.trackers.local import LocalTracker
 
         tracker = LocalTracker(self.state)
         problems = []

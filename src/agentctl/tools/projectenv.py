@@ -66,7 +66,7 @@ def _git_dir(tree: Path) -> Path | None:
 
 
 def _head(tree: Path) -> str:
-    from agentctl.gitops import head
+    from agentctl.repo.gitops import head
 
     return head(tree)
 

@@ -22,7 +22,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agentctl import gitops
 from agentctl.errors import (
     MergeRefusedError,
     NotFoundError,
@@ -33,10 +32,11 @@ from agentctl.errors import (
     ServiceUnavailableError,
     UsageError,
 )
-from agentctl.github import documents as doc
-from agentctl.github.gitauth import git_with_token
-from agentctl.gqlclient import GraphQLService, RateHeaders, service_from_env
-from agentctl.seams import PullRequest, Review
+from agentctl.forges import PullRequest, Review
+from agentctl.forges.github import documents as doc
+from agentctl.forges.github.gitauth import git_with_token
+from agentctl.remote.graphql import GraphQLService, RateHeaders, service_from_env
+from agentctl.repo import gitops
 
 if TYPE_CHECKING:
     from agentctl.config import Config

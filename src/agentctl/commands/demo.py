@@ -15,7 +15,7 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
-from agentctl.scaffold import init_workspace
+from agentctl.commands.init import init_workspace
 from agentctl.testing.llm_server import LLMServer, Turn
 
 CALC = '''\
@@ -185,7 +185,7 @@ def script(server: LLMServer) -> None:
 
 def prepare(directory: Path, server: LLMServer, *, scripted: bool = True) -> Demo:
     """The scratch project, its workspace, the ticket and (``scripted``) the script."""
-    from agentctl.tracker_local import LocalTracker
+    from agentctl.trackers.local import LocalTracker
 
     directory.mkdir(parents=True, exist_ok=True)
 

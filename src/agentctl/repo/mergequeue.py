@@ -16,11 +16,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from agentctl import failpoints, gitops
+from agentctl import failpoints
 from agentctl.errors import AgentctlError, MergeRefusedError
-from agentctl.protected import Rules, describe, protected_changes
+from agentctl.forges import Forge, PullRequest
+from agentctl.repo import gitops
+from agentctl.repo.protected import Rules, describe, protected_changes
 from agentctl.runs.journal import Journal
-from agentctl.seams import Forge, PullRequest
 from agentctl.tools.gate import GateSandbox
 
 Status = Literal["merged", "conflict", "gate_failed", "already_merged", "not_approved", "protected"]
@@ -262,7 +263,7 @@ def _run_gate(
     ``MergeRefusedError``: nothing merges, the PR stays.
     """
     from agentctl.pipeline.feedback import gate_feedback
-    from agentctl.preflight import cannot_run
+    from agentctl.pipeline.preflight import cannot_run
     from agentctl.tools.gate import run_gate
 
     done = run_gate(gate, tree, home=home, timeout=timeout, policy=sandbox, env=env)

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agentctl import atomic, gitops
+from agentctl import atomic
 from agentctl.errors import (
     CorruptStateError,
     FutureStateError,
@@ -25,8 +25,9 @@ from agentctl.errors import (
     NotFoundError,
     UsageError,
 )
+from agentctl.forges import PullRequest, Review
+from agentctl.repo import gitops
 from agentctl.runs.timefmt import format_ts, utc_now
-from agentctl.seams import PullRequest, Review
 
 if TYPE_CHECKING:
     from agentctl.config import Config

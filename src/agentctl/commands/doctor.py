@@ -2,7 +2,7 @@
 
 Each check is independent and cheap (no model is called): the config loads, every
 API key the configured roles need is set, the Linear and GitHub accounts answer
-(``doctor_services``), the pipelines' preflight passes (``preflight``: base branch,
+(their own ``checks`` modules), the pipelines' preflight passes (``preflight``: base branch,
 base checkout, test command, local model endpoints), git and bubblewrap are there,
 the state folder is writable.
 """
@@ -15,25 +15,18 @@ import subprocess
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from agentctl import failpoints
+from agentctl.checks import Check
 from agentctl.config import Config
 from agentctl.errors import ConfigError, SecretsFileError, WorkspaceError
+from agentctl.forges import forge_checks
+from agentctl.trackers import tracker_checks
 from agentctl.workspace import Workspace
 
 if TYPE_CHECKING:
     from agentctl.tools.sandbox import Host
-
-Status = Literal["ok", "warn", "fail"]
-
-
-@dataclass(frozen=True, slots=True)
-class Check:
-    name: str
-    status: Status
-    detail: str
-    hint: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +130,7 @@ def _preflight(config: Config) -> list[Check]:
     A state that a person changes in passing (uncommitted changes, a local model server
     not started yet) is a warning here; a branch or program that is not there fails.
     """
-    from agentctl.preflight import run_checks
+    from agentctl.pipeline.preflight import run_checks
 
     checks = []
     for found in run_checks(config):
@@ -179,9 +172,8 @@ def run_doctor(
         if environ is None:
             checks.append(_secrets(config))
         checks.extend(_keys(needed_keys(config), environ))
-        from agentctl.doctor_services import service_checks
-
-        checks.extend(service_checks(config, environ))
+        checks.extend(tracker_checks(config, environ))
+        checks.extend(forge_checks(config, environ))
         checks.extend(_preflight(config))
         if not config.settings.project.test_command:
             checks.append(

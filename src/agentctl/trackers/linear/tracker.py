@@ -29,9 +29,9 @@ from agentctl.errors import (
     ServiceUnavailableError,
     UsageError,
 )
-from agentctl.gqlclient import GraphQLService, RateHeaders, service_from_env
-from agentctl.linear import documents as doc
-from agentctl.seams import Ticket
+from agentctl.remote.graphql import GraphQLService, RateHeaders, service_from_env
+from agentctl.trackers import Ticket
+from agentctl.trackers.linear import documents as doc
 
 if TYPE_CHECKING:
     from agentctl.config import Config

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from agentctl import atomic, tomlsafe
+from agentctl import atomic
+from agentctl.config import tomlsafe
 from agentctl.errors import WorkspaceError
 from agentctl.workspace import CONFIG_NAME, STATE_NAME, git_root_of, shipped_dir
 
@@ -262,7 +263,7 @@ def uncommitted(report: InitReport) -> list[str]:
     Worth saying: a merge into the base branch refuses a checkout with uncommitted
     changes to tracked files (``.gitignore`` after ``init``), after the agents spent.
     """
-    from agentctl import gitops
+    from agentctl.repo import gitops
 
     paths = [path for path, _ in report.files]
     if not paths:
@@ -278,7 +279,7 @@ def commit_files(report: InitReport) -> str | None:
     Returns the new commit's SHA, or None when git already held every file as it is.
     Other staged or unstaged changes of the user's are left as they were.
     """
-    from agentctl import gitops
+    from agentctl.repo import gitops
 
     paths = uncommitted(report)
     if not paths:

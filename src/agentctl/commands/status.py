@@ -184,7 +184,7 @@ def _tree(run_id: str, children: dict[str, list[str]]) -> set[str]:
 def _tickets(config: Config) -> dict[str, int] | None:
     """Local tickets by state; a remote tracker is not polled here (``--watch`` would
     spend its rate limit): ``agentctl tickets list`` asks it."""
-    from agentctl.tracker_local import STATES, LocalTracker
+    from agentctl.trackers.local import STATES, LocalTracker
 
     if config.settings.tracker.kind != "local":
         return None
@@ -196,7 +196,7 @@ def _tickets(config: Config) -> dict[str, int] | None:
 
 
 def _prs(config: Config) -> list[dict[str, Any]] | None:
-    from agentctl.forge_local import LocalForge
+    from agentctl.forges.local import LocalForge
 
     if config.settings.forge.kind != "local":
         return None  # not polled on every refresh; the orchestrator's report has them

@@ -1,94 +1,35 @@
-"""The tracker and forge seams: two protocols and the values that cross them.
+"""Forges: where branches become pull requests. The protocol, its values, the registry.
 
-The pipeline engine and the orchestrator speak only these, so the local ticket folder
-and local branches work exactly like Linear and GitHub. Implementations inherit
-nothing; the values are frozen and serialise to plain JSON (records, ``--json``).
+``[forge] kind`` picks the implementation (``local``: branches and a PR folder in the
+repository; ``github``: GitHub's GraphQL API and git over HTTPS), imported only when
+asked for. Implementations inherit nothing; the values are frozen and serialise to
+plain JSON. A new forge is a module with a class that has ``from_config`` and these
+methods, named in ``FORGES``.
 """
 
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+from agentctl.trackers import load
+
+if TYPE_CHECKING:
+    from agentctl.checks import Check
+    from agentctl.config import Config
 
 Verdict = Literal["approve", "request_changes"]
 PrState = Literal["open", "merged", "closed"]
 ReviewState = Literal["approved", "changes_requested", "none"]
 
 
-@dataclass(frozen=True, slots=True)
-class Ticket:
-    """One unit of work; ``key`` is what a person types (``T-3``, ``ENG-42``)."""
-
-    id: str
-    title: str
-    description: str = ""
-    state: str = "Todo"
-    labels: tuple[str, ...] = ()
-    url: str = ""
-    key: str = ""  # human key; the id when a tracker has no separate one
-    comments: tuple[str, ...] = ()
-    closed: bool = False  # done or canceled, whatever the tracker calls those states
-
-    def __post_init__(self) -> None:
-        if not self.key:
-            object.__setattr__(self, "key", self.id)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "key": self.key,
-            "title": self.title,
-            "description": self.description,
-            "state": self.state,
-            "labels": list(self.labels),
-            "url": self.url,
-            "comments": list(self.comments),
-            "closed": self.closed,
-        }
-
-
-@runtime_checkable
-class Tracker(Protocol):
-    def list(
-        self, *, states: Sequence[str] | None = None, labels: Sequence[str] = ()
-    ) -> builtins.list[Ticket]:
-        """Open tickets (or those in ``states``) carrying every label in ``labels``."""
-        ...
-
-    def get(self, ticket_id: str) -> Ticket:
-        """``NotFoundError`` when there is no such ticket."""
-        ...
-
-    def set_state(self, ticket_id: str, state: str) -> Ticket:
-        """Idempotent; an unknown state is a ``UsageError``."""
-        ...
-
-    def block(self, ticket_id: str) -> Ticket:
-        """Mark the ticket parked (a blocked state, or a label where the tracker has
-        no such state); idempotent."""
-        ...
-
-    def unblock(self, ticket_id: str, state: str) -> Ticket:
-        """Undo ``block``: move the ticket to ``state`` and drop the parked mark."""
-        ...
-
-    def comment(self, ticket_id: str, body: str) -> None:
-        """Milestones only (started, PR opened, merged, failed): people get notified."""
-        ...
-
-    def link(self, ticket_id: str, url: str, title: str) -> None:
-        """Attach ``url`` (a pull request) to the ticket; linking it again changes nothing."""
-        ...
-
-    def add(self, title: str, description: str = "", labels: Sequence[str] = ()) -> Ticket:
-        """A new ticket in the ready state."""
-        ...
-
-    def record(self, ticket_id: str) -> dict[str, Any]:
-        """For people: ``comments`` and ``links`` (with times where known), ``created``."""
-        ...
+FORGES = {
+    "local": "agentctl.forges.local:LocalForge",
+    "github": "agentctl.forges.github.forge:GithubForge",
+}
+CHECKS = {"github": "agentctl.forges.github.checks:checks"}  # ``doctor``: token, repository
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,3 +164,17 @@ class Forge(Protocol):
     def publish(self, branch: str) -> None:
         """Make the forge's ``branch`` what it is locally (a remote forge pushes)."""
         ...
+
+
+def make_forge(config: Config, **kwargs: Any) -> Forge:
+    forge: Forge = load(FORGES, config.settings.forge.kind, "forge").from_config(config, **kwargs)
+    return forge
+
+
+def forge_checks(config: Config, environ: Mapping[str, str] | None = None) -> list[Check]:
+    """``doctor``'s checks of the configured forge (none for a local one)."""
+    kind = config.settings.forge.kind
+    if kind not in CHECKS:
+        return []
+    checks: list[Check] = load(CHECKS, kind, "forge")(config, environ)
+    return checks

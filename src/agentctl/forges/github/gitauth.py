@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from agentctl import gitops
 from agentctl.errors import GitError
+from agentctl.repo import gitops
 
 TOKEN_VAR = "AGENTCTL_GIT_TOKEN"
 SCRIPT = f"""#!/bin/sh

@@ -17,10 +17,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agentctl import atomic, tomlsafe
+from agentctl import atomic
+from agentctl.config import tomlsafe
 from agentctl.errors import CorruptStateError, FutureStateError, NotFoundError, UsageError
 from agentctl.runs.timefmt import format_ts, utc_now
-from agentctl.seams import Ticket
+from agentctl.trackers import Ticket
 
 if TYPE_CHECKING:
     from agentctl.config import Config
