@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from agentctl.testing.linear_server import LinearServer
-from agentctl.trackers import ticket_states
+from agentctl.trackers import states as ticket_states
 from agentctl.trackers.linear.tracker import BLOCKED_LABEL
 from agentctl.trackers.local import LocalTracker
 from tests.conftest import Invoke
