@@ -363,7 +363,7 @@ def gc_runs(
     """
     import shutil
 
-    from agentctl.runs.leftovers import remove_leftovers
+    from agentctl.agent.leftovers import remove_leftovers
 
     cutoff = utc_now() - older_than
     removed, gone, kept = [], [], []

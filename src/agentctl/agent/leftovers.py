@@ -19,7 +19,11 @@ from datetime import datetime
 from pathlib import Path
 
 from agentctl.errors import AgentctlError
+from agentctl.repo import gitops
 from agentctl.runs.record import RunRecord
+from agentctl.runs.store import RunStore
+from agentctl.tools.sandbox import remove_home
+from agentctl.workspace import git_root_of
 
 QUEUE_LOCK = ("locks", "merge-queue.lock")  # as mergequeue.queue_lock: gate homes live under it
 
@@ -44,9 +48,6 @@ def remove_leftovers(
 def _worktrees(
     state_dir: Path, removed: list[RunRecord], kept: Iterable[RunRecord], dry_run: bool
 ) -> list[str]:
-    from agentctl.repo import gitops
-    from agentctl.workspace import git_root_of
-
     own = (state_dir / "worktrees").resolve()
     in_use = {Path(r.worktree).resolve() for r in kept if r.worktree}
     paths = {Path(r.worktree).resolve() for r in removed if r.worktree} - in_use
@@ -102,8 +103,6 @@ def _open_local_prs(state_dir: Path) -> dict[str, int]:
 
 def _homes(folder: Path, gone: set[str], cutoff: datetime, dry_run: bool) -> list[str]:
     """Agents' homes of removed runs, and old ones whose run no longer exists."""
-    from agentctl.runs.store import RunStore
-
     if not folder.is_dir():
         return []
     runs = {listing.id for listing in RunStore(folder.parent).list()} - gone
@@ -147,8 +146,6 @@ def _older(path: Path, cutoff: datetime) -> bool:
 
 
 def _remove(path: Path, what: str, dry_run: bool) -> list[str]:
-    from agentctl.tools.sandbox import remove_home
-
     if dry_run:
         return [f"would remove {what} {path}"]
     remove_home(path)
