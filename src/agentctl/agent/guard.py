@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from agentctl.cost.ledger import Ledger
 from agentctl.errors import TransitionError
 from agentctl.runs import Run, read_journal, utc_now
 from agentctl.tools import reaper
@@ -104,8 +105,6 @@ def _wait(pid: int, timeout: float) -> int | None:
 
 def _end_at_deadline(run: Run, deadline: float, state_dir: Path, killed: list[int]) -> None:
     """Record the ending the agent could not: failed, ``deadline``, with what it spent."""
-    from agentctl.cost.ledger import Ledger
-
     if run.load().status != "running":
         return  # the agent recorded its own ending just before it was stopped
     reason = f"deadline of {deadline:g} s passed (stopped by the supervisor mid-step)"

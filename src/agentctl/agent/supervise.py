@@ -24,8 +24,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from agentctl import keystore
+from agentctl.agent.env import agent_env
+from agentctl.agent.leftovers import remove_leftovers
 from agentctl.config import Config
+from agentctl.cost.ledger import Ledger
 from agentctl.errors import AgentctlError, TransitionError, UsageError
+from agentctl.keystore import service_keys
 from agentctl.runs import (
     TERMINAL,
     Run,
@@ -36,6 +41,7 @@ from agentctl.runs import (
     stale_reason,
     utc_now,
 )
+from agentctl.runs.procslots import needs_slot, wait_for_slot
 from agentctl.runs.summary import DEFAULT_STALE_AFTER
 
 HEARTBEAT_EVERY = 2.0
@@ -110,14 +116,9 @@ def spawn_worker(
     value to redact; its environment holds nothing secret. ``environ``, when given,
     stands in for this process's environment and key store.
     """
-    from agentctl import keystore
-    from agentctl.agent.env import agent_env
-
     data = run.read_input()
     keys = {config.models[m].key_env for m in data.get("models", ())} - {None}
     if group == "pipeline":  # a pipeline opens PRs and moves tickets; its agents never do
-        from agentctl.keystore import service_keys
-
         keys |= set(service_keys(config))
     argv = [sys.executable, "-m", "agentctl", "--workspace", str(config.workspace.root)]
     for item in data.get("sets", []):
@@ -147,8 +148,6 @@ def take_process_slot(config: Config, run: Run) -> bool:
     False when the run was canceled while it waited: the worker leaves without starting.
     The slot is released by the kernel when this process ends, however it ends.
     """
-    from agentctl.runs.procslots import needs_slot, wait_for_slot
-
     if not needs_slot(run):
         return True  # a pipeline's step agent runs in its pipeline's slot
     capacity = config.settings.executor.max_processes
@@ -293,8 +292,6 @@ def record_spend(run: Run, ending: str, reason: str) -> None:
     A killed agent may have paid for calls it never reported; the ledger knows, and
     ``runs show`` / the run's output then say the same as ``cost``.
     """
-    from agentctl.cost.ledger import Ledger
-
     if run.paths.output_json.exists():
         return  # the run said its own last words
     with contextlib.suppress(AgentctlError):
@@ -362,8 +359,6 @@ def gc_runs(
     line per thing removed, or kept and why.
     """
     import shutil
-
-    from agentctl.agent.leftovers import remove_leftovers
 
     cutoff = utc_now() - older_than
     removed, gone, kept = [], [], []

@@ -18,12 +18,18 @@ from typing import Any
 
 from agentctl import keystore
 from agentctl.agent.env import agent_env
+from agentctl.agent.supervise import AgentRequest, start_agent
 from agentctl.config import Config
+from agentctl.cost.pricing import format_usd
+from agentctl.cost.report import build_report
 from agentctl.errors import AgentctlError
 from agentctl.keystore import service_keys
 from agentctl.llm.types import ToolSpec
 from agentctl.orchestrator.home import Home
+from agentctl.pipeline.process import start_pipeline
 from agentctl.runs import Run, RunStore
+from agentctl.runs.summary import detail, list_rows
+from agentctl.trackers import make_tracker
 
 
 def _spec(name: str, description: str, properties: dict[str, Any], required: list[str]) -> ToolSpec:
@@ -172,14 +178,10 @@ class Delegation:
     # -- work ------------------------------------------------------------------------------
 
     def create_ticket(self, args: dict[str, Any]) -> str:
-        from agentctl.trackers import make_tracker
-
         ticket = make_tracker(self.config).add(args["title"], args.get("description", ""))
         return f"created ticket {ticket.id} ({ticket.state}): {ticket.title}"
 
     def run_pipeline(self, args: dict[str, Any]) -> str:
-        from agentctl.pipeline.process import start_pipeline
-
         run = start_pipeline(
             self.config,
             args["pipeline"],
@@ -191,8 +193,6 @@ class Delegation:
         return f"pipeline {args['pipeline']} started as run {run.id}"
 
     def spawn_agent(self, args: dict[str, Any]) -> str:
-        from agentctl.agent.supervise import AgentRequest, start_agent
-
         run = start_agent(
             self.config,
             AgentRequest(args["role"], args["task"], Path(self.config.workspace.root)),
@@ -207,8 +207,6 @@ class Delegation:
     # -- reading --------------------------------------------------------------------------
 
     def list_runs(self, args: dict[str, Any]) -> str:
-        from agentctl.runs.summary import list_rows
-
         rows, total = list_rows(self.state_dir, limit=int(args.get("limit") or 10))
         lines = [
             f"{r['id']} {r['kind']} {r['display_status']} {r['role'] or r['pipeline'] or ''}"
@@ -217,16 +215,11 @@ class Delegation:
         return f"{total} runs; newest:\n" + "\n".join(lines)
 
     def read_run(self, args: dict[str, Any]) -> str:
-        from agentctl.runs.summary import detail
-
         info = detail(RunStore(self.state_dir).get(args["id"]), recent=5)
         keep = {k: info[k] for k in ("id", "record", "output", "stale", "problem")}
         return json.dumps(keep, default=str)[:6000]
 
     def show_cost(self, args: dict[str, Any]) -> str:
-        from agentctl.cost.pricing import format_usd
-        from agentctl.cost.report import build_report
-
         report = build_report(self.state_dir, by="role", since=None, run=self.chat.id)
         lines = [f"{row.key}: {format_usd(row.cost)} ({row.calls} calls)" for row in report.rows]
         return "\n".join([*lines, f"total: {format_usd(report.total.cost)}"])

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from agentctl.commands.init import init_workspace
 from agentctl.testing.llm_server import LLMServer, Turn
+from agentctl.trackers.local import LocalTracker
 
 CALC = '''\
 """A tiny calculator."""
@@ -185,8 +186,6 @@ def script(server: LLMServer) -> None:
 
 def prepare(directory: Path, server: LLMServer, *, scripted: bool = True) -> Demo:
     """The scratch project, its workspace, the ticket and (``scripted``) the script."""
-    from agentctl.trackers.local import LocalTracker
-
     directory.mkdir(parents=True, exist_ok=True)
 
     def run(*args: str) -> None:

@@ -15,18 +15,16 @@ import subprocess
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from agentctl import failpoints
+from agentctl import failpoints, keystore
 from agentctl.checks import Check
 from agentctl.config import Config
 from agentctl.errors import ConfigError, SecretsFileError, WorkspaceError
 from agentctl.forges import forge_checks
+from agentctl.pipeline.preflight import run_checks
+from agentctl.tools.sandbox import ROOT_HINT, Host
 from agentctl.trackers import tracker_checks
 from agentctl.workspace import Workspace
-
-if TYPE_CHECKING:
-    from agentctl.tools.sandbox import Host
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +53,6 @@ def _git() -> Check:
 
 
 def _bubblewrap(host: Host | None = None) -> Check:
-    from agentctl.tools.sandbox import ROOT_HINT, Host
-
     host = host or Host()
     ok, reason = host.bwrap()
     if ok:
@@ -91,8 +87,6 @@ def _state_dir(workspace: Workspace) -> Check:
 
 def _secrets(config: Config) -> Check:
     """Load the configured keys into the key store; a bad ``[secrets] file`` fails here."""
-    from agentctl import keystore
-
     try:
         keystore.load_configured(config)
     except SecretsFileError as exc:
@@ -103,8 +97,6 @@ def _secrets(config: Config) -> Check:
 
 
 def _keys(needed: Mapping[str, list[str]], environ: Mapping[str, str] | None) -> list[Check]:
-    from agentctl import keystore
-
     lookup = keystore.get if environ is None else environ.get
     checks = []
     for env, users in sorted(needed.items()):
@@ -130,8 +122,6 @@ def _preflight(config: Config) -> list[Check]:
     A state that a person changes in passing (uncommitted changes, a local model server
     not started yet) is a warning here; a branch or program that is not there fails.
     """
-    from agentctl.pipeline.preflight import run_checks
-
     checks = []
     for found in run_checks(config):
         status = found.status

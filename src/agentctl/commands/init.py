@@ -18,6 +18,8 @@ from typing import Literal
 from agentctl import atomic
 from agentctl.config import tomlsafe
 from agentctl.errors import WorkspaceError
+from agentctl.orchestrator.heartbeat import HEARTBEAT_TEMPLATE
+from agentctl.repo import gitops
 from agentctl.workspace import CONFIG_NAME, STATE_NAME, git_root_of, shipped_dir
 
 Action = Literal["created", "kept", "overwritten", "updated"]
@@ -250,8 +252,6 @@ def init_workspace(
     for kind in ("roles", "pipelines"):
         for source in sorted(shipped_dir(kind).glob("*.toml")):
             _write_if_absent(report, root / kind / source.name, source.read_bytes(), force)
-    from agentctl.orchestrator.heartbeat import HEARTBEAT_TEMPLATE
-
     _write_if_absent(report, root / "HEARTBEAT.md", HEARTBEAT_TEMPLATE.encode(), force)
     _ensure_gitignored(report)
     return report
@@ -263,8 +263,6 @@ def uncommitted(report: InitReport) -> list[str]:
     Worth saying: a merge into the base branch refuses a checkout with uncommitted
     changes to tracked files (``.gitignore`` after ``init``), after the agents spent.
     """
-    from agentctl.repo import gitops
-
     paths = [path for path, _ in report.files]
     if not paths:
         return []
@@ -279,8 +277,6 @@ def commit_files(report: InitReport) -> str | None:
     Returns the new commit's SHA, or None when git already held every file as it is.
     Other staged or unstaged changes of the user's are left as they were.
     """
-    from agentctl.repo import gitops
-
     paths = uncommitted(report)
     if not paths:
         return None

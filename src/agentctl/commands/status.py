@@ -19,12 +19,17 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from agentctl.cost.ledger import Ledger, report_once
 from agentctl.errors import AgentctlError
+from agentctl.forges.local import LocalForge
+from agentctl.orchestrator.attempts import Attempts
+from agentctl.orchestrator.home import Home
 from agentctl.runs.journal import read_journal
 from agentctl.runs.mailbox import Mailbox
 from agentctl.runs.record import TERMINAL
 from agentctl.runs.summary import list_rows
 from agentctl.runs.timefmt import format_ts
+from agentctl.trackers.local import STATES, LocalTracker
 
 if TYPE_CHECKING:
     from agentctl.config import Config
@@ -102,8 +107,6 @@ def _unfinished_runs(
     """Runs not finished, with their tree's cost: (active, stopped). Active ones have a
     live process (or are pending, about to start one); stopped ones are stale (process
     gone: they need a look) or paused (waiting for budget or a person)."""
-    from agentctl.cost.ledger import Ledger, report_once
-
     rows, _ = list_rows(state_dir, now=now)
     children: dict[str, list[str]] = {}
     for row in rows:
@@ -140,9 +143,6 @@ def _unfinished_runs(
 
 def _parked(config: Config) -> list[dict[str, Any]]:
     """Items the orchestrator gave up on, oldest first, with the reason it last gave."""
-    from agentctl.orchestrator.attempts import Attempts
-    from agentctl.orchestrator.home import Home
-
     orch = config.settings.orchestrator
     home = Home.of(config.workspace.state_dir)
     state = home.load_state()
@@ -184,8 +184,6 @@ def _tree(run_id: str, children: dict[str, list[str]]) -> set[str]:
 def _tickets(config: Config) -> dict[str, int] | None:
     """Local tickets by state; a remote tracker is not polled here (``--watch`` would
     spend its rate limit): ``agentctl tickets list`` asks it."""
-    from agentctl.trackers.local import STATES, LocalTracker
-
     if config.settings.tracker.kind != "local":
         return None
     tracker = LocalTracker.from_config(config)
@@ -196,8 +194,6 @@ def _tickets(config: Config) -> dict[str, int] | None:
 
 
 def _prs(config: Config) -> list[dict[str, Any]] | None:
-    from agentctl.forges.local import LocalForge
-
     if config.settings.forge.kind != "local":
         return None  # not polled on every refresh; the orchestrator's report has them
     forge = LocalForge.from_config(config)
@@ -220,8 +216,6 @@ def _spend_today(
     state_dir: Path, now: datetime, budgets: Budgets, problems: list[str]
 ) -> dict[str, Any]:
     """Spend since midnight UTC by role (= tier), each against its daily cap if one is set."""
-    from agentctl.cost.ledger import Ledger, report_once
-
     midnight = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     ledger = Ledger(state_dir)
     by_role: dict[str, Decimal] = {}

@@ -17,6 +17,7 @@ import subprocess
 import sys
 from typing import Any
 
+from agentctl.tools import reaper, search
 from agentctl.tools.result import Output, ToolError
 
 # The child finds the same agentctl as the parent, whatever the environment says.
@@ -63,8 +64,6 @@ def call(tool: str, root: str, args: dict[str, Any], timeout: float) -> Output:
 
 def serve(payload: dict[str, Any]) -> None:
     """The child's side: run the search, print the result as one JSON object."""
-    from agentctl.tools import reaper, search
-
     reaper.die_with_parent()
     functions = {"glob": search.glob, "grep": search.grep}
     try:

@@ -19,12 +19,10 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from agentctl import atomic
-
-if TYPE_CHECKING:
-    from agentctl.tools.gate import GateRun, GateSandbox
+from agentctl.repo.gitops import head
+from agentctl.tools.gate import GateRun, GateSandbox, run_gate
 
 MARKER = "agentctl-setup.json"
 
@@ -66,8 +64,6 @@ def _git_dir(tree: Path) -> Path | None:
 
 
 def _head(tree: Path) -> str:
-    from agentctl.repo.gitops import head
-
     return head(tree)
 
 
@@ -91,8 +87,6 @@ def ensure_setup(
     None when there is nothing to run; else how it ended (a refused or failing run
     leaves no marker, so it runs again next time).
     """
-    from agentctl.tools.gate import run_gate
-
     command = (policy.setup_command or "").strip()
     if not command or setup_done(tree, command):
         return None
