@@ -19,10 +19,13 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agentctl import atomic
-from agentctl.repo.gitops import head
-from agentctl.tools.gate import GateRun, GateSandbox, run_gate
+from agentctl.repo import gitops
+
+if TYPE_CHECKING:
+    from agentctl.tools.gate import GateRun, GateSandbox
 
 MARKER = "agentctl-setup.json"
 
@@ -64,7 +67,7 @@ def _git_dir(tree: Path) -> Path | None:
 
 
 def _head(tree: Path) -> str:
-    return head(tree)
+    return gitops.head(tree)
 
 
 def setup_done(tree: Path, command: str) -> bool:
@@ -87,6 +90,8 @@ def ensure_setup(
     None when there is nothing to run; else how it ended (a refused or failing run
     leaves no marker, so it runs again next time).
     """
+    from agentctl.tools.gate import run_gate  # lazy: tools.gate imports with_pythonpath from here
+
     command = (policy.setup_command or "").strip()
     if not command or setup_done(tree, command):
         return None
