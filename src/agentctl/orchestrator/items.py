@@ -2,8 +2,8 @@
 end, when does an item park, and one concurrency limit for everything it starts.
 
 Every automatic action for a ticket or PR (a coding pipeline, a review, a fix round,
-a merge, a resume) asks ``_may_act`` first and counts through ``Attempts.started``.
-Ended pipelines the orchestrator started are looked at once (``_observe``): a
+a merge, a resume) asks ``may_act`` first and counts through ``Attempts.started``.
+Ended pipelines the orchestrator started are looked at once (``observe``): a
 failure counts, backs off, and parks the item when it is permanent or the budget is
 spent. A parked item is said once (report, ticket comment, the tracker's blocked
 state) and left alone until a person acts: ``agentctl tickets retry`` (an inbox
@@ -13,76 +13,35 @@ message) or the ticket moved back to the ready state by hand.
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
-from datetime import datetime
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
-from agentctl.config import Config
-from agentctl.config.schema import Orchestrator
+from agentctl.agent.supervise import end_children, latest_worker
 from agentctl.errors import AgentctlError
-from agentctl.orchestrator.attempts import Attempts, FailureClass, branch_key, ticket_key
-from agentctl.orchestrator.home import Home
-from agentctl.orchestrator.report import TickReport
-from agentctl.runs import TERMINAL, Run, RunRecord, RunStore, pid_alive
+from agentctl.orchestrator.attempts import FailureClass, branch_key, ticket_key
+from agentctl.orchestrator.context import TickContext
+from agentctl.runs import TERMINAL, Run, RunRecord, pid_alive
 from agentctl.runs.timefmt import format_ts
 
 OBSERVED_KEPT = 500  # ended runs remembered as looked at (each is looked at once)
 PENDING_GRACE = 60.0  # seconds a pending pipeline counts as running while its worker starts
 
 
-class TickBase:
-    """What the parts of a tick share (set by ``Tick``)."""
+@dataclass
+class Items:
+    ctx: TickContext
 
-    config: Config
-    clock: Callable[[], datetime]
-    dry_run: bool
-    report: TickReport
-    orch: Orchestrator
-    store: RunStore
-    home: Home
-    state_dir: Path
-    attempts: Attempts
-    _said: set[str]  # items whose wait was said this tick
-    _would_start: int  # pipelines a dry run would have started
-    _resumed: set[str]  # pipelines the reaper resumed this tick
-
-    def _tracker(self) -> Any:
-        raise NotImplementedError
-
-    def _start(
-        self,
-        state: dict[str, Any],
-        ticket: str,
-        pipeline: str,
-        *,
-        claim: bool,
-        what: str,
-        feedback: str | None = None,
-    ) -> bool:
-        raise NotImplementedError
-
-    def _budget_refusal(self) -> str | None:
-        raise NotImplementedError
-
-    def _save(self, state: dict[str, Any]) -> None:
-        """An attempt is remembered the moment it starts, not at the tick's end."""
-        if not self.dry_run:
-            self.home.save_state(state)
-
-
-class Items(TickBase):
     # -- the one concurrency limit ------------------------------------------------------
 
-    def _running(self) -> int:
+    def running(self) -> int:
         """Pipelines of this workspace running now, read fresh: whoever started them.
 
         A run whose process is gone does not count (the reaper settles it); one just
         created counts while its worker starts.
         """
-        here, now = socket.gethostname(), self.clock().timestamp()
+        here, now = socket.gethostname(), self.ctx.clock().timestamp()
         count = 0
-        for listing in self.store.live():
+        for listing in self.ctx.store.live():
             record = listing.record
             if record is None or record.kind != "pipeline" or record.status in TERMINAL:
                 continue
@@ -96,50 +55,49 @@ class Items(TickBase):
         return count
 
     def _starting(self, run_id: str, record: RunRecord, now: float) -> bool:
-        from agentctl.agent.supervise import latest_worker
-
-        worker = latest_worker(self.store.get(run_id))
+        worker = latest_worker(self.ctx.store.get(run_id))
         if worker is not None and pid_alive(worker, None):
             return True
         return now - record.created_at.timestamp() < PENDING_GRACE
 
-    def _slot(self, label: str) -> bool:
+    def slot(self, label: str) -> bool:
         """May one more pipeline start within ``max_parallel``? If not, it waits, said."""
-        if self._running() + self._would_start < self.orch.max_parallel:
+        limit = self.ctx.orch.max_parallel
+        if self.running() + self.ctx.would_start < limit:
             return True
-        self.report.waiting.append(f"{label}: max_parallel {self.orch.max_parallel}")
+        self.ctx.report.waiting.append(f"{label}: max_parallel {limit}")
         return False
 
     # -- the attempt budget ---------------------------------------------------------------
 
-    def _may_act(self, key: str, label: str) -> bool:
+    def may_act(self, key: str, label: str) -> bool:
         """None in the way of an attempt now? Else say why once a tick; a spent budget parks."""
-        now = self.clock()
-        why = self.attempts.wait_reason(key, now)
+        attempts, now = self.ctx.attempts, self.ctx.clock()
+        why = attempts.wait_reason(key, now)
         if why is None:
             return True
-        spent = self.attempts.count(key) >= self.attempts.max_attempts
-        if self.attempts.parked(key) is None and spent:
-            item = self.attempts.record(key)
+        spent = attempts.count(key) >= attempts.max_attempts
+        if attempts.parked(key) is None and spent:
+            item = attempts.record(key)
             last = item.get("last_reason") or f"a {item.get('last_action', 'attempt')}"
-            reason = f"no attempts left ({self.attempts.count(key)} used; last: {last})"
-            if self.attempts.park(key, reason, now, "transient"):
-                self._announce_park(key, label)
+            reason = f"no attempts left ({attempts.count(key)} used; last: {last})"
+            if attempts.park(key, reason, now, "transient"):
+                self.announce_park(key, label)
             return False
-        if key not in self._said:
-            self._said.add(key)
-            self.report.waiting.append(f"{label}: {why}")
+        if key not in self.ctx.said:
+            self.ctx.said.add(key)
+            self.ctx.report.waiting.append(f"{label}: {why}")
         return False
 
-    def _count(self, state: dict[str, Any], key: str, what: str, run: Run | None = None) -> None:
+    def count(self, state: dict[str, Any], key: str, what: str, run: Run | None = None) -> None:
         """One attempt started (a run to look at once it ends, if there is one)."""
-        self.attempts.started(key, what, self.clock())
+        self.ctx.attempts.started(key, what, self.ctx.clock())
         if run is not None:
             ticket = key.removeprefix("ticket:") if key.startswith("ticket:") else None
             state.setdefault("watch", {})[run.id] = {"key": key, "ticket": ticket, "what": what}
-        self._save(state)
+        self.ctx.save(state)
 
-    def _failed(
+    def failed(
         self,
         key: str,
         label: str,
@@ -149,56 +107,57 @@ class Items(TickBase):
         pending: dict[str, str] | None = None,
     ) -> None:
         """A failed attempt: parked (said once) or, with attempts left, reported and owed."""
-        now = self.clock()
-        if self.attempts.failed(key, reason, now, failure):
-            self._announce_park(key, label)
+        attempts, now = self.ctx.attempts, self.ctx.clock()
+        if attempts.failed(key, reason, now, failure):
+            self.announce_park(key, label)
             return
-        if self.attempts.parked(key) is not None:
+        if attempts.parked(key) is not None:
             return  # parked already: nothing more is said or done
         if pending is not None:
-            self.attempts.retry_later(key, **pending)
-        self.report.failed.append(f"{label}: {reason}")
-        ticket = _ticket_of(key)
-        if ticket and not self.dry_run:
-            due = self.attempts.record(key).get("next_at") or format_ts(now)
-            self._tracker().comment(
+            attempts.retry_later(key, **pending)
+        self.ctx.report.failed.append(f"{label}: {reason}")
+        ticket = ticket_of(key)
+        if ticket and not self.ctx.dry_run:
+            due = attempts.record(key).get("next_at") or format_ts(now)
+            self.ctx.tracker.comment(
                 ticket,
-                f"agentctl: {reason[:1500]}\n\nAttempt {self.attempts.count(key)} of "
-                f"{self.attempts.max_attempts}; the next one not before {due}.",
+                f"agentctl: {reason[:1500]}\n\nAttempt {attempts.count(key)} of "
+                f"{attempts.max_attempts}; the next one not before {due}.",
             )
 
-    def _announce_park(self, key: str, label: str) -> None:
+    def announce_park(self, key: str, label: str) -> None:
         """Said once: the report, one comment, the ticket blocked in the tracker."""
-        parked = self.attempts.parked(key)
+        parked = self.ctx.attempts.parked(key)
         if parked is None:
             return
-        self.report.parked.append(f"{label}: {parked.reason}")
-        ticket = _ticket_of(key)
-        if ticket is None or self.dry_run:
+        self.ctx.report.parked.append(f"{label}: {parked.reason}")
+        ticket = ticket_of(key)
+        if ticket is None or self.ctx.dry_run:
             return
-        tracker = self._tracker()
+        tracker = self.ctx.tracker
         tracker.comment(
             ticket,
             f"agentctl parked this ticket: {parked.reason[:1500]}. Run `agentctl tickets retry "
-            f"{ticket}` or move it back to {self.orch.ready_state} to try again.",
+            f"{ticket}` or move it back to {self.ctx.orch.ready_state} to try again.",
         )
-        self.attempts.note_state(key, tracker.block(ticket).state)
+        self.ctx.attempts.note_state(key, tracker.block(ticket).state)
 
-    def _unpark(self, key: str, why: str) -> None:
-        if self.attempts.reset(key):
-            self.report.unparked.append(f"{key.split(':', 1)[1]}: {why}")
+    def unpark(self, key: str, why: str) -> None:
+        if self.ctx.attempts.reset(key):
+            self.ctx.report.unparked.append(f"{key.split(':', 1)[1]}: {why}")
 
     # -- what ended ---------------------------------------------------------------------
 
-    def _observe(self, state: dict[str, Any]) -> None:
+    def observe(self, state: dict[str, Any]) -> None:
         """Look once at each ended pipeline the orchestrator started (or a lease names)."""
+        home = self.ctx.home
         watch: dict[str, dict[str, Any]] = state.setdefault("watch", {})
         observed: list[str] = state.setdefault("observed", [])
         seen = set(observed) | set(state.get("failures_reported", []))
         candidates = dict(watch)
-        if self.home.leases.is_dir():  # a run a killed tick started is in its lease only
-            for path in sorted(self.home.leases.glob("*.json")):
-                lease = self.home.lease(path.stem) or {}
+        if home.leases.is_dir():  # a run a killed tick started is in its lease only
+            for path in sorted(home.leases.glob("*.json")):
+                lease = home.lease(path.stem) or {}
                 run_id, ticket = lease.get("run_id"), lease.get("ticket")
                 if not run_id or not ticket or lease.get("observed") == run_id:
                     continue  # the lease remembers its run was looked at: for ever
@@ -208,37 +167,33 @@ class Items(TickBase):
             if run_id in seen:
                 watch.pop(run_id, None)
                 continue
-            run = self.store.get(run_id)
+            run = self.ctx.store.get(run_id)
             try:
                 record = run.load()
             except AgentctlError:
                 watch.pop(run_id, None)
                 continue
-            if not self._over(run, record):
+            if not self.over(run, record):
                 continue
             watch.pop(run_id, None)
             observed.append(run_id)
-            if item.get("lease") and not self.dry_run:
-                lease = self.home.lease(str(item["ticket"])) or {}
+            if item.get("lease") and not self.ctx.dry_run:
+                lease = home.lease(str(item["ticket"])) or {}
                 if lease.get("run_id") == run_id:
-                    self.home.set_lease(str(item["ticket"]), {**lease, "observed": run_id})
+                    home.set_lease(str(item["ticket"]), {**lease, "observed": run_id})
             self._ended(run, record, str(item["key"]), item.get("ticket"))
         del observed[:-OBSERVED_KEPT]
 
-    def _over(self, run: Run, record: RunRecord) -> bool:
+    def over(self, run: Run, record: RunRecord) -> bool:
         """Ended, and no worker of it still alive (a resume marks a dead run failed just
         before its new worker starts; a worker that recorded its end may still be exiting)."""
-        from agentctl.agent.supervise import latest_worker
-
         if record.status not in TERMINAL:
             return False
         worker = latest_worker(run)
         return worker is None or not pid_alive(worker, None)
 
     def _ended(self, run: Run, record: RunRecord, key: str, ticket: str | None) -> None:
-        from agentctl.agent.supervise import end_children
-
-        if record.status != "succeeded" and not self.dry_run:
+        if record.status != "succeeded" and not self.ctx.dry_run:
             # A worker killed again while resuming leaves the steps it had started.
             end_children(run, "failed", f"its pipeline {run.id} {record.status}")
         output = run.read_output() or {}
@@ -246,85 +201,57 @@ class Items(TickBase):
         if record.status == "succeeded":
             if self._reviews(record.pipeline) and not _verdict(output):
                 reason = f"pipeline {run.id} ended without a review verdict"
-                self._failed(key, label, reason, "permanent")
+                self.failed(key, label, reason, "permanent")
             return
         if output.get("step_reason"):
             return  # a review asking for changes: a fix round, when the PR watch sees it
         if output.get("ending") == "needs_person":  # said once; no attempt: a person's turn
-            self.report.failed.append(f"{label}: pipeline {run.id} failed: {record.reason}")
-            if ticket and not self.dry_run:
-                self._tracker().comment(ticket, f"agentctl: the pipeline failed: {record.reason}")
+            self.ctx.report.failed.append(f"{label}: pipeline {run.id} failed: {record.reason}")
+            if ticket and not self.ctx.dry_run:
+                self.ctx.tracker.comment(ticket, f"agentctl: the pipeline failed: {record.reason}")
             return
         reason = f"pipeline {run.id} {record.status}: {(record.reason or '')[:500]}"
         failure: FailureClass = "permanent" if record.failure == "permanent" else "transient"
         pending = None
         if ticket and not self._reviews_only(record.pipeline):
-            pending = {"what": "coding", "pipeline": record.pipeline or self.orch.pipeline}
-        self._failed(key, label, reason, failure, pending=pending)
+            pending = {"what": "coding", "pipeline": record.pipeline or self.ctx.orch.pipeline}
+        self.failed(key, label, reason, failure, pending=pending)
 
     def _reviews(self, pipeline: str | None) -> bool:
         """Does ``pipeline`` end in a verdict (a role step of a verdict role)?"""
+        config = self.ctx.config
         try:
-            steps = self.config.pipeline(pipeline or "").steps
-            return any(s.role and self.config.role(s.role).result == "verdict" for s in steps)
+            steps = config.pipeline(pipeline or "").steps
+            return any(s.role and config.role(s.role).result == "verdict" for s in steps)
         except AgentctlError:
             return False
 
     def _reviews_only(self, pipeline: str | None) -> bool:
         """A review of a PR: retried by the PR watch, never as a coding pipeline."""
+        config = self.ctx.config
         try:
-            steps = self.config.pipeline(pipeline or "").steps
+            steps = config.pipeline(pipeline or "").steps
         except AgentctlError:
             return False
         return self._reviews(pipeline) and not any(
-            s.role and self.config.role(s.role).result != "verdict" for s in steps
+            s.role and config.role(s.role).result != "verdict" for s in steps
         )
 
-    # -- owed attempts --------------------------------------------------------------------
+    # -- leases and the items runs work for ----------------------------------------------
 
-    def _retry_pending(self, state: dict[str, Any], open_tickets: set[str]) -> None:
-        """Tickets whose pipeline failed with attempts left: again, once the backoff passed.
-
-        A ticket with an open PR is the PR watch's (its review state says what is next).
-        """
-        for key in self.attempts.all_keys():
-            pending = self.attempts.pending(key)
-            ticket = _ticket_of(key)
-            if not pending or pending.get("what") != "coding" or ticket is None:
-                continue
-            if ticket in open_tickets:
-                self.attempts.clear_pending(key)
-                continue
-            lease = self.home.lease(ticket)
-            if lease is not None and not self._lease_ended(lease):
-                continue  # something runs for it already
-            if not self._may_act(key, ticket):
-                continue
-            if self._tracker().get(ticket).closed:  # a person closed it meanwhile
-                self.attempts.succeeded(key)
-                continue
-            if not self._slot(ticket):
-                continue
-            refusal = self._budget_refusal()
-            if refusal:
-                self.report.waiting.append(f"{ticket}: {refusal}")
-                continue
-            pipeline = pending.get("pipeline") or self.orch.pipeline
-            self._start(state, ticket, pipeline, claim=lease is None, what="coding")
-
-    def _lease_ended(self, lease: dict[str, Any]) -> bool:
+    def lease_ended(self, lease: dict[str, Any]) -> bool:
         """Has the pipeline a lease names failed or been canceled (the ticket is free)?"""
         run_id = lease.get("run_id")
         if not run_id:
             return False
-        run = self.store.get(str(run_id))
+        run = self.ctx.store.get(str(run_id))
         try:
             record = run.load()
         except AgentctlError:
             return False
-        return record.status in ("failed", "canceled") and self._over(run, record)
+        return record.status in ("failed", "canceled") and self.over(run, record)
 
-    def _key_of(self, record: RunRecord, run: Run) -> str | None:
+    def key_of(self, record: RunRecord, run: Run) -> str | None:
         """The item a pipeline run works for: its ticket, else the branch it reviews."""
         if record.ticket:
             return ticket_key(record.ticket)
@@ -335,7 +262,7 @@ class Items(TickBase):
         return branch_key(str(branch)) if branch else None
 
 
-def _ticket_of(key: str) -> str | None:
+def ticket_of(key: str) -> str | None:
     return key.removeprefix("ticket:") if key.startswith("ticket:") else None
 
 

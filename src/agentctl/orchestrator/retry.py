@@ -11,14 +11,13 @@ failure between the two leaves nothing stuck.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
+from agentctl.config import Config
 from agentctl.orchestrator.attempts import Attempts, Parked, ticket_key
 from agentctl.orchestrator.home import Home
-
-if TYPE_CHECKING:
-    from agentctl.config import Config
-    from agentctl.trackers import Ticket, Tracker
+from agentctl.runs.timefmt import parse_ts
+from agentctl.trackers import Ticket, Tracker, make_tracker
 
 RETRY = "retry"  # the inbox message's type
 
@@ -66,8 +65,6 @@ def retry_ticket(config: Config, ticket_id: str, tracker: Tracker | None = None)
     Blocked goes back to ready all the same. An unknown ticket is ``NotFoundError``.
     """
     if tracker is None:
-        from agentctl.trackers import make_tracker
-
         tracker = make_tracker(config)
     ticket = tracker.get(ticket_id)
     orch = config.settings.orchestrator
@@ -107,8 +104,6 @@ def retry_ticket(config: Config, ticket_id: str, tracker: Tracker | None = None)
 
 def _short(ts: str) -> str:
     """``2026-11-25T12:00:00.000000Z`` → ``2026-11-25 12:00 UTC`` (as it was, if odd)."""
-    from agentctl.runs.timefmt import parse_ts
-
     try:
         return f"{parse_ts(ts):%Y-%m-%d %H:%M} UTC"
     except ValueError:

@@ -1,0 +1,94 @@
+"""Runs nobody will finish: stale ones reaped (resumed or failed), silent ones canceled.
+
+A pipeline whose process is gone is resumed while its item has attempts and its
+``max_resumes`` lasts; any other stale run is marked failed (its ledger spend
+recorded, its children ended). A run alive but silent past ``stale_after``, or whose
+journal has not moved for ``no_progress_timeout``, is canceled with its process
+group. Runs a pipeline started are that pipeline's business; a chat is never
+canceled for silence.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from agentctl.agent.supervise import cancel_run, end_children, record_spend, resume_run
+from agentctl.orchestrator.context import TickContext
+from agentctl.orchestrator.items import Items
+from agentctl.runs import Run, stale_reason
+
+
+@dataclass
+class Reaper:
+    ctx: TickContext
+    items: Items
+
+    def reap(self, state: dict[str, Any]) -> None:
+        """Stale runs (process gone or heartbeat too old): resume pipelines, fail the rest."""
+        ctx, orch = self.ctx, self.ctx.orch
+        resumes: dict[str, int] = state.setdefault("resumes", {})
+        for listing in ctx.live():
+            record = listing.record
+            if record is None or record.status != "running" or not ctx.tick_owns(record):
+                continue  # a child is its parent pipeline's business
+            why = stale_reason(
+                record,
+                listing.heartbeat_at,
+                ctx.clock(),
+                host=socket.gethostname(),
+                heartbeat_timeout=timedelta(seconds=orch.stale_after),
+            )
+            if why is None or ctx.dry_run:
+                continue
+            run = ctx.store.get(listing.id)
+            count = resumes.get(listing.id, 0)
+            if "gone" not in why:  # alive but silent: wedged; kill its whole group first
+                cancel_run(run, grace=1.0)
+                ctx.changed_runs()
+                ctx.report.reaped.append(f"{listing.id}: {why}; canceled (wedged)")
+            elif (
+                record.kind == "pipeline" and count < orch.max_resumes and self._resumes(state, run)
+            ):
+                resumes[listing.id] = count + 1
+                resume_run(ctx.config, run)
+                ctx.resumed.add(listing.id)
+                ctx.changed_runs()
+                ctx.report.reaped.append(f"{listing.id}: {why}; resumed ({count + 1})")
+            else:  # said as a failure of its item when looked at (``Items.observe``)
+                run.transition("failed", reason=f"stale: {why}", failure="transient")
+                record_spend(run, "failed", f"stale: {why}")
+                end_children(run, "failed", f"its pipeline {listing.id} failed: stale: {why}")
+                ctx.changed_runs()
+                ctx.report.reaped.append(f"{listing.id}: {why}; marked failed")
+
+    def _resumes(self, state: dict[str, Any], run: Run) -> bool:
+        """May the reaper resume this dead pipeline? An attempt of its item, if it has one."""
+        key = self.items.key_of(run.load(), run)
+        if key is None:
+            return True  # not an item of the orchestrator's (a pipeline run by hand)
+        label = key.split(":", 1)[1]
+        if not self.items.may_act(key, label):
+            return False
+        self.items.count(state, key, "resume")
+        return True
+
+    def watchdog(self) -> None:
+        """Cancel a run whose journal has not moved for ``no_progress_timeout``."""
+        ctx, timeout = self.ctx, self.ctx.orch.no_progress_timeout
+        limit = ctx.clock().timestamp() - timeout
+        for listing in ctx.live():
+            record = listing.record
+            if record is None or record.kind == "chat" or not ctx.tick_owns(record):
+                continue  # a chat waits for its person as long as they like
+            events = listing.dir / "events.jsonl"
+            try:
+                moved = events.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            if moved < limit and not ctx.dry_run:
+                cancel_run(ctx.store.get(listing.id), grace=1.0)
+                ctx.changed_runs()
+                ctx.report.canceled.append(f"{listing.id}: no progress for {timeout:g} s")
