@@ -102,7 +102,7 @@ class PullRequests(Items):
         self.report.started.append(f"{label}: review-pr {run.id}")
 
     def _merge(self, state: dict[str, Any], pr: Any, key: str, label: str) -> None:
-        from agentctl.pipeline.process import base_branch
+        from agentctl.pipeline.lookup import base_branch
         from agentctl.repo.mergequeue import merge_pr
         from agentctl.repo.protected import rules_for
         from agentctl.tools.gate import GateSandbox

@@ -28,12 +28,12 @@ from agentctl.agent.supervise import (
 from agentctl.config.schema import Step
 from agentctl.errors import AgentctlError, TransitionError, UsageError
 from agentctl.pipeline.engine import Engine, NeedsPerson, Paused, StepFailed
-from agentctl.pipeline.feedback import gate_feedback
-from agentctl.pipeline.preflight import cannot_run
 from agentctl.runs import TERMINAL, Run, RunRecord, RunStore, pid_alive, read_journal
 from agentctl.runs.record import Failure
 from agentctl.tools import gate
+from agentctl.tools.feedback import gate_feedback
 from agentctl.tools.gate import GateRun, GateSandbox
+from agentctl.tools.programs import cannot_run
 
 if TYPE_CHECKING:
     from agentctl.forges import Forge
@@ -131,8 +131,8 @@ def review_context(engine: Engine) -> tuple[str | None, str]:
     pipeline's reviewer starts from the change itself, whatever its prompt says.
     Nothing without a branch of its own (a review of the plain workspace).
     """
-    from agentctl.agent.env import tool_env
     from agentctl.tools import gitview
+    from agentctl.tools.env import tool_env
     from agentctl.tools.result import ToolError
 
     branch, worktree = engine.values["run"].get("branch"), engine.values["run"].get("worktree")
