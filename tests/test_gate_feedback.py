@@ -18,9 +18,9 @@ import pytest
 
 from agentctl.cli.pipeline_view import PipelineView
 from agentctl.commands.demo import prepare
-from agentctl.pipeline.feedback import bound, extract, gate_feedback, one_line
 from agentctl.runs import RunStore, read_journal
 from agentctl.testing.llm_server import LLMServer, Turn
+from agentctl.tools.feedback import bound, extract, gate_feedback, one_line
 from tests.conftest import Invoke, git
 
 MANY = "".join(

@@ -295,8 +295,9 @@ def test_the_tickets_command_lists_and_shows_linear_issues(
 
 
 def test_only_pipelines_and_the_orchestrator_get_the_tokens(config: Config) -> None:
-    from agentctl.agent.env import agent_env, tool_env
+    from agentctl.agent.env import agent_env
     from agentctl.keystore import service_keys
+    from agentctl.tools.env import tool_env
 
     environ = {"PATH": "/bin", "LINEAR_API_KEY": KEY, "GITHUB_TOKEN": "ghp_x"}
     assert service_keys(config) == ["LINEAR_API_KEY"]  # handed to a pipeline through a pipe

@@ -20,7 +20,6 @@ from typing import Any
 
 from agentctl import atomic, keystore
 from agentctl.agent import guard
-from agentctl.agent.env import tool_env
 from agentctl.agent.loop import AgentLoop, Ending, Limits
 from agentctl.agent.supervise import Heartbeat, chain_of, take_process_slot
 from agentctl.config import Config
@@ -31,6 +30,7 @@ from agentctl.llm.call import Caller
 from agentctl.redact import Redactor
 from agentctl.runs import Run, RunStore, read_journal
 from agentctl.tools import Toolbox, gitview, sandbox
+from agentctl.tools.env import tool_env
 from agentctl.tools.projectenv import with_pythonpath
 
 
@@ -55,7 +55,7 @@ def diff_base(config: Config, role: Role, data: dict[str, Any]) -> str | None:
     branch = gitview.current_branch(str(data["cwd"]), tool_env(role.env))
     if role.result != "verdict" and not (branch or "").startswith("agentctl/"):
         return None
-    from agentctl.commands.init import current_branch
+    from agentctl.repo.gitops import current_branch
 
     base = config.settings.project.base_branch or current_branch(
         config.workspace.git_root or config.workspace.root

@@ -219,8 +219,8 @@ def follow_pipeline(run: Any, as_json: bool, steps: Sequence[tuple[str, str]] = 
 
     from agentctl.cli.pipeline_view import goto_note
     from agentctl.errors import EXIT_INTERRUPTED
-    from agentctl.pipeline.feedback import one_line
     from agentctl.runs import parse_ts
+    from agentctl.tools.feedback import one_line
 
     if not as_json and sys.stderr.isatty():
         if not _follow_live(run, steps):
@@ -339,7 +339,7 @@ def _summary(run: Any, as_json: bool) -> int:
         if by_role.rows:
             echo("cost by role: " + ", ".join(f"{r.key} ${r.cost:f}" for r in by_role.rows))
         if record.status != "succeeded" and output.get("reason"):
-            from agentctl.pipeline.feedback import bound
+            from agentctl.tools.feedback import bound
 
             echo(bound(str(output["reason"]), 1500))  # whole lines, head and tail
     return 0 if record.status == "succeeded" else EXIT_FAILED

@@ -18,7 +18,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from agentctl.pipeline.feedback import one_line
+from agentctl.tools.feedback import one_line
 from agentctl.visible import visible
 
 MARKS = {

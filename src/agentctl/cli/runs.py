@@ -39,7 +39,7 @@ def plain(value: Any, width: int = 200) -> str:
     """A value as a person reads it: text as is, JSON for the rest, on one bounded line."""
     import json
 
-    from agentctl.pipeline.feedback import one_line
+    from agentctl.tools.feedback import one_line
 
     if value is None:
         return "-"
@@ -81,8 +81,8 @@ def list_runs(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """List runs, newest first; stale and corrupt runs are marked, never hidden."""
-    from agentctl.pipeline.feedback import one_line
     from agentctl.runs.summary import list_rows
+    from agentctl.tools.feedback import one_line
 
     rows, total = list_rows(
         state(ctx).workspace.state_dir,

@@ -20,6 +20,7 @@ from agentctl.config import tomlsafe
 from agentctl.errors import WorkspaceError
 from agentctl.orchestrator.heartbeat import HEARTBEAT_TEMPLATE
 from agentctl.repo import gitops
+from agentctl.repo.gitops import current_branch
 from agentctl.workspace import CONFIG_NAME, STATE_NAME, git_root_of, shipped_dir
 
 Action = Literal["created", "kept", "overwritten", "updated"]
@@ -112,17 +113,6 @@ def guess_setup_command(root: Path) -> tuple[str | None, str]:
                     "that builds them inside the worktree"
                 )
     return None, ""
-
-
-def current_branch(root: Path) -> str | None:
-    """The checked-out branch (also of a repository with no commit yet); None if detached."""
-    import git
-
-    try:
-        repo = git.Repo(root)
-        return str(repo.head.reference.name) if not repo.head.is_detached else None
-    except (git.exc.GitError, TypeError, ValueError):
-        return None
 
 
 def _toml_string(value: str) -> str:

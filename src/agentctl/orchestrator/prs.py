@@ -99,7 +99,7 @@ class PullRequestWatch:
 
     def _merge(self, state: dict[str, Any], pr: PullRequest, key: str, label: str) -> None:
         # lazy: the merge queue, its gate sandbox and the pipeline engine, only for a merge
-        from agentctl.pipeline.process import base_branch
+        from agentctl.pipeline.lookup import base_branch
         from agentctl.repo.mergequeue import merge_pr
         from agentctl.repo.protected import rules_for
         from agentctl.tools.gate import GateSandbox

@@ -22,11 +22,11 @@ from agentctl.config.schema import Pipeline, Step
 from agentctl.cost.ledger import Ledger
 from agentctl.cost.report import descendants
 from agentctl.errors import AgentctlError
-from agentctl.pipeline.feedback import bound
 from agentctl.pipeline.render import holds, render
 from agentctl.pipeline.services import Services
 from agentctl.runs import Run, read_journal
 from agentctl.runs.record import Failure
+from agentctl.tools.feedback import bound
 
 FAILURE_NOTE = (
     "\n\nThe previous attempt did not pass. Step {step!r} failed with:\n\n{failure}\n\n"

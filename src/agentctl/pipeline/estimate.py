@@ -18,7 +18,7 @@ from agentctl.llm.types import Usage
 
 
 def dry_run(config: Config, name: str) -> tuple[list[dict[str, Any]], Decimal, Decimal]:
-    from agentctl.pipeline.process import find
+    from agentctl.pipeline.lookup import find
 
     pipeline = find(config, name)
     loops = 1 + sum(s.on_fail.max for s in pipeline.steps if s.on_fail)

@@ -18,12 +18,16 @@ from agentctl.config import Config
 from agentctl.config.schema import Pipeline
 from agentctl.cost.ledger import Ledger
 from agentctl.cost.report import descendants
-from agentctl.errors import NotFoundError, StateError, TransitionError, UsageError
+from agentctl.errors import StateError, TransitionError, UsageError
+from agentctl.forges import make_forge
 from agentctl.pipeline.engine import Engine, NeedsPerson, Paused, StepFailed
+from agentctl.pipeline.lookup import base_branch, find
+from agentctl.pipeline.preflight import require
 from agentctl.pipeline.steps import RUNNERS
 from agentctl.runs import TERMINAL, Run, RunStore
 from agentctl.runs.record import Failure
 from agentctl.tools import reaper
+from agentctl.trackers import make_tracker
 
 
 def models_of(config: Config, pipeline: Pipeline) -> list[str]:
@@ -58,8 +62,6 @@ def start_pipeline(
         config, name, task=task, ticket_id=ticket_id, inputs=inputs
     )
     if preflight:
-        from agentctl.pipeline.preflight import require
-
         require(config, name)
     run = RunStore(config.workspace.state_dir).create(
         "pipeline",
@@ -95,8 +97,6 @@ def resolve_inputs(
         values["task"] = task
     ticket: dict[str, Any] | None = None
     if ticket_id is not None:
-        from agentctl.trackers import make_tracker
-
         found = make_tracker(config).get(ticket_id)
         ticket_id = found.id
         ticket = found.to_json()
@@ -119,8 +119,6 @@ def review_feedback(config: Config, branch: str) -> str:
     Run again for the same ticket, a pipeline continues on the existing branch and PR
     and starts from what the review said, instead of starting over.
     """
-    from agentctl.forges import make_forge
-
     pr = make_forge(config).find_pr(branch)
     if pr is None or pr.state != "open" or pr.review_state != "changes_requested":
         return ""
@@ -133,30 +131,6 @@ def review_feedback(config: Config, branch: str) -> str:
         for c in review.comments
     ]
     return f"Pull request #{pr.number} review asked for changes:\n" + "\n".join(lines)
-
-
-def find(config: Config, name: str) -> Pipeline:
-    """The pipeline ``name``; an unknown one names those that exist and how to make one."""
-    try:
-        return config.pipeline(name)
-    except NotFoundError as exc:
-        known = ", ".join(sorted(config.pipelines))
-        raise NotFoundError(
-            f"{exc.message} ({exc.hint})"
-            if exc.hint and "did you mean" in exc.hint
-            else exc.message,
-            hint=f"pipelines: {known}; make one with "
-            f'`agentctl pipeline new {name} --from feature --task "..."`',
-        ) from None
-
-
-def base_branch(config: Config) -> str:
-    configured = config.settings.project.base_branch
-    if configured:
-        return configured
-    from agentctl.commands.init import current_branch
-
-    return current_branch(config.workspace.git_root or config.workspace.root) or "main"
 
 
 def _end_orphan_steps(run: Run) -> None:

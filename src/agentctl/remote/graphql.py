@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from agentctl import keystore
 from agentctl.errors import (
     MissingKeyError,
     ServiceAuthError,
@@ -279,8 +280,6 @@ def service_from_env(
     """The service authenticated by the token in ``env_name`` (from the key store, or
     ``environ`` if given), and the token itself."""
     if environ is None:
-        from agentctl import keystore
-
         token = (keystore.get(env_name) or "").strip()
     else:
         token = environ.get(env_name, "").strip()

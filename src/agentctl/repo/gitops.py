@@ -6,8 +6,7 @@ rebasing: the SHA a reviewer approved stays in the branch's history. Commits use
 repository's identity, or agentctl's own when the machine has none, so a fresh CI box
 or container still commits.
 
-GitPython is imported inside the functions: this module is imported by the forge and
-the merge queue, and ``agentctl --help`` must not pay for it.
+GitPython is imported inside the functions: ``agentctl --help`` must not pay for it.
 """
 
 from __future__ import annotations
@@ -151,9 +150,10 @@ def changed_files(worktree: Path, base: str) -> list[str]:
 
 
 def current_branch(worktree: Path) -> str | None:
+    """The checked-out branch (even before a first commit); None: detached, or no repo."""
     try:
         return run_git(open_repo(worktree), "symbolic-ref", "--short", "-q", "HEAD") or None
-    except GitError:
+    except (GitError, WorkspaceError):
         return None
 
 

@@ -22,7 +22,10 @@ from agentctl.forges import Forge, PullRequest
 from agentctl.repo import gitops
 from agentctl.repo.protected import Rules, describe, protected_changes
 from agentctl.runs.journal import Journal
-from agentctl.tools.gate import GateSandbox
+from agentctl.tools.feedback import gate_feedback
+from agentctl.tools.gate import GateSandbox, run_gate
+from agentctl.tools.programs import cannot_run
+from agentctl.tools.projectenv import ensure_setup
 
 Status = Literal["merged", "conflict", "gate_failed", "already_merged", "not_approved", "protected"]
 GATE_TAIL = 4000  # characters of a green gate's output kept in the outcome
@@ -237,8 +240,6 @@ def _setup(tree: Path, timeout: float, sandbox: GateSandbox, home: Path) -> tupl
 
     None when it passed (or had nothing to do); else the detail and the output.
     """
-    from agentctl.tools.projectenv import ensure_setup
-
     done = ensure_setup(tree, sandbox, home=home, timeout=timeout)
     if done is None or done.passed:
         return None
@@ -262,10 +263,6 @@ def _run_gate(
     working bubblewrap), or whose program is missing (exit 126/127), raises
     ``MergeRefusedError``: nothing merges, the PR stays.
     """
-    from agentctl.pipeline.feedback import gate_feedback
-    from agentctl.pipeline.preflight import cannot_run
-    from agentctl.tools.gate import run_gate
-
     done = run_gate(gate, tree, home=home, timeout=timeout, policy=sandbox, env=env)
     if done.refused:  # the machine's problem, not the branch's: nothing for a dev agent to fix
         raise MergeRefusedError(f"the merge queue's gate cannot run: {done.output}")

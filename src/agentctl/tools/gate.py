@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agentctl.tools import sandbox, shell
+from agentctl.tools.env import tool_env
+from agentctl.tools.projectenv import with_pythonpath
 
 if TYPE_CHECKING:
     from agentctl.config import Config
@@ -75,9 +77,6 @@ def run_gate(
     env: Mapping[str, str] | None = None,
 ) -> GateRun:
     """``bash -c command`` in ``cwd`` under ``policy``, with ``home`` as its home."""
-    from agentctl.agent.env import tool_env
-    from agentctl.tools.projectenv import with_pythonpath
-
     sandboxed, refusal = sandbox.decide(
         policy.mode, policy.host, what="this gate", setting=GATE_SETTING
     )

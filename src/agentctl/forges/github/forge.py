@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import builtins
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +33,11 @@ from agentctl.errors import (
 )
 from agentctl.forges import PullRequest, Review
 from agentctl.forges.github import documents as doc
+from agentctl.forges.github.answers import (
+    PERSON_MARK,
+    pull_request,
+    review_body,
+)
 from agentctl.forges.github.gitauth import git_with_token
 from agentctl.remote.graphql import GraphQLService, RateHeaders, service_from_env
 from agentctl.repo import gitops
@@ -52,9 +56,6 @@ RATE = RateHeaders(
     reset_unit=1.0,  # epoch seconds
 )
 STATES = {"open": "OPEN", "merged": "MERGED", "closed": "CLOSED"}
-TICKET_MARK = re.compile(r"<!-- agentctl:ticket=([^ >]+) -->")
-VERDICT_MARK = re.compile(r"<!-- agentctl:verdict=(approve|request_changes) -->")
-PERSON_MARK = "<!-- agentctl:needs-person -->"
 SELF_REVIEW = ("own pull request",)
 
 
@@ -183,7 +184,7 @@ class GithubForge:
     def add_review(self, number: int, review: Review) -> PullRequest:
         pr = self.get_pr(number)
         head = review.head_sha or pr.head_sha
-        body = _review_body(review)
+        body = review_body(review)
         event = "APPROVE" if review.verdict == "approve" else "REQUEST_CHANGES"
         payload = {"pullRequestId": self._node_ids[number], "commitOID": head, "body": body}
         try:
@@ -350,71 +351,5 @@ class GithubForge:
             after = page["pageInfo"]["endCursor"]
 
     def _pr(self, node: Mapping[str, Any]) -> PullRequest:
-        number = int(node["number"])
-        self._node_ids[number] = str(node["id"])
-        commits = (node.get("commits") or {}).get("nodes") or []
-        rollup = commits[-1]["commit"].get("statusCheckRollup") if commits else None
-        body = node.get("body") or ""
-        ticket_mark = TICKET_MARK.search(body)
-        branch = str(node["headRefName"])
-        ticket = ticket_mark.group(1) if ticket_mark else None
-        if ticket is None and branch.startswith("agentctl/"):
-            ticket = branch.removeprefix("agentctl/")
-        merge_commit = node.get("mergeCommit") or {}
-        # A merged or closed PR's reviews are history: reading them would cost a viewer
-        # lookup per tick for nothing.
-        reviews, needs_person = self._reviews(node) if node["state"] == "OPEN" else ([], None)
-        return PullRequest(
-            number=number,
-            branch=branch,
-            base=str(node["baseRefName"]),
-            title=str(node.get("title") or ""),
-            body=TICKET_MARK.sub("", body).rstrip(),
-            state=node["state"].lower(),
-            head_sha=str(node.get("headRefOid") or ""),
-            reviews=tuple(reviews),
-            merge_sha=merge_commit.get("oid"),
-            url=str(node.get("url") or ""),
-            ticket=ticket,
-            checks=rollup["state"].lower() if rollup else None,
-            needs_person=needs_person,
-        )
-
-    def _reviews(self, node: Mapping[str, Any]) -> tuple[builtins.list[Review], str | None]:
-        """The verdicts, and why only a person may merge (a marker by the token's user)."""
-        reviews = []
-        needs_person: str | None = None
-        for item in (node.get("reviews") or {}).get("nodes") or []:
-            author = (item.get("author") or {}).get("login") or "ghost"
-            body = item.get("body") or ""
-            state = item.get("state")
-            if state == "COMMENTED" and PERSON_MARK in body and author == self.viewer():
-                needs_person = needs_person or body.replace(PERSON_MARK, "").strip()
-                continue
-            if state == "APPROVED":
-                verdict = "approve"
-            elif state == "CHANGES_REQUESTED":
-                verdict = "request_changes"
-            else:
-                marked = VERDICT_MARK.search(body) if state == "COMMENTED" else None
-                if marked is None or author != self.viewer():
-                    continue  # a plain comment, or a marker someone else typed
-                verdict = marked.group(1)
-            reviews.append(
-                Review(
-                    verdict=verdict,  # type: ignore[arg-type]
-                    summary=VERDICT_MARK.sub("", body).strip(),
-                    author=author,
-                    head_sha=str((item.get("commit") or {}).get("oid") or ""),
-                    at=str(item.get("submittedAt") or ""),
-                )
-            )
-        return reviews, needs_person
-
-
-def _review_body(review: Review) -> str:
-    lines = [review.summary.strip() or f"agentctl review: {review.verdict}"]
-    for comment in review.comments:
-        where = ":".join(str(comment[k]) for k in ("file", "line") if comment.get(k))
-        lines.append(f"- {where + ': ' if where else ''}{comment.get('body', '')}")
-    return "\n".join(lines)
+        self._node_ids[int(node["number"])] = str(node["id"])
+        return pull_request(node, self.viewer)
