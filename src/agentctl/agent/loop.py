@@ -26,7 +26,6 @@ from agentctl import failpoints
 from agentctl.agent.transcript import Transcript
 from agentctl.config import Config
 from agentctl.config.schema import Role
-from agentctl.cost.meter import Meter
 from agentctl.cost.reserve import BudgetRefused
 from agentctl.errors import (
     MissingKeyError,
@@ -35,7 +34,7 @@ from agentctl.errors import (
     QuotaError,
     TransientError,
 )
-from agentctl.llm.call import Caller
+from agentctl.llm.metered import Meter, journal_retries
 from agentctl.llm.types import Message, Request, Response, ToolCall, ToolSpec
 from agentctl.runs import Run, read_journal, utc_now
 from agentctl.runs.record import Failure
@@ -137,7 +136,6 @@ class AgentLoop:
     role_name: str
     role: Role
     chain: list[str]
-    caller: Caller
     toolbox: Toolbox
     limits: Limits
     redact: Callable[[Any], Any] = field(default=lambda value: value)
@@ -147,7 +145,12 @@ class AgentLoop:
     def __post_init__(self) -> None:
         self.transcript = Transcript(self.run.paths.transcript, self.redact)
         self.meter = Meter(
-            self.config, self.run, self.role_name, self.limits.budget_usd, clock=self.clock
+            self.config,
+            self.run,
+            self.role_name,
+            self.limits.budget_usd,
+            clock=self.clock,
+            on_attempt=journal_retries(self.run, self.redact),
         )
         self.tools = (*self.toolbox.specs, *((FINISH,) if self.role.result == "verdict" else ()))
         self.current = 0  # index into chain of the model now answering
@@ -203,7 +206,7 @@ class AgentLoop:
         )
         self.run.journal.append("llm.request", model=name, turn=len(messages))
         try:
-            outcome, _ = self.meter.complete(self.caller, request, self.chain[self.current :])
+            outcome, _ = self.meter.call(request, self.chain[self.current :])
         except BudgetRefused as exc:
             reason = exc.decision.reason
             self.run.journal.append("budget.stop", durable=True, reason=reason)

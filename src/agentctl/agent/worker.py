@@ -27,7 +27,6 @@ from agentctl.config import Config
 from agentctl.config.schema import Role
 from agentctl.cost.ledger import Ledger
 from agentctl.errors import StateError, TransitionError
-from agentctl.llm.call import Caller
 from agentctl.redact import Redactor
 from agentctl.runs import Run, RunStore, read_journal
 from agentctl.tools import Toolbox, gitview, sandbox
@@ -107,20 +106,12 @@ def work(config: Config, run_id: str) -> int:
             commands=[c for c in (project.test_command, project.setup_command) if c],
         ),
     )
-    caller = Caller(
-        config.models,
-        lock_dir=config.workspace.state_dir / "locks",
-        on_attempt=lambda a: run.journal.append(
-            "llm.retry", model=a.model, attempt=a.number, error=redact(a.error), wait=a.wait
-        ),
-    )
     loop = AgentLoop(
         run=run,
         config=config,
         role_name=data["role"],
         role=role,
         chain=chain,
-        caller=caller,
         toolbox=toolbox,
         limits=Limits.of(role, overrides(run, data)),
         redact=redact.redact_obj,

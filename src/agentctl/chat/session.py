@@ -33,9 +33,8 @@ from agentctl.agent.supervise import Heartbeat
 from agentctl.agent.transcript import Transcript
 from agentctl.chat.tools import SPECS, Delegation
 from agentctl.config import Config
-from agentctl.cost.meter import Meter
 from agentctl.errors import MissingKeyError, ProviderError, UsageError
-from agentctl.llm.call import Caller
+from agentctl.llm.metered import Meter
 from agentctl.llm.types import Message, OnEvent, Request, TextDelta
 from agentctl.orchestrator.home import Home
 from agentctl.runs import TERMINAL, Run, RunStore, read_journal
@@ -63,7 +62,7 @@ class ChatSession:
         self.transcript = Transcript(self.run.paths.transcript)
         self.messages: list[Message] = self.transcript.load()
         self.delegation = Delegation(self.config, self.run)
-        self.caller = Caller(self.config.models, lock_dir=self.state_dir / "locks")
+        self.meter = Meter(self.config, self.run, "main", hint="raise [budgets]")
         self.home = Home.of(self.state_dir)
         self.pending: list[str] = []
         self.heartbeat = Heartbeat(self.run)
@@ -198,9 +197,7 @@ class ChatSession:
                 on_event(event)
 
         try:
-            outcome, _ = Meter(self.config, self.run, "main", hint="raise [budgets]").complete(
-                self.caller, request, self.chain, on_event=relay
-            )
+            outcome, _ = self.meter.call(request, self.chain, on_event=relay)
         except KeyboardInterrupt:
             self._keep(Message("assistant", "".join(streamed) + " [interrupted]"))
             self.run.journal.append("reply.interrupted", durable=True)
