@@ -20,8 +20,9 @@ from typing import Any
 
 from agentctl import atomic, keystore
 from agentctl.agent import guard
+from agentctl.agent.ending import Ending
 from agentctl.agent.env import tool_env
-from agentctl.agent.loop import AgentLoop, Ending, Limits
+from agentctl.agent.loop import AgentLoop, Limits
 from agentctl.agent.supervise import Heartbeat, chain_of, take_process_slot
 from agentctl.config import Config
 from agentctl.config.schema import Role

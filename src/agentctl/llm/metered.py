@@ -207,7 +207,7 @@ def _pipeline_cap(config: Config, parent_id: str) -> tuple[Tree, ...]:
             f"pipeline:{parent.pipeline}",
             f"budget of pipeline {parent.pipeline}",
             frozenset(descendants(state_dir, parent_id)),
-            Decimal(str(cap)),
+            cap,
         ),
     )
 

@@ -174,7 +174,7 @@ class Engine:
     def remaining_budget(self) -> Decimal | None:
         if self.pipeline.budget_usd is None:
             return None
-        return Decimal(str(self.pipeline.budget_usd)) - self.spent()
+        return self.pipeline.budget_usd - self.spent()
 
     def run_all(self) -> dict[str, Any]:
         """Run from where the journal says to the end; returns the pipeline's outputs."""
@@ -186,7 +186,7 @@ class Engine:
                 continue
             remaining = self.remaining_budget()
             if remaining is not None and remaining <= 0 and step.kind == "role":
-                raise Paused(f"pipeline budget ${self.pipeline.budget_usd:g} reached")
+                raise Paused(f"pipeline budget ${float(self.pipeline.budget_usd or 0):g} reached")
             if self._guarded(step):
                 self._check_protected(step)
             self.run.journal.append("step.start", durable=True, step=step.id, kind=step.kind)

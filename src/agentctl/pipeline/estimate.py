@@ -39,12 +39,12 @@ def dry_run(config: Config, name: str) -> tuple[list[dict[str, Any]], Decimal, D
                 for m in chain
             )
             if role.budget_usd is not None:
-                one = min(one, Decimal(str(role.budget_usd)))
+                one = min(one, role.budget_usd)
             high += one * loops
         on_fail = f"goto {step.on_fail.goto} (max {step.on_fail.max})" if step.on_fail else ""
         rows.append(
             {"id": step.id, "does": does, "model": model_name, "models": chain, "on_fail": on_fail}
         )
     if pipeline.budget_usd is not None:
-        high = min(high, Decimal(str(pipeline.budget_usd)))
+        high = min(high, pipeline.budget_usd)
     return rows, low.quantize(Decimal("0.000001")), high.quantize(Decimal("0.01"))
