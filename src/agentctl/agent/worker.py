@@ -55,10 +55,9 @@ def diff_base(config: Config, role: Role, data: dict[str, Any]) -> str | None:
     branch = gitview.current_branch(str(data["cwd"]), tool_env(role.env))
     if role.result != "verdict" and not (branch or "").startswith("agentctl/"):
         return None
-    from agentctl.commands.init import current_branch
-
-    base = config.settings.project.base_branch or current_branch(
-        config.workspace.git_root or config.workspace.root
+    root = config.workspace.git_root or config.workspace.root
+    base = config.settings.project.base_branch or gitview.current_branch(
+        str(root), tool_env(role.env)
     )
     return base if base and base != branch else None
 

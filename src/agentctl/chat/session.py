@@ -28,12 +28,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentctl import atomic
+from agentctl import atomic, keystore
 from agentctl.agent.supervise import Heartbeat
 from agentctl.agent.transcript import Transcript
 from agentctl.chat.tools import SPECS, Delegation
 from agentctl.config import Config
-from agentctl.errors import MissingKeyError, ProviderError, UsageError
+from agentctl.errors import MissingKeyError, NotFoundError, ProviderError, UsageError
 from agentctl.llm.metered import Meter
 from agentctl.llm.types import Message, OnEvent, Request, TextDelta
 from agentctl.orchestrator.home import Home
@@ -259,8 +259,6 @@ def _reopen(store: RunStore, ref: str, chain: list[str], workspace: str) -> Run:
     if ref == "last":
         chats = store.list(kind="chat")
         if not chats:
-            from agentctl.errors import NotFoundError
-
             raise NotFoundError("no chat to resume", hint="start one with agentctl chat")
         ref = chats[0].id
     old = store.get(ref)
@@ -303,8 +301,6 @@ def missing_key(config: Config, chain: list[str]) -> str | None:
 
 
 def _has_key(config: Config, model: str) -> bool:
-    from agentctl import keystore
-
     env = config.models[model].key_env
     return env is None or bool(keystore.get(env))
 

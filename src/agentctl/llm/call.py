@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from agentctl import keystore
 from agentctl.errors import AuthError, MissingKeyError, ProviderError, TransientError
 from agentctl.llm import Provider, make_provider
 from agentctl.llm.slots import slot
@@ -59,8 +60,6 @@ def redacted(request: Request) -> Request:
 
     ``provider_data`` (signed thinking blocks) goes back verbatim, as providers demand.
     """
-    from agentctl import keystore
-
     redact = keystore.redactor()
     if not redact:
         return request

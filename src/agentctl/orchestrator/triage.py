@@ -22,6 +22,7 @@ from agentctl.config import Config
 from agentctl.cost.pricing import cost_of, format_usd, upper_bound
 from agentctl.cost.reserve import BudgetRefused
 from agentctl.errors import AgentctlError, MissingKeyError, ProviderError
+from agentctl.llm import resolve_key
 from agentctl.llm.metered import Meter, estimate_tokens
 from agentctl.llm.types import Message, Request, ToolSpec, Usage
 from agentctl.runs import Run, RunStore
@@ -96,8 +97,6 @@ def _request(config: Config, tickets: Sequence[Ticket], instructions: Sequence[s
 def missing_keys(config: Config) -> str | None:
     """Why triage cannot be sent at all — no model of the orchestrator's chain has its
     key — naming every variable; None when at least one model may be called."""
-    from agentctl.llm import resolve_key
-
     chain = config.role(config.settings.orchestrator.role).models
     unset: list[str] = []
     for name in chain:

@@ -25,6 +25,7 @@ from agentctl.errors import AgentctlError
 from agentctl.pipeline.feedback import bound
 from agentctl.pipeline.render import holds, render
 from agentctl.pipeline.services import Services
+from agentctl.repo.protected import describe, protected_changes, rules_for
 from agentctl.runs import Run, read_journal
 from agentctl.runs.record import Failure
 
@@ -214,8 +215,6 @@ class Engine:
 
     def _check_protected(self, step: Step) -> None:
         """Stop before ``step`` when the branch's change touches a protected path."""
-        from agentctl.repo.protected import describe, protected_changes, rules_for
-
         branch, worktree = self.values["run"].get("branch"), self.values["run"].get("worktree")
         if not branch or not worktree:
             return  # no branch of its own: nothing here can be merged

@@ -15,11 +15,10 @@ from typing import Any
 from agentctl.config import Config
 from agentctl.cost.pricing import cost_of, upper_bound
 from agentctl.llm.types import Usage
+from agentctl.pipeline.process import find
 
 
 def dry_run(config: Config, name: str) -> tuple[list[dict[str, Any]], Decimal, Decimal]:
-    from agentctl.pipeline.process import find
-
     pipeline = find(config, name)
     loops = 1 + sum(s.on_fail.max for s in pipeline.steps if s.on_fail)
     rows: list[dict[str, Any]] = []
