@@ -23,22 +23,16 @@ from decimal import Decimal
 from typing import Any
 
 from agentctl import failpoints
+from agentctl.agent.ending import Ending, failure_of
 from agentctl.agent.transcript import Transcript
 from agentctl.config import Config
 from agentctl.config.schema import Role
-from agentctl.cost.meter import Meter
+from agentctl.cost.pricing import usd
 from agentctl.cost.reserve import BudgetRefused
-from agentctl.errors import (
-    MissingKeyError,
-    PermanentError,
-    ProviderError,
-    QuotaError,
-    TransientError,
-)
-from agentctl.llm.call import Caller
+from agentctl.errors import MissingKeyError, ProviderError, QuotaError
+from agentctl.llm.metered import Meter, journal_retries
 from agentctl.llm.types import Message, Request, Response, ToolCall, ToolSpec
 from agentctl.runs import Run, read_journal, utc_now
-from agentctl.runs.record import Failure
 from agentctl.tools import Toolbox
 
 FINISH = ToolSpec(
@@ -71,43 +65,6 @@ NUDGE_VERDICT = "Submit your verdict with the finish tool (approve or request_ch
 NUDGE_EMPTY = "Your reply was empty. Continue with a tool call, or give your final answer."
 
 
-class Ending(Exception):
-    """How the loop ended: a run status, a kind of ending, a reason and the output.
-
-    ``failure`` classes a failed ending for whoever decides on a retry (see
-    ``runs.record.Failure``): None when retrying might or might not help.
-    """
-
-    def __init__(
-        self,
-        status: str,
-        ending: str,
-        reason: str,
-        output: Mapping[str, Any] | None = None,
-        *,
-        failure: Failure | None = None,
-    ) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.ending = ending
-        self.reason = reason
-        self.output = dict(output or {})
-        self.failure = failure
-
-
-def failure_of(exc: BaseException) -> Failure | None:
-    """Can a later attempt pass where ``exc`` stopped this one?
-
-    A provider that stayed down or rate-limited through the client's own retries:
-    transient. A wrong or missing key, a refused request, an exhausted quota: permanent.
-    """
-    if isinstance(exc, TransientError):
-        return "transient"
-    if isinstance(exc, PermanentError | MissingKeyError):
-        return "permanent"
-    return None
-
-
 @dataclass
 class Limits:
     """The role's limits, with the overrides given on the command line."""
@@ -123,7 +80,7 @@ class Limits:
         budget = overrides.get("budget_usd", role.budget_usd)
         return cls(
             max_turns=int(overrides.get("max_turns") or role.max_turns),
-            budget_usd=Decimal(str(budget)) if budget is not None else None,
+            budget_usd=usd(budget) if budget is not None else None,
             deadline=role.deadline,
             loop_limit=role.loop_limit,
             max_tool_errors=role.max_tool_errors,
@@ -137,7 +94,6 @@ class AgentLoop:
     role_name: str
     role: Role
     chain: list[str]
-    caller: Caller
     toolbox: Toolbox
     limits: Limits
     redact: Callable[[Any], Any] = field(default=lambda value: value)
@@ -147,7 +103,12 @@ class AgentLoop:
     def __post_init__(self) -> None:
         self.transcript = Transcript(self.run.paths.transcript, self.redact)
         self.meter = Meter(
-            self.config, self.run, self.role_name, self.limits.budget_usd, clock=self.clock
+            self.config,
+            self.run,
+            self.role_name,
+            self.limits.budget_usd,
+            clock=self.clock,
+            on_attempt=journal_retries(self.run, self.redact),
         )
         self.tools = (*self.toolbox.specs, *((FINISH,) if self.role.result == "verdict" else ()))
         self.current = 0  # index into chain of the model now answering
@@ -203,7 +164,7 @@ class AgentLoop:
         )
         self.run.journal.append("llm.request", model=name, turn=len(messages))
         try:
-            outcome, _ = self.meter.complete(self.caller, request, self.chain[self.current :])
+            outcome, _ = self.meter.call(request, self.chain[self.current :])
         except BudgetRefused as exc:
             reason = exc.decision.reason
             self.run.journal.append("budget.stop", durable=True, reason=reason)

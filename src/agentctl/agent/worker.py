@@ -20,13 +20,13 @@ from typing import Any
 
 from agentctl import atomic, keystore
 from agentctl.agent import guard
-from agentctl.agent.loop import AgentLoop, Ending, Limits
+from agentctl.agent.ending import Ending
+from agentctl.agent.loop import AgentLoop, Limits
 from agentctl.agent.supervise import Heartbeat, chain_of, take_process_slot
 from agentctl.config import Config
 from agentctl.config.schema import Role
 from agentctl.cost.ledger import Ledger
 from agentctl.errors import StateError, TransitionError
-from agentctl.llm.call import Caller
 from agentctl.redact import Redactor
 from agentctl.runs import Run, RunStore, read_journal
 from agentctl.tools import Toolbox, gitview, sandbox
@@ -55,10 +55,9 @@ def diff_base(config: Config, role: Role, data: dict[str, Any]) -> str | None:
     branch = gitview.current_branch(str(data["cwd"]), tool_env(role.env))
     if role.result != "verdict" and not (branch or "").startswith("agentctl/"):
         return None
-    from agentctl.repo.gitops import current_branch
-
-    base = config.settings.project.base_branch or current_branch(
-        config.workspace.git_root or config.workspace.root
+    root = config.workspace.git_root or config.workspace.root
+    base = config.settings.project.base_branch or gitview.current_branch(
+        str(root), tool_env(role.env)
     )
     return base if base and base != branch else None
 
@@ -107,20 +106,12 @@ def work(config: Config, run_id: str) -> int:
             commands=[c for c in (project.test_command, project.setup_command) if c],
         ),
     )
-    caller = Caller(
-        config.models,
-        lock_dir=config.workspace.state_dir / "locks",
-        on_attempt=lambda a: run.journal.append(
-            "llm.retry", model=a.model, attempt=a.number, error=redact(a.error), wait=a.wait
-        ),
-    )
     loop = AgentLoop(
         run=run,
         config=config,
         role_name=data["role"],
         role=role,
         chain=chain,
-        caller=caller,
         toolbox=toolbox,
         limits=Limits.of(role, overrides(run, data)),
         redact=redact.redact_obj,

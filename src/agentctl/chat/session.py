@@ -28,14 +28,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentctl import atomic
+from agentctl import atomic, keystore
 from agentctl.agent.supervise import Heartbeat
 from agentctl.agent.transcript import Transcript
 from agentctl.chat.tools import SPECS, Delegation
 from agentctl.config import Config
-from agentctl.cost.meter import Meter
-from agentctl.errors import MissingKeyError, ProviderError, UsageError
-from agentctl.llm.call import Caller
+from agentctl.errors import MissingKeyError, NotFoundError, ProviderError, UsageError
+from agentctl.llm.metered import Meter
 from agentctl.llm.types import Message, OnEvent, Request, TextDelta
 from agentctl.orchestrator.home import Home
 from agentctl.runs import TERMINAL, Run, RunStore, read_journal
@@ -63,7 +62,7 @@ class ChatSession:
         self.transcript = Transcript(self.run.paths.transcript)
         self.messages: list[Message] = self.transcript.load()
         self.delegation = Delegation(self.config, self.run)
-        self.caller = Caller(self.config.models, lock_dir=self.state_dir / "locks")
+        self.meter = Meter(self.config, self.run, "main", hint="raise [budgets]")
         self.home = Home.of(self.state_dir)
         self.pending: list[str] = []
         self.heartbeat = Heartbeat(self.run)
@@ -198,9 +197,7 @@ class ChatSession:
                 on_event(event)
 
         try:
-            outcome, _ = Meter(self.config, self.run, "main", hint="raise [budgets]").complete(
-                self.caller, request, self.chain, on_event=relay
-            )
+            outcome, _ = self.meter.call(request, self.chain, on_event=relay)
         except KeyboardInterrupt:
             self._keep(Message("assistant", "".join(streamed) + " [interrupted]"))
             self.run.journal.append("reply.interrupted", durable=True)
@@ -262,8 +259,6 @@ def _reopen(store: RunStore, ref: str, chain: list[str], workspace: str) -> Run:
     if ref == "last":
         chats = store.list(kind="chat")
         if not chats:
-            from agentctl.errors import NotFoundError
-
             raise NotFoundError("no chat to resume", hint="start one with agentctl chat")
         ref = chats[0].id
     old = store.get(ref)
@@ -306,8 +301,6 @@ def missing_key(config: Config, chain: list[str]) -> str | None:
 
 
 def _has_key(config: Config, model: str) -> bool:
-    from agentctl import keystore
-
     env = config.models[model].key_env
     return env is None or bool(keystore.get(env))
 

@@ -31,10 +31,10 @@ class Progress:
     def line(self, event: dict[str, Any]) -> str | None:
         if event.get("type") != "llm.call":
             return describe(event)
-        from decimal import Decimal
+        from agentctl.cost.pricing import usd
 
         self.turn += 1
-        self.spent += Decimal(str(event.get("cost_usd") or 0))
+        self.spent += usd(event.get("cost_usd") or 0)
         usage = event.get("usage", {})
         tokens = usage.get("input_tokens", 0) + usage.get("cache_read_tokens", 0)
         tokens += usage.get("cache_write_tokens", 0)

@@ -22,6 +22,7 @@ def list_models(
 ) -> None:
     """List the models with provider, API, endpoint, price and whether the key is set."""
     from agentctl import keystore
+    from agentctl.config.convert import to_data
 
     config = state(ctx).config
     rows: list[dict[str, Any]] = []
@@ -38,10 +39,10 @@ def list_models(
                 "key_set": bool(keystore.get(env)) if env else None,
                 "max_concurrency": model.max_concurrency,
                 "price": {
-                    "input": model.price.input,
-                    "output": model.price.output,
-                    "cache_write": model.price.cache_write,
-                    "cache_read": model.price.cache_read,
+                    "input": to_data(model.price.input),
+                    "output": to_data(model.price.output),
+                    "cache_write": to_data(model.price.cache_write),
+                    "cache_read": to_data(model.price.cache_read),
                 },
                 "source": config.origin("models", name),
             }

@@ -38,6 +38,8 @@ def list_pipelines(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """List the pipelines with their steps."""
+    from agentctl.config.convert import to_data
+
     config = state(ctx).config
     rows: list[dict[str, Any]] = [
         {
@@ -45,7 +47,7 @@ def list_pipelines(
             "description": p.description,
             "extends": p.extends,
             "steps": [s.id for s in p.steps],
-            "budget_usd": p.budget_usd,
+            "budget_usd": to_data(p.budget_usd),
             "source": config.origin("pipelines", name),
         }
         for name, p in sorted(config.pipelines.items())

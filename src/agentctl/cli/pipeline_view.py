@@ -205,8 +205,10 @@ def _usd(value: object) -> Decimal:
     """A step's cost as journaled (a string of dollars); anything unreadable is nothing."""
     from decimal import InvalidOperation
 
+    from agentctl.cost.pricing import usd
+
     try:
-        cost = Decimal(str(value)) if value not in (None, "") else Decimal(0)
+        cost = usd(value) if value not in (None, "") else Decimal(0)
     except InvalidOperation:
         return Decimal(0)
     return cost if cost.is_finite() and cost > 0 else Decimal(0)

@@ -21,6 +21,8 @@ def list_roles(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """List the roles with their models (fallbacks after →), limits and purpose."""
+    from agentctl.config.convert import to_data
+
     config = state(ctx).config
     rows: list[dict[str, Any]] = [
         {
@@ -29,7 +31,7 @@ def list_roles(
             "tools": list(role.tools),
             "result": role.result,
             "max_turns": role.max_turns,
-            "budget_usd": role.budget_usd,
+            "budget_usd": to_data(role.budget_usd),
             "description": role.description,
             "source": config.origin("roles", name),
         }

@@ -232,12 +232,10 @@ def _age(seconds: float | None) -> str:
     return f"{seconds / 86400:.1f}d"
 
 
-def _usd(value: float) -> str:
-    from decimal import Decimal
+def _usd(value: object) -> str:
+    from agentctl.cost.pricing import format_usd, usd
 
-    from agentctl.cost.pricing import format_usd
-
-    return format_usd(Decimal(str(value)))
+    return format_usd(usd(value))
 
 
 app = single(status_command)

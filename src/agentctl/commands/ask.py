@@ -17,9 +17,9 @@ from datetime import datetime
 from decimal import Decimal
 
 from agentctl.config import Config
-from agentctl.cost.meter import Meter, estimate_tokens
 from agentctl.errors import AgentctlError, MissingKeyError, QuotaError
-from agentctl.llm.call import Attempt, Caller
+from agentctl.llm.call import Attempt
+from agentctl.llm.metered import Meter, estimate_tokens, journal_retries
 from agentctl.llm.types import Message, OnEvent, Request, Response
 from agentctl.runs import Run, RunStore, utc_now
 
@@ -117,22 +117,22 @@ def _call(
         system=system,
         max_tokens=max_tokens or max(config.models[n].max_tokens for n in chain),
     )
-    meter = Meter(config, run, role, hint="raise [budgets] in agentctl.toml", clock=clock)
-    prompt_tokens = estimate_tokens(request)
-    estimate = max(meter.estimate(request, n, prompt_tokens) for n in chain)
-    caller = Caller(
-        config.models,
-        lock_dir=config.workspace.state_dir / "locks",
+    meter = Meter(
+        config,
+        run,
+        role,
+        hint="raise [budgets] in agentctl.toml",
+        clock=clock,
         environ=environ,
         sleep=sleep,
-        on_attempt=lambda a: run.journal.append(
-            "llm.retry", model=a.model, attempt=a.number, error=a.error, wait=a.wait
-        ),
+        on_attempt=journal_retries(run),
     )
+    prompt_tokens = estimate_tokens(request)
+    estimate = max(meter.estimate(request, n, prompt_tokens) for n in chain)
     with contextlib.suppress(MissingKeyError):
-        caller.provider(chain[0])  # import the SDK now, so the latency measured is the call's
+        meter.caller.provider(chain[0])  # import the SDK now, so the latency measured is the call's
     run.journal.append("llm.request", models=chain, estimate_usd=str(estimate))
-    outcome, entry = meter.complete(caller, request, chain, on_event=on_event)
+    outcome, entry = meter.call(request, chain, on_event=on_event)
     return Answer(
         run.id, outcome.model, outcome.response, entry.cost, meter.seconds, outcome.attempts
     )

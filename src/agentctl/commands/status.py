@@ -19,6 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from agentctl.config.convert import to_data
 from agentctl.cost.ledger import Ledger, report_once
 from agentctl.errors import AgentctlError
 from agentctl.forges.local import LocalForge
@@ -229,12 +230,12 @@ def _spend_today(
     return {
         "day": midnight.date().isoformat(),
         "total_usd": _usd(total),
-        "daily_usd": budgets.daily_usd,
+        "daily_usd": to_data(budgets.daily_usd),
         "roles": [
             {
                 "role": name,
                 "spent_usd": _usd(by_role.get(name, Decimal(0))),
-                "cap_usd": budgets.roles.get(name),
+                "cap_usd": to_data(budgets.roles.get(name)),
             }
             for name in names
         ],

@@ -15,6 +15,7 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 Path = tuple[str | int, ...]
@@ -108,9 +109,13 @@ def _type_name(tp: Any) -> str:
         return "a table"
     if dataclasses.is_dataclass(tp):
         return "a table"
-    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(
-        tp, str(tp)
-    )
+    return {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        Decimal: "a number",
+        bool: "true or false",
+    }.get(tp, str(tp))
 
 
 def _toml_type(value: object) -> str:
@@ -149,6 +154,12 @@ class _Converter:
                     self.wrong_type(path, tp, value)
                     return None
                 return self._bounded(seconds, path, meta)
+            if marker == "usd":
+                if not isinstance(value, int | float) or isinstance(value, bool):
+                    self.wrong_type(path, tp, value)
+                    return None
+                # The Decimal the figure was written as: 0.1 is 0.1, not its binary float.
+                return self._bounded(Decimal(str(float(value))), path, meta)
             return self.value(base, value, path, meta)
         if origin is Literal:
             allowed = get_args(tp)
@@ -251,11 +262,15 @@ def _accepts(tp: Any, value: object) -> bool:
         return isinstance(value, bool)
     if tp is int:
         return isinstance(value, int) and not isinstance(value, bool)
-    if tp is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
+    if tp is float or tp is Decimal:
+        return _is_number(value)
     if tp is str:
         return isinstance(value, str)
     return isinstance(value, dict)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def convert(cls: type[T], data: object, path: Path = ()) -> T:
@@ -279,4 +294,6 @@ def to_data(value: Any) -> Any:
         return {k: to_data(v) for k, v in value.items()}
     if isinstance(value, tuple | list):
         return [to_data(v) for v in value]
+    if isinstance(value, Decimal):
+        return float(value)  # as TOML and JSON write a number
     return value

@@ -18,6 +18,7 @@ from typing import Any
 
 from agentctl.config import tomlsafe
 from agentctl.config.convert import Path as KeyPath
+from agentctl.config.locate import line_of
 from agentctl.errors import ConfigError
 
 _TOML_LINE = re.compile(r"\(at line (\d+), column (\d+)\)")
@@ -35,8 +36,6 @@ class Source:
     def line_of(self, path: KeyPath) -> int | None:
         if self.text is None:
             return None
-        from agentctl.config.locate import line_of
-
         return line_of(self.text, path[len(self.base) :])
 
 

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Annotated, Literal
 
 # A duration in seconds, written in TOML as a number of seconds or "90s", "5m", "2h", "1d".
 Duration = Annotated[float, "duration"]
-# A price in USD (per million tokens or a budget); a non-negative number.
-Usd = Annotated[float, "usd"]
+# A price in USD (per million tokens or a budget): a non-negative TOML number, held as
+# the Decimal it was written as (converted once, at load: ``convert.py``).
+Usd = Annotated[Decimal, "usd"]
 # A template string: ``{inputs.task}``, ``{steps.test.output}``; ``{{`` for a literal brace.
 Template = Annotated[str, "template"]
 
@@ -42,47 +44,6 @@ TOOLS: dict[str, str] = {
     "git_diff": "show a diff (read-only): uncommitted, or a branch against its base",
     "git_status": "show git status (read-only)",
     "web_fetch": "fetch a web page (off unless a role lists it)",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class ActionSpec:
-    """A built-in action: what it does and the ``with`` arguments it takes."""
-
-    doc: str
-    required: tuple[str, ...] = ()
-    optional: tuple[str, ...] = ()
-
-
-ACTIONS: dict[str, ActionSpec] = {
-    "git.worktree": ActionSpec(
-        "a fresh worktree under .agentctl/worktrees/ on branch agentctl/<ticket-or-run>",
-        optional=("branch", "base"),
-    ),
-    "git.commit": ActionSpec(
-        "commit what the agent changed (an empty change fails)", (), ("message",)
-    ),
-    "git.update": ActionSpec(
-        "merge the base into the branch; conflicts stay for the next role step to resolve",
-        optional=("base",),
-    ),
-    "forge.open_pr": ActionSpec(
-        "open (or reuse) the pull request for the branch", (), ("title", "body")
-    ),
-    "forge.merge": ActionSpec(
-        "merge through the merge queue after re-running the gate on the merged result",
-        optional=("gate",),
-    ),
-    "forge.review": ActionSpec(
-        "record a review step's verdict and comments on the pull request", ("step",)
-    ),
-    "report.write": ActionSpec(
-        "write text to a report file under .agentctl/reports/", ("content",), ("name",)
-    ),
-    "tracker.set_state": ActionSpec(
-        "move the ticket to a state (and say so once, with comment)", ("state",), ("comment",)
-    ),
-    "tracker.comment": ActionSpec("comment on the ticket (milestones only)", ("body",)),
 }
 
 

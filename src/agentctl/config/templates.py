@@ -12,6 +12,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from agentctl.config.convert import suggest
+
 _REF = r"[A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z_][A-Za-z0-9_-]*)*"
 _REF_RE = re.compile(rf"^{_REF}$")
 _CONDITION = re.compile(
@@ -112,8 +114,6 @@ class Names:
 
     def check(self, ref: str) -> tuple[str, str | None] | None:
         """None when ``ref`` is known; else (problem, suggestion)."""
-        from agentctl.config.convert import suggest
-
         head, _, rest = ref.partition(".")
         if head == "inputs":
             return _check_field("inputs", rest, tuple(sorted(self.inputs)), extra_hint=True)
@@ -138,8 +138,6 @@ class Names:
 def _check_field(
     prefix: str, field: str, known: tuple[str, ...], *, extra_hint: bool = False
 ) -> tuple[str, str | None] | None:
-    from agentctl.config.convert import suggest
-
     if field in known:
         return None
     if not field:

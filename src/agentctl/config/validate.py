@@ -13,8 +13,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from types import MappingProxyType
 
+from agentctl.config.actions import ACTIONS
 from agentctl.config.convert import Issue, suggest
-from agentctl.config.schema import ACTIONS, TOOLS, Model, Pipeline, Role, Settings, Step
+from agentctl.config.schema import TOOLS, Model, Pipeline, Role, Settings, Step
 from agentctl.config.templates import (
     ACTION_FIELDS,
     STEP_FIELDS,

@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from agentctl.cost.ledger import Ledger
-from agentctl.cost.pricing import format_usd, usd_decimal
+from agentctl.cost.pricing import format_usd, usd
 from agentctl.runs.timefmt import utc_now
 
 if TYPE_CHECKING:
@@ -129,15 +129,13 @@ class BudgetGuard:
                 by_role += hold.amount if hold.role == role else 0
                 by_model += hold.amount if hold.model == model else 0
             if budgets.daily_usd is not None:
-                caps.append(
-                    _Cap("daily", "daily budget", usd_decimal(budgets.daily_usd), total, "today")
-                )
+                caps.append(_Cap("daily", "daily budget", usd(budgets.daily_usd), total, "today"))
             if role_cap is not None:
                 caps.append(
                     _Cap(
                         f"role:{role}",
                         f"daily budget of role {role}",
-                        usd_decimal(role_cap),
+                        usd(role_cap),
                         by_role,
                         "today",
                     )
@@ -147,7 +145,7 @@ class BudgetGuard:
                     _Cap(
                         f"model:{model}",
                         f"daily budget of model {model}",
-                        usd_decimal(model_cap),
+                        usd(model_cap),
                         by_model,
                         "today",
                     )

@@ -31,9 +31,14 @@ RATE_KINDS = ("input", "output", "cache_write", "cache_read")
 _CENT_DIGITS = Decimal("0.0001")
 
 
-def usd_decimal(value: float) -> Decimal:
-    """A configured USD figure (a TOML float) as the Decimal it was written as."""
-    return Decimal(str(value))
+def usd(value: object) -> Decimal:
+    """An amount of USD as a Decimal: the config's already is one (converted at load);
+    a JSON string (``"0.0123"``) is read exactly; a float (a JSON number, a schema
+    object built in code) as the figure it was written as, not its binary expansion.
+    Raises ``decimal.InvalidOperation`` for what is no number."""
+    if isinstance(value, Decimal):
+        return value
+    return Decimal(value) if isinstance(value, str) else Decimal(str(value))
 
 
 def rates(price: Price, prompt_tokens: int) -> dict[str, Decimal]:
@@ -41,12 +46,12 @@ def rates(price: Price, prompt_tokens: int) -> dict[str, Decimal]:
     band: Price | LongContextPrice = price
     if price.long_context is not None and prompt_tokens > price.long_context.above_tokens:
         band = price.long_context
-    base = usd_decimal(band.input)
+    base = usd(band.input)
     return {
         "input": base,
-        "output": usd_decimal(band.output),
-        "cache_write": base if band.cache_write is None else usd_decimal(band.cache_write),
-        "cache_read": base if band.cache_read is None else usd_decimal(band.cache_read),
+        "output": usd(band.output),
+        "cache_write": base if band.cache_write is None else usd(band.cache_write),
+        "cache_read": base if band.cache_read is None else usd(band.cache_read),
     }
 
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from agentctl.atomic import write_json
 from agentctl.cost.budget import BudgetGuard, Decision, Held, Tree
 from agentctl.cost.ledger import Entry, Ledger, report_once
-from agentctl.cost.pricing import plain
+from agentctl.cost.pricing import plain, usd
 from agentctl.errors import BudgetExceeded
 from agentctl.llm.types import Usage
 from agentctl.runs.liveness import pid_alive, process_start_token
@@ -78,7 +78,7 @@ class Hold:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Hold:
-        amount = Decimal(str(data["amount"]))
+        amount = usd(data["amount"])
         if not amount.is_finite() or amount < 0:
             raise ValueError(f"bad amount {data['amount']!r}")
         return cls(

@@ -7,7 +7,7 @@ but never after a tool call was already streamed; when a model's attempts are
 spent, or its key is refused or missing, the next model of the chain is tried.
 Quota/spend-cap and bad-request errors stop at once: retrying cannot help.
 
-``reserve`` (see ``agentctl.cost.meter``) is asked before each model of the chain is
+``reserve`` (see ``agentctl.llm.metered``) is asked before each model of the chain is
 tried: it returns how to release the reservation if that model gives no answer, or
 None to skip the model; it raises to stop the call.
 """
@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from agentctl import keystore
 from agentctl.errors import AuthError, MissingKeyError, ProviderError, TransientError
 from agentctl.llm import Provider, make_provider
 from agentctl.llm.slots import slot
@@ -59,8 +60,6 @@ def redacted(request: Request) -> Request:
 
     ``provider_data`` (signed thinking blocks) goes back verbatim, as providers demand.
     """
-    from agentctl import keystore
-
     redact = keystore.redactor()
     if not redact:
         return request

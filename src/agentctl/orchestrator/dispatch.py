@@ -246,9 +246,7 @@ class Dispatch:
 
         ctx = self.ctx
         pipeline = ctx.config.pipeline(ctx.orch.pipeline)
-        # Once budgets are Decimal at config load (issue 16, the metered call), this is
-        # plain `pipeline.budget_usd or Decimal(0)`.
-        estimate = Decimal(str(pipeline.budget_usd or 0))
+        estimate = pipeline.budget_usd or Decimal(0)
         roles = [s.role for s in pipeline.steps if s.role]
         budgets, ledger = ctx.config.settings.budgets, Ledger(ctx.state_dir, ctx.clock)
         guard = BudgetGuard(budgets, ledger, ctx.clock)

@@ -19,11 +19,11 @@ from decimal import Decimal
 from typing import Any
 
 from agentctl.config import Config
-from agentctl.cost.meter import Meter, estimate_tokens
 from agentctl.cost.pricing import cost_of, format_usd, upper_bound
 from agentctl.cost.reserve import BudgetRefused
 from agentctl.errors import AgentctlError, MissingKeyError, ProviderError
-from agentctl.llm.call import Caller
+from agentctl.llm import resolve_key
+from agentctl.llm.metered import Meter, estimate_tokens
 from agentctl.llm.types import Message, Request, ToolSpec, Usage
 from agentctl.runs import Run, RunStore
 from agentctl.trackers import Ticket
@@ -97,8 +97,6 @@ def _request(config: Config, tickets: Sequence[Ticket], instructions: Sequence[s
 def missing_keys(config: Config) -> str | None:
     """Why triage cannot be sent at all — no model of the orchestrator's chain has its
     key — naming every variable; None when at least one model may be called."""
-    from agentctl.llm import resolve_key
-
     chain = config.role(config.settings.orchestrator.role).models
     unset: list[str] = []
     for name in chain:
@@ -176,9 +174,8 @@ def triage(
     )
     run.mark_started(os.getpid(), os.getpgid(0))
     request = _request(config, tickets, instructions)
-    caller = Caller(config.models, lock_dir=state_dir / "locks")
     try:
-        outcome, _ = Meter(config, run, orch.role).complete(caller, request, chain)
+        outcome, _ = Meter(config, run, orch.role).call(request, chain)
     except BudgetRefused as exc:
         run.transition("failed", reason=f"budget: {exc.decision.reason}")
         return [], f"triage not sent: {exc.decision.reason}"

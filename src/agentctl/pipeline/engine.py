@@ -24,6 +24,7 @@ from agentctl.cost.report import descendants
 from agentctl.errors import AgentctlError
 from agentctl.pipeline.render import holds, render
 from agentctl.pipeline.services import Services
+from agentctl.repo.protected import describe, protected_changes, rules_for
 from agentctl.runs import Run, read_journal
 from agentctl.runs.record import Failure
 from agentctl.tools.feedback import bound
@@ -174,7 +175,7 @@ class Engine:
     def remaining_budget(self) -> Decimal | None:
         if self.pipeline.budget_usd is None:
             return None
-        return Decimal(str(self.pipeline.budget_usd)) - self.spent()
+        return self.pipeline.budget_usd - self.spent()
 
     def run_all(self) -> dict[str, Any]:
         """Run from where the journal says to the end; returns the pipeline's outputs."""
@@ -186,7 +187,7 @@ class Engine:
                 continue
             remaining = self.remaining_budget()
             if remaining is not None and remaining <= 0 and step.kind == "role":
-                raise Paused(f"pipeline budget ${self.pipeline.budget_usd:g} reached")
+                raise Paused(f"pipeline budget ${float(self.pipeline.budget_usd or 0):g} reached")
             if self._guarded(step):
                 self._check_protected(step)
             self.run.journal.append("step.start", durable=True, step=step.id, kind=step.kind)
@@ -214,8 +215,6 @@ class Engine:
 
     def _check_protected(self, step: Step) -> None:
         """Stop before ``step`` when the branch's change touches a protected path."""
-        from agentctl.repo.protected import describe, protected_changes, rules_for
-
         branch, worktree = self.values["run"].get("branch"), self.values["run"].get("worktree")
         if not branch or not worktree:
             return  # no branch of its own: nothing here can be merged

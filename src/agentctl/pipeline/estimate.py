@@ -15,11 +15,10 @@ from typing import Any
 from agentctl.config import Config
 from agentctl.cost.pricing import cost_of, upper_bound
 from agentctl.llm.types import Usage
+from agentctl.pipeline.lookup import find
 
 
 def dry_run(config: Config, name: str) -> tuple[list[dict[str, Any]], Decimal, Decimal]:
-    from agentctl.pipeline.lookup import find
-
     pipeline = find(config, name)
     loops = 1 + sum(s.on_fail.max for s in pipeline.steps if s.on_fail)
     rows: list[dict[str, Any]] = []
@@ -39,12 +38,12 @@ def dry_run(config: Config, name: str) -> tuple[list[dict[str, Any]], Decimal, D
                 for m in chain
             )
             if role.budget_usd is not None:
-                one = min(one, Decimal(str(role.budget_usd)))
+                one = min(one, role.budget_usd)
             high += one * loops
         on_fail = f"goto {step.on_fail.goto} (max {step.on_fail.max})" if step.on_fail else ""
         rows.append(
             {"id": step.id, "does": does, "model": model_name, "models": chain, "on_fail": on_fail}
         )
     if pipeline.budget_usd is not None:
-        high = min(high, Decimal(str(pipeline.budget_usd)))
+        high = min(high, pipeline.budget_usd)
     return rows, low.quantize(Decimal("0.000001")), high.quantize(Decimal("0.01"))

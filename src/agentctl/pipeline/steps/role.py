@@ -235,11 +235,7 @@ def _agent_failure(role: str, record: RunRecord, output: Mapping[str, Any]) -> s
 def _budget(engine: Engine, step: Step) -> float | None:
     """A role step's cap: the role's, the step's and what the pipeline has left, lowest."""
     assert step.role is not None
-    caps = [
-        Decimal(str(c))
-        for c in (engine.config.role(step.role).budget_usd, step.budget_usd)
-        if c is not None
-    ]
+    caps = [c for c in (engine.config.role(step.role).budget_usd, step.budget_usd) if c is not None]
     remaining = engine.remaining_budget()
     if remaining is not None:
         caps.append(max(remaining, Decimal(0)))

@@ -1,7 +1,8 @@
-"""The one way a model call is sent: reserved before, priced into the ledger after.
+"""The one metered call: reserved before it is sent, priced into the ledger after.
 
-Agents, the chat, the orchestrator's triage and ``agentctl ask`` all call through
-``Meter.complete``. For each model of the chain it tries, the call first reserves
+Agents, the chat, the orchestrator's triage, ``agentctl ask`` and ``models test``
+all call through ``Meter.call`` (a ``Meter`` owns the ``Caller`` it sends with).
+For each model of the chain it tries, the call first reserves
 the most that model can cost (``upper_bound``) against every cap; a fallback to
 another model reserves again, at that model's price, and the failed model's
 reservation is released. A model whose own daily cap is spent is skipped when a
@@ -14,23 +15,23 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from agentctl.config import Config
 from agentctl.cost.budget import Tree
 from agentctl.cost.ledger import Entry, Ledger
 from agentctl.cost.pricing import upper_bound
+from agentctl.cost.report import descendants
 from agentctl.cost.reserve import BudgetRefused, Hold, Reservations
-from agentctl.llm.call import Caller, Outcome
+from agentctl.errors import AgentctlError
+from agentctl.llm.call import Attempt, Caller, Outcome
 from agentctl.llm.types import OnEvent, Request
+from agentctl.runs import Run, RunStore
 from agentctl.runs.timefmt import utc_now
-
-if TYPE_CHECKING:
-    from agentctl.config import Config
-    from agentctl.runs import Run
 
 
 def estimate_tokens(request: Request) -> int:
@@ -45,7 +46,11 @@ def estimate_tokens(request: Request) -> int:
 
 @dataclass
 class Meter:
-    """Budgeted calls for one run. ``run_cap`` caps the run (its own calls, all time)."""
+    """Budgeted calls for one run. ``run_cap`` caps the run (its own calls, all time).
+
+    ``environ``, ``sleep`` and ``on_attempt`` go to the ``Caller`` it sends with
+    (``journal_retries`` journals each retry as ``llm.retry``).
+    """
 
     config: Config
     run: Run
@@ -55,9 +60,20 @@ class Meter:
     clock: Callable[[], datetime] = utc_now
     skipped: dict[str, str] = field(default_factory=dict)  # model -> why, in the last call
     seconds: float = 0.0  # how long the last call took
+    environ: Mapping[str, str] | None = None
+    sleep: Callable[[float], None] = time.sleep
+    on_attempt: Callable[[Attempt], object] | None = None
 
     def __post_init__(self) -> None:
-        self.ledger = Ledger(self.config.workspace.state_dir, self.clock)
+        state_dir = self.config.workspace.state_dir
+        self.caller = Caller(
+            self.config.models,
+            lock_dir=state_dir / "locks",
+            environ=self.environ,
+            sleep=self.sleep,
+            on_attempt=self.on_attempt,
+        )
+        self.ledger = Ledger(state_dir, self.clock)
         self.reservations = Reservations(self.ledger, self.config.settings.budgets, self.clock)
         self._trees: tuple[Tree, ...] | None = None
 
@@ -76,6 +92,19 @@ class Meter:
         tokens = estimate_tokens(request) if prompt_tokens is None else prompt_tokens
         return upper_bound(tokens, min(request.max_tokens, model.max_tokens), model.price)
 
+    def call(
+        self,
+        request: Request,
+        chain: Sequence[str],
+        *,
+        on_event: OnEvent | None = None,
+        stream: bool = True,
+        **extra: Any,
+    ) -> tuple[Outcome, Entry]:
+        """The metered call: ``chain`` answers ``request`` within every cap, or
+        ``BudgetRefused`` is raised before anything is sent; the answer and its entry."""
+        return self.complete(self.caller, request, chain, on_event=on_event, stream=stream, **extra)
+
     def complete(
         self,
         caller: Caller,
@@ -86,7 +115,7 @@ class Meter:
         stream: bool = True,
         **extra: Any,
     ) -> tuple[Outcome, Entry]:
-        """Call ``chain`` through ``caller`` within the budget; the answer and its entry."""
+        """``call`` through another ``caller`` (one with its own provider factory)."""
         prompt_tokens = estimate_tokens(request)
         names = list(chain)
         current: list[Hold] = []
@@ -163,10 +192,6 @@ def _pipeline_cap(config: Config, parent_id: str) -> tuple[Tree, ...]:
     starts; a pipeline's cap also reaches its agents as their run cap, this holds
     it should anything run beside them.
     """
-    from agentctl.cost.report import descendants
-    from agentctl.errors import AgentctlError
-    from agentctl.runs import RunStore
-
     state_dir = config.workspace.state_dir
     try:
         parent = RunStore(state_dir).get(parent_id).load()
@@ -182,6 +207,15 @@ def _pipeline_cap(config: Config, parent_id: str) -> tuple[Tree, ...]:
             f"pipeline:{parent.pipeline}",
             f"budget of pipeline {parent.pipeline}",
             frozenset(descendants(state_dir, parent_id)),
-            Decimal(str(cap)),
+            cap,
         ),
+    )
+
+
+def journal_retries(
+    run: Run, redact: Callable[[str], str] = lambda text: text
+) -> Callable[[Attempt], object]:
+    """An ``on_attempt`` that journals each retry of a call (``llm.retry``) in ``run``."""
+    return lambda a: run.journal.append(
+        "llm.retry", model=a.model, attempt=a.number, error=redact(a.error), wait=a.wait
     )
