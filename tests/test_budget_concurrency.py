@@ -193,9 +193,9 @@ def test_a_step_of_a_capped_pipeline_reserves_within_the_pipeline_cap(
 ) -> None:
     from agentctl.config import load_config
     from agentctl.config.schema import Model, Price
+    from agentctl.cost.metered import Meter
     from agentctl.cost.reserve import BudgetRefused
     from agentctl.llm.call import Caller
-    from agentctl.llm.metered import Meter
     from agentctl.llm.types import Message, Request, Usage
     from agentctl.workspace import find_workspace
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from agentctl.config import load_config
+from agentctl.cost.metered import estimate_tokens
 from agentctl.cost.pricing import upper_bound
-from agentctl.llm.metered import estimate_tokens
 from agentctl.orchestrator.triage import _request, missing_keys, preview
 from agentctl.trackers import Ticket
 from agentctl.workspace import find_workspace

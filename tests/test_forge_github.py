@@ -19,8 +19,8 @@ from agentctl.errors import (
 )
 from agentctl.forges import Review
 from agentctl.forges.github.forge import RATE, GithubForge, classify
+from agentctl.pipeline.mergequeue import merge_pr
 from agentctl.remote.graphql import GraphQLService
-from agentctl.repo.mergequeue import merge_pr
 from agentctl.testing.github_server import GitHubServer
 from agentctl.workspace import find_workspace
 from tests.conftest import git

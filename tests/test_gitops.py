@@ -179,6 +179,9 @@ def test_not_a_repository(tmp_path: Path) -> None:
 
 
 def test_module_import_does_not_import_gitpython() -> None:
-    code = "import sys, agentctl.repo.gitops, agentctl.repo.mergequeue; print('git' in sys.modules)"
+    code = (
+        "import sys, agentctl.repo.gitops, agentctl.pipeline.mergequeue; "
+        "print('git' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

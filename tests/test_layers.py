@@ -85,3 +85,50 @@ def test_the_product_importing_testing_breaks_its_contract(copy: Path) -> None:
     result = lint(copy)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "agentctl.orchestrator.home -> agentctl.testing.soak" in result.stdout
+
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "agentctl"
+
+
+def _hidden_imports(root: Path) -> list[str]:
+    """agentctl imports inside functions outside cli/ and the registries, with no reason.
+
+    Such an import hides who depends on whom; one is allowed where it keeps an SDK,
+    GitPython or gql out of start-up or the idle tick, said by a ``# lazy:`` comment
+    on the line before its group of imports.
+    """
+    import ast
+
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        if rel.startswith(("cli/", "testing/")) or rel in ("registry.py", "llm/__init__.py"):
+            continue
+        lines = path.read_text("utf-8").splitlines()
+        for fn in ast.walk(ast.parse("\n".join(lines))):
+            if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for node in ast.walk(fn):
+                if not isinstance(node, ast.ImportFrom) or not (node.module or "").startswith(
+                    "agentctl"
+                ):
+                    continue
+                at = node.lineno - 2  # look up through the group for its reason
+                while at >= 0 and lines[at].strip().startswith("from agentctl"):
+                    at -= 1
+                here = lines[node.lineno - 1]
+                if "# lazy" not in here and (at < 0 or "# lazy" not in lines[at]):
+                    found.append(f"{rel}:{node.lineno} {node.module}")
+    return found
+
+
+def test_imports_inside_functions_say_why() -> None:
+    assert _hidden_imports(SRC) == []
+
+
+def test_an_unexplained_import_inside_a_function_is_found(tmp_path: Path) -> None:
+    (tmp_path / "mod.py").write_text(
+        "def f() -> None:\n    from agentctl.runs import RunStore\n\n"
+        "def g() -> None:\n    # lazy: GitPython\n    from agentctl.repo import gitops\n"
+    )
+    assert _hidden_imports(tmp_path) == ["mod.py:2 agentctl.runs"]

@@ -8,7 +8,7 @@ import pytest
 
 from agentctl.config import load_config
 from agentctl.forges.local import LocalForge
-from agentctl.repo.mergequeue import merge_pr
+from agentctl.pipeline.mergequeue import merge_pr
 from agentctl.runs import RunStore
 from agentctl.testing.llm_server import LLMServer
 from agentctl.tools.gate import GateSandbox

@@ -12,8 +12,8 @@ import pytest
 from agentctl.errors import MergeRefusedError
 from agentctl.forges import PullRequest, Review, Verdict
 from agentctl.forges.local import LocalForge
+from agentctl.pipeline.mergequeue import NO_GATE, MergeOutcome, merge_pr
 from agentctl.repo import gitops
-from agentctl.repo.mergequeue import NO_GATE, MergeOutcome, merge_pr
 from agentctl.runs.journal import Journal, read_journal
 from tests.conftest import git
 
@@ -205,7 +205,7 @@ _WORKER = """
 import json, sys
 from pathlib import Path
 from agentctl.forges.local import LocalForge
-from agentctl.repo.mergequeue import merge_pr
+from agentctl.pipeline.mergequeue import merge_pr
 from agentctl.tools.gate import GateSandbox
 repo = Path(sys.argv[1])
 # Unsandboxed on purpose: both gates log to one file outside their worktrees.

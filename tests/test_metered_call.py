@@ -14,8 +14,8 @@ import pytest
 
 from agentctl.config import Config, load_config
 from agentctl.cost.ledger import Ledger
+from agentctl.cost.metered import Meter, journal_retries
 from agentctl.cost.reserve import BudgetRefused
-from agentctl.llm.metered import Meter, journal_retries
 from agentctl.llm.types import Message, Request
 from agentctl.runs import Run, RunStore, read_journal
 from agentctl.testing.llm_server import LLMServer, Turn

@@ -18,7 +18,7 @@ HEAVY = ("anthropic", "openai", "gql", "git", "graphql", "httpx", "httpx2", "pyd
 WORK_ONLY = (
     "agentctl.pipeline.process",
     "agentctl.pipeline.preflight",
-    "agentctl.repo.mergequeue",
+    "agentctl.pipeline.mergequeue",
     "agentctl.tools.gate",
     "agentctl.orchestrator.triage",
     "agentctl.cost.reserve",

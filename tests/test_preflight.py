@@ -22,9 +22,9 @@ from agentctl.forges import Review
 from agentctl.forges.local import LocalForge
 from agentctl.orchestrator.home import Home
 from agentctl.orchestrator.tick import Tick
+from agentctl.pipeline.mergequeue import merge_pr
 from agentctl.pipeline.preflight import missing_programs
 from agentctl.repo import gitops
-from agentctl.repo.mergequeue import merge_pr
 from agentctl.runs import TERMINAL, RunStore
 from agentctl.testing.llm_server import LLMServer, Turn
 from agentctl.trackers.local import LocalTracker

@@ -23,8 +23,8 @@ from agentctl.forges import Review, make_forge
 from agentctl.forges.local import LocalForge
 from agentctl.orchestrator.home import Home
 from agentctl.orchestrator.tick import Tick, TickReport
+from agentctl.pipeline.mergequeue import merge_pr
 from agentctl.repo import gitops
-from agentctl.repo.mergequeue import merge_pr
 from agentctl.repo.protected import Rules, protected_changes
 from agentctl.runs import TERMINAL, RunStore
 from agentctl.testing.github_server import GitHubServer

@@ -401,8 +401,8 @@ def test_init_leaves_setup_command_commented_without_extensions_and_names_a_comp
 def test_the_merge_queue_runs_the_setup_command_on_the_head_it_gates(repo: Path) -> None:
     from agentctl.forges import Review
     from agentctl.forges.local import LocalForge
+    from agentctl.pipeline.mergequeue import merge_pr
     from agentctl.repo import gitops
-    from agentctl.repo.mergequeue import merge_pr
     from agentctl.tools.gate import GateSandbox
 
     state = repo / ".agentctl"

@@ -27,10 +27,10 @@ from agentctl.agent.ending import Ending, failure_of
 from agentctl.agent.transcript import Transcript
 from agentctl.config import Config
 from agentctl.config.schema import Role
+from agentctl.cost.metered import Meter, journal_retries
 from agentctl.cost.pricing import usd
 from agentctl.cost.reserve import BudgetRefused
 from agentctl.errors import MissingKeyError, ProviderError, QuotaError
-from agentctl.llm.metered import Meter, journal_retries
 from agentctl.llm.types import Message, Request, Response, ToolCall, ToolSpec
 from agentctl.runs import Run, read_journal, utc_now
 from agentctl.tools import Toolbox

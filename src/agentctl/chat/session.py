@@ -33,8 +33,8 @@ from agentctl.agent.supervise import Heartbeat
 from agentctl.agent.transcript import Transcript
 from agentctl.chat.tools import SPECS, Delegation
 from agentctl.config import Config
+from agentctl.cost.metered import Meter
 from agentctl.errors import MissingKeyError, NotFoundError, ProviderError, UsageError
-from agentctl.llm.metered import Meter
 from agentctl.llm.types import Message, OnEvent, Request, TextDelta
 from agentctl.orchestrator.home import Home
 from agentctl.runs import TERMINAL, Run, RunStore, read_journal

@@ -22,12 +22,11 @@ def demo_command(
     from agentctl import keystore
     from agentctl.cli.cost import print_report
     from agentctl.cli.pipeline import follow_pipeline
-    from agentctl.commands.demo import prepare
+    from agentctl.commands.demo import prepare, scripted_models
     from agentctl.config import load_config
     from agentctl.cost.report import build_report
     from agentctl.errors import UsageError
     from agentctl.pipeline.process import start_pipeline
-    from agentctl.testing.llm_server import LLMServer
     from agentctl.trackers.local import LocalTracker
     from agentctl.workspace import find_workspace
 
@@ -39,7 +38,7 @@ def demo_command(
         "no network, no cost. Everything else is real: processes, git, tools, the test gate,\n"
         f"the merge queue, the ticket and the ledger. Project: {target}\n"
     )
-    with LLMServer() as server:
+    with scripted_models() as server:
         demo = prepare(target, server)
         echo(f"ticket {demo.ticket}: add() returns the wrong sum (test_calc fails)\n")
         config = load_config(find_workspace(explicit=demo.root))

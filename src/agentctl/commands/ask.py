@@ -17,9 +17,9 @@ from datetime import datetime
 from decimal import Decimal
 
 from agentctl.config import Config
+from agentctl.cost.metered import Meter, estimate_tokens, journal_retries
 from agentctl.errors import AgentctlError, MissingKeyError, QuotaError
 from agentctl.llm.call import Attempt
-from agentctl.llm.metered import Meter, estimate_tokens, journal_retries
 from agentctl.llm.types import Message, OnEvent, Request, Response
 from agentctl.runs import Run, RunStore, utc_now
 

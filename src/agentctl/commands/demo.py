@@ -184,6 +184,11 @@ def script(server: LLMServer) -> None:
     )
 
 
+def scripted_models() -> LLMServer:
+    """The demo's model server on 127.0.0.1 (scripted; the one product use of ``testing``)."""
+    return LLMServer()
+
+
 def prepare(directory: Path, server: LLMServer, *, scripted: bool = True) -> Demo:
     """The scratch project, its workspace, the ticket and (``scripted``) the script."""
     directory.mkdir(parents=True, exist_ok=True)

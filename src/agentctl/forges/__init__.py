@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
-from agentctl.trackers import load
+from agentctl.registry import load
 
 if TYPE_CHECKING:
     from agentctl.checks import Check

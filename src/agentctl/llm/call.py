@@ -7,7 +7,7 @@ but never after a tool call was already streamed; when a model's attempts are
 spent, or its key is refused or missing, the next model of the chain is tried.
 Quota/spend-cap and bad-request errors stop at once: retrying cannot help.
 
-``reserve`` (see ``agentctl.llm.metered``) is asked before each model of the chain is
+``reserve`` (see ``agentctl.cost.metered``) is asked before each model of the chain is
 tried: it returns how to release the reservation if that model gives no answer, or
 None to skip the model; it raises to stop the call.
 """

@@ -100,7 +100,7 @@ class PullRequestWatch:
     def _merge(self, state: dict[str, Any], pr: PullRequest, key: str, label: str) -> None:
         # lazy: the merge queue, its gate sandbox and the pipeline engine, only for a merge
         from agentctl.pipeline.lookup import base_branch
-        from agentctl.repo.mergequeue import merge_pr
+        from agentctl.pipeline.mergequeue import merge_pr
         from agentctl.repo.protected import rules_for
         from agentctl.tools.gate import GateSandbox
 
@@ -195,7 +195,7 @@ class PullRequestWatch:
     def _remove_merged(self, pr: PullRequest) -> None:
         """A merged PR's worktree and local branch, left by a crash after its merge."""
         # lazy: the merge queue (and the gate sandbox), only after a crash left a merge
-        from agentctl.repo.mergequeue import remove_merged
+        from agentctl.pipeline.mergequeue import remove_merged
 
         root = self.ctx.git_root
         try:

@@ -19,11 +19,11 @@ from decimal import Decimal
 from typing import Any
 
 from agentctl.config import Config
+from agentctl.cost.metered import Meter, estimate_tokens
 from agentctl.cost.pricing import cost_of, format_usd, upper_bound
 from agentctl.cost.reserve import BudgetRefused
 from agentctl.errors import AgentctlError, MissingKeyError, ProviderError
 from agentctl.llm import resolve_key
-from agentctl.llm.metered import Meter, estimate_tokens
 from agentctl.llm.types import Message, Request, ToolSpec, Usage
 from agentctl.runs import Run, RunStore
 from agentctl.trackers import Ticket

@@ -13,10 +13,9 @@ from __future__ import annotations
 import builtins
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from importlib import import_module
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from agentctl.errors import UsageError
+from agentctl.registry import load
 
 if TYPE_CHECKING:
     from agentctl.checks import Check
@@ -102,14 +101,6 @@ class Tracker(Protocol):
     def record(self, ticket_id: str) -> dict[str, Any]:
         """For people: ``comments`` and ``links`` (with times where known), ``created``."""
         ...
-
-
-def load(table: Mapping[str, str], kind: str, what: str) -> Any:
-    """The class ``table`` names for ``kind``, imported now (also used by ``forges``)."""
-    if kind not in table:
-        raise UsageError(f"unknown {what} kind {kind!r}: use one of {', '.join(table)}")
-    module, _, name = table[kind].partition(":")
-    return getattr(import_module(module), name)
 
 
 def make_tracker(config: Config, **kwargs: Any) -> Tracker:

@@ -18,6 +18,7 @@ from agentctl.errors import (
     ServiceUnavailableError,
 )
 from agentctl.pipeline.engine import Engine, NeedsPerson, StepFailed
+from agentctl.pipeline.mergequeue import merge_pr
 from agentctl.pipeline.steps.common import (
     TAIL,
     base_of,
@@ -28,7 +29,6 @@ from agentctl.pipeline.steps.common import (
     tracker_of,
 )
 from agentctl.pipeline.steps.worktree import git_commit, git_update, git_worktree
-from agentctl.repo.mergequeue import merge_pr
 from agentctl.repo.protected import rules_for
 from agentctl.runs.record import Failure
 from agentctl.tools.gate import GateSandbox
