@@ -229,6 +229,7 @@ def cancel_run(run: Run, *, grace: float = 3.0, sleep: Callable[[float], None] =
             cancel_run(RunStore(run.dir.parent.parent).get(child.id), grace=grace, sleep=sleep)
     try:  # another canceller (or the run itself) may record the end first: that is fine
         run.transition("canceled", reason="canceled on request")
+        record_spend(run, "canceled on request")
     except TransitionError:
         status = run.load().status
         return "canceled" if status == "canceled" else f"already {status}"
@@ -281,22 +282,23 @@ def end_children(run: Run, status: str, reason: str) -> list[str]:
             child.transition(status, reason=reason)
         except TransitionError:  # it ended on its own just now
             continue
-        record_spend(child, status, reason)
+        record_spend(child, reason)
         ended.append(child.id)
     return ended
 
 
-def record_spend(run: Run, ending: str, reason: str) -> None:
+def record_spend(run: Run, reason: str) -> None:
     """The output a run ended by someone else never wrote: why, and what it spent.
 
     A killed agent may have paid for calls it never reported; the ledger knows, and
-    ``runs show`` / the run's output then say the same as ``cost``.
+    ``runs show`` / the run's output then say the same as ``cost``. The ending is
+    ``killed``: a resumed pipeline still continues such an agent's transcript.
     """
-    if run.paths.output_json.exists():
-        return  # the run said its own last words
+    if run.paths.output_json.exists() or run.load().kind != "agent":
+        return  # the run said its own last words (only agents pay for model calls)
     with contextlib.suppress(AgentctlError):
         spent = Ledger(run.dir.parent.parent).spent(since=None, run_ids={run.id})
-        run.write_output({"ending": ending, "reason": reason, "cost_usd": str(spent)})
+        run.write_output({"ending": "killed", "reason": reason, "cost_usd": str(spent)})
 
 
 def resume_run(

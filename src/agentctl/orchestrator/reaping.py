@@ -59,7 +59,7 @@ class Reaper:
                 ctx.report.reaped.append(f"{listing.id}: {why}; resumed ({count + 1})")
             else:  # said as a failure of its item when looked at (``Items.observe``)
                 run.transition("failed", reason=f"stale: {why}", failure="transient")
-                record_spend(run, "failed", f"stale: {why}")
+                record_spend(run, f"stale: {why}")
                 end_children(run, "failed", f"its pipeline {listing.id} failed: stale: {why}")
                 ctx.changed_runs()
                 ctx.report.reaped.append(f"{listing.id}: {why}; marked failed")

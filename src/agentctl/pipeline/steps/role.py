@@ -200,8 +200,8 @@ def _resumable(child: Run) -> bool:
     record = child.load()
     if record.status != "failed":
         return False
-    output = child.read_output()
-    return output is None or output.get("ending") == "error"
+    output = child.read_output()  # ``killed``: written for it by whoever ended it
+    return output is None or output.get("ending") in ("error", "killed")
 
 
 def _settled(child: Run, role: str) -> RunRecord:
