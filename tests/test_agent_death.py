@@ -120,6 +120,14 @@ def test_a_dev_agent_killed_every_time_fails_its_pipeline_after_max_resumes(
     (dev,) = dev_agents(project)
     run = RunStore(project / ".agentctl").get(dev)
     assert run.load().status == "failed" and "killed 3 times" in str(run.load().reason)
+    # Three paid calls, none reported by the agent itself: its output says what the
+    # ledger does (the 100-ticket soak found this gap).
+    spent = Ledger(project / ".agentctl").spent(since=None, run_ids={dev})
+    assert spent > 0 and run.read_output() == {
+        "ending": "killed",
+        "reason": run.load().reason,
+        "cost_usd": str(spent),
+    }
     report = Tick(load_config(find_workspace(project))).run()
     assert [f for f in report.failed if f.startswith("T-1: pipeline ")], report.failed
     assert "killed 3 times" in tracker.get("T-1").comments[-1]

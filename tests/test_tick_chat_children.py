@@ -4,14 +4,21 @@ canceled for being quiet (a person may leave it open for hours)."""
 from __future__ import annotations
 
 import subprocess
+import time
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
+from agentctl.agent.supervise import latest_worker
 from agentctl.config import load_config
 from agentctl.orchestrator.tick import Tick
-from agentctl.runs import RunStore, utc_now
+from agentctl.pipeline.process import start_pipeline
+from agentctl.runs import RunStore, pid_alive, utc_now
+from agentctl.testing.llm_server import LLMServer, Turn
+from agentctl.trackers.local import LocalTracker
 from agentctl.workspace import find_workspace
-from tests.test_orchestrator_tick import project, server  # noqa: F401  (fixtures)
+from tests.test_orchestrator_tick import APPROVE, project, server, settle  # noqa: F401
 
 
 def _sleeper() -> subprocess.Popen[bytes]:
@@ -57,3 +64,36 @@ def test_a_dead_agent_a_chat_started_is_reaped(project: Path) -> None:  # noqa: 
     finally:
         chat_proc.kill()
         chat_proc.wait()
+
+
+def test_a_pipeline_whose_worker_died_before_it_began_is_started_again(
+    project: Path,  # noqa: F811
+    server: LLMServer,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """Found by the 100-ticket soak: a review-pr left `pending` forever held its PR."""
+    for ticket in LocalTracker(project / ".agentctl").list():
+        LocalTracker(project / ".agentctl").set_state(ticket.id, "Canceled")
+    config = load_config(find_workspace(project))
+    server.script(
+        "demo-coder",
+        Turn.tool_call("write", {"path": "feature_x.py", "content": "FEATURE = 1\n"}),
+        Turn.text("Added."),
+    )
+    server.script("demo-reviewer", APPROVE)
+    monkeypatch.setenv("AGENTCTL_FAILPOINT", f"worker.before_start@{tmp_path / 'once'}")
+    run = start_pipeline(config, "feature", inputs={"task": "Add a feature"}, preflight=False)
+    deadline = time.monotonic() + 20
+    while latest_worker(run) is None or pid_alive(latest_worker(run) or 0, None):
+        assert time.monotonic() < deadline, "the worker did not die at its fail point"
+        time.sleep(0.05)
+    monkeypatch.delenv("AGENTCTL_FAILPOINT")
+    assert run.load().status == "pending"
+    soon = Tick(load_config(find_workspace(project))).run()  # a worker may be slow to start
+    assert not any(line.startswith(run.id) for line in soon.reaped), soon.reaped
+    later = utc_now() + timedelta(minutes=5)
+    report = Tick(load_config(find_workspace(project)), clock=lambda: later).run()
+    assert f"{run.id}: its worker died before it began; started again" in report.reaped
+    settle(project)
+    assert run.load().status == "succeeded", run.load().reason

@@ -36,6 +36,7 @@ POINTS: dict[str, str] = {
     "orchestrator.before_merge": "a tick is about to call the merge queue",
     "orchestrator.after_merge": "the merge queue merged; the ticket not yet moved",
     "mergequeue.before_cleanup": "merged and journaled; its worktree and branch not yet removed",
+    "worker.before_start": "an agent or pipeline worker spawned, its run not yet started",
     "runs.before_publish": "a new run directory complete under its temp name, not yet renamed",
 }
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from agentctl import atomic, keystore
+from agentctl import atomic, failpoints, keystore
 from agentctl.agent import guard
 from agentctl.agent.ending import Ending
 from agentctl.agent.loop import AgentLoop, Limits
@@ -70,6 +70,7 @@ def work(config: Config, run_id: str) -> int:
     chain = chain_of(config, data["role"], data.get("model"))
     if not take_process_slot(config, run):
         return 0  # canceled while it waited for a process slot: nothing ran
+    failpoints.hit("worker.before_start")
     run.mark_started(os.getpid(), os.getpgid(0))
     atomic.reserve(run.dir / atomic.RESERVE)  # room for the ending if the disk fills up
     # From here on this is the agent; the process above it enforces the deadline.

@@ -10,15 +10,17 @@ canceled for silence.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from agentctl.agent.supervise import cancel_run, end_children, record_spend, resume_run
+from agentctl.errors import AgentctlError
 from agentctl.orchestrator.context import TickContext
 from agentctl.orchestrator.items import Items
-from agentctl.runs import Run, stale_reason
+from agentctl.runs import Run, RunRecord, stale_reason
 
 
 @dataclass
@@ -32,6 +34,9 @@ class Reaper:
         resumes: dict[str, int] = state.setdefault("resumes", {})
         for listing in ctx.live():
             record = listing.record
+            if record is not None and record.status == "pending" and ctx.tick_owns(record):
+                self._unstarted(state, listing.id, record)
+                continue
             if record is None or record.status != "running" or not ctx.tick_owns(record):
                 continue  # a child is its parent pipeline's business
             why = stale_reason(
@@ -63,6 +68,34 @@ class Reaper:
                 end_children(run, "failed", f"its pipeline {listing.id} failed: stale: {why}")
                 ctx.changed_runs()
                 ctx.report.reaped.append(f"{listing.id}: {why}; marked failed")
+
+    def _unstarted(self, state: dict[str, Any], run_id: str, record: RunRecord) -> None:
+        """A run still ``pending`` long after it was made, with no live worker: its worker
+        died before it began (kill -9 between spawn and start). Start it again, within
+        ``max_resumes``; past that, fail it. A worker still starting, or waiting for a
+        process slot, is alive: ``resume_run`` refuses it and it is left alone.
+        """
+        ctx = self.ctx
+        waited = (ctx.clock() - record.updated_at).total_seconds()
+        if ctx.dry_run or record.kind not in ("agent", "pipeline") or waited < ctx.orch.stale_after:
+            return
+        run = ctx.store.get(run_id)
+        resumes: dict[str, int] = state.setdefault("resumes", {})
+        count = resumes.get(run_id, 0)
+        if count >= ctx.orch.max_resumes:
+            why = f"its worker died before it began, {count + 1} times"
+            with contextlib.suppress(AgentctlError):  # it began just now after all
+                run.transition("failed", reason=why, failure="transient")
+                ctx.changed_runs()
+                ctx.report.reaped.append(f"{run_id}: {why}; marked failed")
+            return
+        try:
+            resume_run(ctx.config, run)
+        except AgentctlError:
+            return  # its worker is alive (starting, or waiting for a process slot)
+        resumes[run_id] = count + 1
+        ctx.changed_runs()
+        ctx.report.reaped.append(f"{run_id}: its worker died before it began; started again")
 
     def _resumes(self, state: dict[str, Any], run: Run) -> bool:
         """May the reaper resume this dead pipeline? An attempt of its item, if it has one."""

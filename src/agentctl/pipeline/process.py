@@ -12,7 +12,7 @@ from decimal import Decimal
 from types import FrameType
 from typing import Any
 
-from agentctl import atomic
+from agentctl import atomic, failpoints
 from agentctl.agent.supervise import Heartbeat, end_children, spawn_worker, take_process_slot
 from agentctl.config import Config
 from agentctl.config.schema import Pipeline
@@ -160,6 +160,7 @@ def work(config: Config, run_id: str) -> int:
     name = data["pipeline"]
     if not take_process_slot(config, run):
         return 0  # canceled while it waited for a process slot: nothing ran
+    failpoints.hit("worker.before_start")
     run.mark_started(os.getpid(), os.getpgid(0))
     atomic.reserve(run.dir / atomic.RESERVE)  # room for the ending if the disk fills up
     reaper.become_subreaper()  # what a gate's commands leave (setsid too) stays ours to kill

@@ -18,6 +18,7 @@ from agentctl.agent.supervise import (
     deaths,
     died,
     latest_worker,
+    record_spend,
     resume_run,
     start_agent,
     watch,
@@ -172,6 +173,7 @@ def _within_bound(engine: Engine, role: str, child: Run) -> None:
     else:
         with contextlib.suppress(TransitionError):
             child.transition("failed", reason=failure)
+    record_spend(child, failure)  # what its calls cost, though it never said
     raise StepFailed(failure, {"run_id": child.id}, retry=False, failure_class="transient")
 
 
