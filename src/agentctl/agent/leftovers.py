@@ -14,14 +14,16 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from agentctl.errors import AgentctlError
 from agentctl.repo import gitops
-from agentctl.runs.record import RunRecord
+from agentctl.runs.record import TERMINAL, RunRecord
 from agentctl.runs.store import RunStore
+from agentctl.runs.timefmt import utc_now
 from agentctl.tools.sandbox import remove_home
 from agentctl.workspace import git_root_of
 
@@ -150,3 +152,35 @@ def _remove(path: Path, what: str, dry_run: bool) -> list[str]:
         return [f"would remove {what} {path}"]
     remove_home(path)
     return [f"removed {what} {path}"]
+
+
+def gc_runs(
+    state_dir: Path,
+    older_than: timedelta,
+    *,
+    dry_run: bool = False,
+    leftovers: list[str] | None = None,
+) -> list[str]:
+    """Remove finished runs (succeeded, failed, canceled) older than ``older_than``.
+
+    What they left outside their directories goes with them (a failed pipeline's
+    worktree and branch, a killed agent's or gate's home); ``leftovers`` hears one
+    line per thing removed, or kept and why.
+    """
+    cutoff = utc_now() - older_than
+    removed, gone, kept = [], [], []
+    for listing in RunStore(state_dir).list():
+        record = listing.record
+        if record is None:
+            continue
+        if record.status not in TERMINAL or (record.finished_at or record.updated_at) > cutoff:
+            kept.append(record)
+            continue
+        removed.append(listing.id)
+        gone.append(record)
+        if not dry_run:
+            shutil.rmtree(listing.dir, ignore_errors=True)
+    notes = remove_leftovers(state_dir, gone, kept, cutoff, dry_run=dry_run)
+    if leftovers is not None:
+        leftovers.extend(notes)
+    return removed

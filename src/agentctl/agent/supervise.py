@@ -20,13 +20,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from agentctl import keystore
 from agentctl.agent.env import agent_env
-from agentctl.agent.leftovers import remove_leftovers
 from agentctl.config import Config
 from agentctl.cost.ledger import Ledger
 from agentctl.errors import AgentctlError, TransitionError, UsageError
@@ -345,40 +343,6 @@ def resume_run(
     run.journal.append("resume.requested", durable=True, previous=record.status)
     spawn_worker(config, run, environ, group=record.kind)
     return record.status
-
-
-def gc_runs(
-    state_dir: Path,
-    older_than: timedelta,
-    *,
-    dry_run: bool = False,
-    leftovers: list[str] | None = None,
-) -> list[str]:
-    """Remove finished runs (succeeded, failed, canceled) older than ``older_than``.
-
-    What they left outside their directories goes with them (a failed pipeline's
-    worktree and branch, a killed agent's or gate's home); ``leftovers`` hears one
-    line per thing removed, or kept and why.
-    """
-    import shutil
-
-    cutoff = utc_now() - older_than
-    removed, gone, kept = [], [], []
-    for listing in RunStore(state_dir).list():
-        record = listing.record
-        if record is None:
-            continue
-        if record.status not in TERMINAL or (record.finished_at or record.updated_at) > cutoff:
-            kept.append(record)
-            continue
-        removed.append(listing.id)
-        gone.append(record)
-        if not dry_run:
-            shutil.rmtree(listing.dir, ignore_errors=True)
-    notes = remove_leftovers(state_dir, gone, kept, cutoff, dry_run=dry_run)
-    if leftovers is not None:
-        leftovers.extend(notes)
-    return removed
 
 
 class Heartbeat:

@@ -265,7 +265,7 @@ def gc(
     """Remove finished runs older than a given age, with their worktrees, branches and homes."""
     from datetime import timedelta
 
-    from agentctl.agent.supervise import gc_runs
+    from agentctl.agent.leftovers import gc_runs
     from agentctl.config.convert import parse_duration
     from agentctl.errors import UsageError
 
