@@ -23,7 +23,9 @@ import pytest
 
 from agentctl.runs import RunStore
 from agentctl.testing.llm_server import LLMServer, Turn
-from agentctl.tools import Toolbox, bwrap_available, sandbox
+from agentctl.tools import sandbox
+from agentctl.tools.sandbox import bwrap_available
+from agentctl.tools.toolbox import Toolbox
 from tests.conftest import Invoke, git
 
 needs_bwrap = pytest.mark.skipif(

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from agentctl.tools import Toolbox, confine
+from agentctl.tools import confine
 from agentctl.tools.result import ToolError
+from agentctl.tools.toolbox import Toolbox
 
 FILE_TOOLS = ["read", "write", "edit", "glob", "grep"]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agentctl.tools import Toolbox
+from agentctl.tools.toolbox import Toolbox
 
 ALL = ["read", "write", "edit", "glob", "grep"]
 

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from agentctl.tools import Toolbox, files
+from agentctl.tools import files
 from agentctl.tools.result import ToolError
+from agentctl.tools.toolbox import Toolbox
 
 
 def test_read_streams_lines_cut_to_a_bound_with_crlf_and_paging(repo: Path) -> None:

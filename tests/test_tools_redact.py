@@ -6,7 +6,7 @@ import secrets
 from pathlib import Path
 
 from agentctl.redact import Redactor
-from agentctl.tools import Toolbox
+from agentctl.tools.toolbox import Toolbox
 
 
 def test_longest_first_and_short_values_ignored() -> None:

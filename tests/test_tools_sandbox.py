@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from agentctl.tools import Toolbox, bwrap_available, sandbox
+from agentctl.tools import sandbox
+from agentctl.tools.sandbox import bwrap_available
+from agentctl.tools.toolbox import Toolbox
 
 needs_bwrap = pytest.mark.skipif(
     not bwrap_available(), reason=f"bubblewrap cannot run here: {sandbox.bwrap_status()[1]}"

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from agentctl.tools import Toolbox, shell
+from agentctl.tools import shell
 from agentctl.tools.sandbox import bwrap_available
+from agentctl.tools.toolbox import Toolbox
 
 ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "AGENTCTL_T": "1"}
 

@@ -11,8 +11,8 @@ import pytest
 import agentctl.tools
 from agentctl.config.schema import TOOLS
 from agentctl.errors import NotFoundError, UsageError, WorkspaceError
-from agentctl.tools import Toolbox, ToolResult
-from agentctl.tools.result import cut
+from agentctl.tools.result import ToolResult, cut
+from agentctl.tools.toolbox import Toolbox
 
 ALL = list(TOOLS)
 

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from agentctl.tools import Toolbox, web
+from agentctl.tools import web
+from agentctl.tools.toolbox import Toolbox
 from agentctl.tools.web import html_to_text
 
 PAGE = b"""<!doctype html><html><head><title>Release notes</title>

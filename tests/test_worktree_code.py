@@ -23,7 +23,8 @@ import pytest
 
 from agentctl.runs import RunStore
 from agentctl.testing.llm_server import LLMServer, Turn
-from agentctl.tools import bwrap_available, sandbox
+from agentctl.tools import sandbox
+from agentctl.tools.sandbox import bwrap_available
 from tests.conftest import Invoke, git, make_repo
 
 needs_bwrap = pytest.mark.skipif(

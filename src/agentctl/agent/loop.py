@@ -33,7 +33,7 @@ from agentctl.cost.reserve import BudgetRefused
 from agentctl.errors import MissingKeyError, ProviderError, QuotaError
 from agentctl.llm.types import Message, Request, Response, ToolCall, ToolSpec
 from agentctl.runs import Run, read_journal, utc_now
-from agentctl.tools import Toolbox
+from agentctl.tools.toolbox import Toolbox
 
 FINISH = ToolSpec(
     "finish",

@@ -29,9 +29,10 @@ from agentctl.cost.ledger import Ledger
 from agentctl.errors import StateError, TransitionError
 from agentctl.redact import Redactor
 from agentctl.runs import Run, RunStore, read_journal
-from agentctl.tools import Toolbox, gitview, sandbox
+from agentctl.tools import gitview, sandbox
 from agentctl.tools.env import tool_env
 from agentctl.tools.projectenv import with_pythonpath
+from agentctl.tools.toolbox import Toolbox
 
 
 def overrides(run: Run, data: dict[str, Any]) -> dict[str, Any]:
