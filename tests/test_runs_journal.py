@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from agentctl.runs import Journal, follow, read_journal
+from agentctl.runs.journal import last_event
 
 T0 = datetime(2026, 11, 25, 21, 24, 33, 482913, tzinfo=UTC)
 
@@ -142,3 +143,29 @@ def test_ts_uses_the_clock(tmp_path: Path) -> None:
         "2026-11-25T21:24:33.482913Z",
         "2026-11-25T22:24:33.482913Z",
     ]
+
+
+@pytest.mark.parametrize("block", [7, 64, 65536])
+def test_last_event_reads_back_from_the_end_across_blocks(tmp_path: Path, block: int) -> None:
+    path = tmp_path / "ticks.jsonl"
+    lines = [json.dumps({"seq": n, "text": "x" * (n % 13)}) for n in range(1, 200)]
+    path.write_text("not json at the start\n" + "\n".join(lines) + "\n")
+    event, problems = last_event(path, block=block)
+    assert event == json.loads(lines[-1]) == read_journal(path).events[-1]
+    assert problems == []  # the garbled first line was never read
+
+
+def test_last_event_skips_a_torn_tail_and_garbled_lines_and_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "ticks.jsonl"
+    path.write_text('{"seq": 1}\n{"seq": 2}\n[1, 2]\n{"seq": 3, "tor')
+    event, problems = last_event(path, block=5)
+    assert event == {"seq": 2}
+    assert problems == ["torn last line skipped", "a line that is not a JSON object, skipped"]
+
+
+def test_last_event_of_an_empty_or_missing_journal(tmp_path: Path) -> None:
+    assert last_event(tmp_path / "missing.jsonl") == (None, [])
+    (tmp_path / "empty.jsonl").write_bytes(b"")
+    assert last_event(tmp_path / "empty.jsonl") == (None, [])
+    (tmp_path / "blank.jsonl").write_bytes(b"\n\n")
+    assert last_event(tmp_path / "blank.jsonl") == (None, [])

@@ -25,7 +25,7 @@ from agentctl.errors import AgentctlError
 from agentctl.forges.local import LocalForge
 from agentctl.orchestrator.attempts import Attempts
 from agentctl.orchestrator.home import Home
-from agentctl.runs.journal import read_journal
+from agentctl.runs.journal import last_event
 from agentctl.runs.mailbox import Mailbox
 from agentctl.runs.record import TERMINAL
 from agentctl.runs.summary import list_rows
@@ -84,12 +84,12 @@ def _guard(section: str, problems: list[str], read: Callable[..., T], *args: Any
 
 def _last_tick(path: Path, problems: list[str]) -> dict[str, Any] | None:
     try:
-        journal = read_journal(path)
+        event, found = last_event(path)  # from the end: the journal only grows
     except AgentctlError as exc:
         problems.append(f"ticks: {exc}")
         return None
-    problems.extend(f"ticks: {p}" for p in journal.problems)
-    return journal.events[-1] if journal.events else None
+    problems.extend(f"ticks: {p}" for p in found)
+    return event
 
 
 def _last_report(outbox: Path) -> dict[str, Any] | None:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from agentctl import failpoints, keystore
 from agentctl.runs.oserrors import state_error
@@ -191,6 +191,48 @@ def read_journal(path: Path) -> JournalRead:
         else:
             result.problems.append(f"line {number}: not a JSON object, skipped")
     return result
+
+
+def last_event(path: Path, *, block: int = 65536) -> tuple[dict[str, Any] | None, list[str]]:
+    """The journal's last readable event, read from the end: what ``status`` shows.
+
+    Its cost does not grow with the journal (a tick journal gains a line a minute,
+    forever). A torn tail or garbled lines met on the way back are skipped and said,
+    as ``read_journal`` would; lines before the answer are never read.
+    """
+    problems: list[str] = []
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        return None, problems
+    except OSError as exc:
+        raise state_error(exc, path, "read") from exc
+    with handle:
+        lines = _lines_backwards(handle, os.fstat(handle.fileno()).st_size, block)
+        if next(lines, b"").strip():  # what follows the last newline: a torn line
+            problems.append("torn last line skipped")
+        for line in lines:
+            if not line.strip():
+                continue
+            event = _parse(line)
+            if event is not None:
+                return event, problems
+            problems.append("a line that is not a JSON object, skipped")
+    return None, problems
+
+
+def _lines_backwards(handle: BinaryIO, size: int, block: int) -> Iterator[bytes]:
+    """The file's lines, last first; the first one yielded is what follows the last
+    newline (empty when the file ends with one)."""
+    end, rest = size, b""
+    while end > 0:
+        start = max(0, end - block)
+        handle.seek(start)
+        parts = (handle.read(end - start) + rest).split(b"\n")
+        rest = parts.pop(0)  # may continue in the block before
+        yield from reversed(parts)
+        end = start
+    yield rest
 
 
 def follow(path: Path, *, poll: float = 0.2, stop: Callable[[], bool]) -> Iterator[dict[str, Any]]:
