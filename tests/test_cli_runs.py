@@ -19,18 +19,20 @@ from tests.conftest import Invoke
 
 def test_runs_list_json_over_1000_runs(repo: Path, cli: Invoke) -> None:
     ids = make_finished_runs(repo / ".agentctl", 1000)
-    result = cli("runs", "list", "--json", cwd=repo)
+    result = cli("runs", "list", "--json", "--all", cwd=repo)
     assert result.exit_code == 0, result.stderr
     rows = json.loads(result.output)
     assert [r["id"] for r in rows] == list(reversed(ids))
     assert {r["status"] for r in rows} == {"succeeded", "failed", "canceled"}
     assert all(r["duration_s"] == 4.0 for r in rows)
-    agents = json.loads(cli("runs", "list", "--json", "--kind", "agent").output)
+    newest = json.loads(cli("runs", "list", "--json").output)  # like the table: 50
+    assert [r["id"] for r in newest] == list(reversed(ids))[:50]
+    agents = json.loads(cli("runs", "list", "--json", "--kind", "agent", "--all").output)
     assert len(agents) == 334 and all(r["role"] == "dev" for r in agents)
     failed = json.loads(cli("runs", "list", "--json", "--status", "failed", "--limit", "5").output)
     assert len(failed) == 5 and all(r["status"] == "failed" for r in failed)
     table = cli("runs", "list", env={"COLUMNS": "200"}).output
-    assert ids[-1] in table and "970 more" in table
+    assert ids[-1] in table and "950 more (use --limit N or --all)" in table
 
 
 def test_runs_list_marks_corrupt_and_stale_runs(repo: Path, cli: Invoke) -> None:

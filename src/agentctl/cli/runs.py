@@ -75,9 +75,9 @@ def list_runs(
     ] = None,
     parent: Annotated[str | None, typer.Option(help="Only children of this run.")] = None,
     limit: Annotated[
-        int | None,
-        typer.Option(min=1, help="At most N runs, newest first (table default: 30; JSON: all)."),
-    ] = None,
+        int, typer.Option(min=1, help="At most N runs, newest first (table and JSON).")
+    ] = 50,
+    show_all: Annotated[bool, typer.Option("--all", help="Every run (overrides --limit).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """List runs, newest first; stale and corrupt runs are marked, never hidden."""
@@ -89,7 +89,7 @@ def list_runs(
         kind=kind,
         status=status,
         parent=parent,
-        limit=limit if limit is not None or as_json else 30,
+        limit=None if show_all else limit,  # newest first, read no further than shown
     )
     if as_json:
         print_json(rows)
@@ -115,7 +115,7 @@ def list_runs(
         styles=[_STYLE.get(row["display_status"]) for row in rows],
     )
     if total > len(rows):
-        echo(f"… {total - len(rows)} more (use --limit N or --json)")
+        echo(f"… {total - len(rows)} more (use --limit N or --all)")
 
 
 @app.command("show")
