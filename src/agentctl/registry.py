@@ -20,3 +20,9 @@ def load(table: Mapping[str, str], kind: str, what: str) -> Any:
         raise UsageError(f"unknown {what} kind {kind!r}: use one of {', '.join(table)}")
     module, _, name = table[kind].partition(":")
     return getattr(import_module(module), name)
+
+
+def optional(table: Mapping[str, str], kind: str) -> Any | None:
+    """What ``table`` names for ``kind``, or None where the kind has none (a local
+    tracker has no account for ``doctor`` to check)."""
+    return load(table, kind, "") if kind in table else None

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
-from agentctl.registry import load
+from agentctl.registry import load, optional
 
 if TYPE_CHECKING:
     from agentctl.checks import Check
@@ -173,8 +173,6 @@ def make_forge(config: Config, **kwargs: Any) -> Forge:
 
 def forge_checks(config: Config, environ: Mapping[str, str] | None = None) -> list[Check]:
     """``doctor``'s checks of the configured forge (none for a local one)."""
-    kind = config.settings.forge.kind
-    if kind not in CHECKS:
-        return []
-    checks: list[Check] = load(CHECKS, kind, "forge")(config, environ)
+    run = optional(CHECKS, config.settings.forge.kind)
+    checks: list[Check] = run(config, environ) if run is not None else []
     return checks

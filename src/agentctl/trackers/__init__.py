@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from agentctl.registry import load
+from agentctl.registry import load, optional
 
 if TYPE_CHECKING:
     from agentctl.checks import Check
@@ -112,8 +112,6 @@ def make_tracker(config: Config, **kwargs: Any) -> Tracker:
 
 def tracker_checks(config: Config, environ: Mapping[str, str] | None = None) -> list[Check]:
     """``doctor``'s checks of the configured tracker (none for a local one)."""
-    kind = config.settings.tracker.kind
-    if kind not in CHECKS:
-        return []
-    checks: list[Check] = load(CHECKS, kind, "tracker")(config, environ)
+    run = optional(CHECKS, config.settings.tracker.kind)
+    checks: list[Check] = run(config, environ) if run is not None else []
     return checks
