@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from agentctl.agent.supervise import latest_worker
 from agentctl.commands.demo import prepare
 from agentctl.config import load_config
 from agentctl.orchestrator.home import Home
 from agentctl.orchestrator.tick import Tick
-from agentctl.runs import TERMINAL, RunStore
+from agentctl.runs import TERMINAL, Run, RunRecord, RunStore, pid_alive
 from agentctl.testing.github_server import GitHubServer
 from agentctl.testing.linear_server import LinearServer
 from agentctl.testing.llm_server import LLMServer, Turn
@@ -55,18 +56,28 @@ def tick(root: Path):  # type: ignore[no-untyped-def]
 
 
 def settle(root: Path, timeout: float = 90.0) -> None:
-    """Wait until no pipeline of this workspace is running."""
+    """Wait until no pipeline of this workspace is running, nor its worker still exiting.
+
+    The orchestrator looks at an ended run only once its worker is gone; a worker that
+    recorded its end may still be exiting, which would move the look to a later tick.
+    """
     store = RunStore(root / ".agentctl")
     deadline = time.monotonic() + timeout
+
+    def busy(run: Run, record: RunRecord) -> bool:
+        if record.status == "paused":
+            return False
+        if record.status not in TERMINAL:
+            return True
+        worker = latest_worker(run)
+        return worker is not None and pid_alive(worker, None)
+
     while any(
-        x.record
-        and x.record.kind == "pipeline"
-        and x.record.status not in TERMINAL
-        and x.record.status != "paused"
+        x.record and x.record.kind == "pipeline" and busy(store.get(x.id), x.record)
         for x in store.list()
     ):
         assert time.monotonic() < deadline, "pipelines did not finish"
-        time.sleep(0.1)
+        time.sleep(0.05)
 
 
 def script_features(server: LLMServer, count: int, prefix: str = "T") -> None:
