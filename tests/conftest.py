@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,42 @@ def _isolated_env(
     for name in ("AGENTCTL_FAILPOINT", "ANTHROPIC_API_KEY", "OPENAI_API_KEY"):
         monkeypatch.delenv(name, raising=False)
     keystore.forget()  # the key store is process-global: each test starts with none
+
+
+def stop_zygotes(under: Path, depth: int = 4) -> list[int]:
+    """Kill the agent zygotes of every workspace below ``under``; their pids.
+
+    A zygote outlives the command that started it (its idle timeout is minutes); a
+    test's workspaces are done when the test is, so their zygotes go with them.
+    """
+    killed = []
+    for level in range(depth):
+        for pid_file in under.glob("/".join(["*"] * level + ["zygote", "*.pid"])):
+            try:
+                pid = int(pid_file.read_text())
+                if b"zygote" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    continue
+                os.kill(pid, signal.SIGKILL)
+            except (OSError, ValueError):
+                continue
+            killed.append(pid)
+    return killed
+
+
+@pytest.fixture(autouse=True)
+def _no_zygote_left(request: pytest.FixtureRequest) -> Iterator[None]:
+    uses = "tmp_path" in request.fixturenames
+    tmp: Path | None = request.getfixturevalue("tmp_path") if uses else None
+    yield
+    if tmp is not None:
+        stop_zygotes(tmp)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Workspaces made outside a test's tmp_path (module fixtures): their zygotes too."""
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is not None:
+        stop_zygotes(factory.getbasetemp(), depth=6)
 
 
 def git(repo: Path, *args: str) -> str:

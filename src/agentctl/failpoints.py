@@ -38,7 +38,13 @@ POINTS: dict[str, str] = {
     "mergequeue.before_cleanup": "merged and journaled; its worktree and branch not yet removed",
     "worker.before_start": "an agent or pipeline worker spawned, its run not yet started",
     "runs.before_publish": "a new run directory complete under its temp name, not yet renamed",
+    "zygote.after_fork": "the zygote forked an agent worker, not yet told its requester",
 }
+
+
+def forget() -> None:
+    """Read the environment again at the next hit (a zygote's child has a new one)."""
+    _specs.cache_clear()
 
 
 @cache

@@ -25,6 +25,7 @@ from typing import Any
 
 from agentctl import keystore
 from agentctl.agent.env import agent_env
+from agentctl.agent.spawner import Forked, fork_worker
 from agentctl.config import Config
 from agentctl.cost.ledger import Ledger
 from agentctl.errors import AgentctlError, TransitionError, UsageError
@@ -118,25 +119,48 @@ def spawn_worker(
     keys = {config.models[m].key_env for m in data.get("models", ())} - {None}
     if group == "pipeline":  # a pipeline opens PRs and moves tickets; its agents never do
         keys |= set(service_keys(config))
-    argv = [sys.executable, "-m", "agentctl", "--workspace", str(config.workspace.root)]
+    args = ["--workspace", str(config.workspace.root)]
     for item in data.get("sets", []):
-        argv += ["--set", item]
-    argv += [group, "worker", run.id]
+        args += ["--set", item]
+    args += [group, "worker", run.id]
     with (
         run.paths.process_log.open("ab") as log,
         keystore.handoff(sorted(k for k in keys if k), environ) as handoff,
     ):
+        env = agent_env(environ)
+        fallback = None
+        if group == "agent" and config.settings.executor.spawn == "zygote":
+            forked = fork_worker(
+                config,
+                args,
+                env=env,
+                log_fd=log.fileno(),
+                keys_fd=handoff.pass_fds[0],
+                environ=environ,
+            )
+            if isinstance(forked, Forked):
+                try:
+                    run.journal.append(
+                        "process.spawned", durable=True, pid=forked.pid, spawn="zygote"
+                    )
+                except BaseException:
+                    forked.abort()  # it leaves without running: nothing was journaled
+                    raise
+                forked.go()
+                return forked.pid
+            fallback = forked
         process = subprocess.Popen(
-            argv,
+            [sys.executable, "-m", "agentctl", *args],
             cwd=config.workspace.root,
-            env={**agent_env(environ), **handoff.env},
+            env={**env, **handoff.env},
             pass_fds=handoff.pass_fds,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    run.journal.append("process.spawned", durable=True, pid=process.pid)
+    extra = {"spawn": "exec"} if fallback is None else {"spawn": "exec", "fallback": fallback}
+    run.journal.append("process.spawned", durable=True, pid=process.pid, **extra)
     return process.pid
 
 

@@ -167,3 +167,24 @@ def worker(
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)  # skip interpreter teardown: the run is on disk, nothing else matters
+
+
+@app.command("zygote", hidden=True)
+def zygote(
+    ctx: typer.Context,
+    stop: Annotated[bool, typer.Option("--stop", help="Stop this workspace's zygote.")] = False,
+) -> None:
+    """The workspace's warm agent spawner (started by agentctl on the first spawn)."""
+    if stop:
+        from agentctl.agent.spawner import stop as stop_zygote
+
+        pid = stop_zygote(state(ctx).workspace.state_dir)
+        echo("no zygote running" if pid is None else f"stopped the zygote (pid {pid})")
+        return
+    from agentctl.agent.zygote import serve
+    from agentctl.cli import main
+
+    code = serve(state(ctx).config, main)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

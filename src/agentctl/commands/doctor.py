@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from agentctl import failpoints, keystore
+from agentctl.agent.spawner import spawn_check
 from agentctl.checks import Check
 from agentctl.config import Config
 from agentctl.errors import ConfigError, SecretsFileError, WorkspaceError
@@ -165,6 +166,7 @@ def run_doctor(
         checks.extend(tracker_checks(config, environ))
         checks.extend(forge_checks(config, environ))
         checks.extend(_preflight(config))
+        checks.append(spawn_check(config))
         if not config.settings.project.test_command:
             checks.append(
                 Check(

@@ -30,6 +30,7 @@ RoleResult = Literal["text", "verdict"]
 TrackerKind = Literal["local", "linear"]
 ForgeKind = Literal["local", "github"]
 ExecutorKind = Literal["local"]
+SpawnKind = Literal["zygote", "exec"]
 Triage = Literal["model", "none"]
 MergeMethod = Literal["merge", "squash", "rebase"]
 ReasoningEffort = Literal["minimal", "low", "medium", "high"]
@@ -337,6 +338,13 @@ class Executor:
     kind: ExecutorKind = field(default="local", metadata=doc("local processes"))
     max_processes: int = field(
         default=8, metadata=doc("agent and pipeline processes at once in this workspace", min=1)
+    )
+    spawn: SpawnKind = field(
+        default="zygote",
+        metadata=doc("zygote: fork agents from a warm process | exec: a new interpreter each"),
+    )
+    zygote_idle: Duration = field(
+        default=600.0, metadata=doc("the zygote exits after this long without a spawn", min=1)
     )
 
 

@@ -26,13 +26,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from agentctl.agent.zygote_paths import ZygotePaths
 from agentctl.failpoints import ENV as FAILPOINT_ENV
 from agentctl.failpoints import POINTS
 from agentctl.testing.llm_server import LLMServer, Turn
 
 SEED_ENV = "AGENTCTL_SOAK_SEED"
 APPROVE = Turn.tool_call("finish", {"verdict": "approve", "summary": "Good.", "comments": []})
-KINDS = ("agent", "pipeline", "tick", "lock-holder")
+KINDS = ("agent", "pipeline", "tick", "lock-holder", "zygote")
 
 
 def seed_from_env(default: int) -> int:
@@ -138,8 +139,11 @@ def _git(repo: Path, *args: str) -> str:
 # -- processes ---------------------------------------------------------------------------
 
 
-def processes(root: Path) -> dict[int, list[str]]:
-    """agentctl processes of this workspace: pid -> argv (``-m agentctl`` ... root ...)."""
+def processes(root: Path, *, zygote: bool = False) -> dict[int, list[str]]:
+    """agentctl processes of this workspace: pid -> argv (``-m agentctl`` ... root ...).
+
+    The agents' zygote is an idle server, not work: listed only when ``zygote`` is set.
+    """
     found: dict[int, list[str]] = {}
     mine = str(root)
     for entry in os.scandir("/proc"):
@@ -150,11 +154,15 @@ def processes(root: Path) -> dict[int, list[str]]:
         except OSError:
             continue
         argv = [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+        if len(argv) == 1:  # a title set by setproctitle (a zygote-forked agent)
+            argv = argv[0].split()
         python = "agentctl" in argv and "-m" in argv
         script = bool(argv) and argv[0].endswith("/agentctl")
         if (python or script) and mine in argv:
             found[int(entry.name)] = argv
     found.pop(os.getpid(), None)
+    if not zygote:
+        found.pop(ZygotePaths.of(root / ".agentctl").running_pid() or 0, None)
     return found
 
 
@@ -272,11 +280,15 @@ class Soak:
         return True
 
     def kill_one(self) -> str | None:
-        procs = processes(self.root)
+        procs = processes(self.root, zygote=True)
         by_kind: dict[str, list[int]] = {}
         for pid, argv in procs.items():
             by_kind.setdefault(kind_of(argv), []).append(pid)
         holders = lock_holders(self.state / "locks" / "merge-queue.lock") & set(procs)
+        zygote = ZygotePaths.of(self.state).running_pid()
+        if zygote in procs:  # the agents' warm spawner: killed, the next spawn starts another
+            by_kind["zygote"] = [zygote]
+            by_kind["agent"] = [p for p in by_kind.get("agent", []) if p != zygote]
         if holders:
             by_kind["lock-holder"] = sorted(holders)
         kinds = [k for k in KINDS if by_kind.get(k)]
@@ -502,6 +514,6 @@ def run_soak(directory: Path, settings: SoakSettings) -> SoakResult:
         try:
             return soak.run()
         finally:
-            for pid in processes(root):
+            for pid in processes(root, zygote=True):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
