@@ -250,3 +250,29 @@ def test_a_request_without_the_token_is_refused(project: Path, reporter: ZygoteP
         os.close(read_end)
         os.close(write_end)
     assert reply == {"error": "refused: wrong token"}
+
+
+def test_a_zygote_started_by_a_pipeline_outlives_its_end(project: Path) -> None:
+    """A pipeline worker adopts orphans and kills them all as it ends: not the zygote,
+    which other pipelines' agents are forked from."""
+    script = textwrap.dedent(
+        """
+        import sys
+        from agentctl.agent.spawner import start
+        from agentctl.agent.zygote_paths import ZygotePaths
+        from agentctl.config import load_config
+        from agentctl.tools import reaper
+        from agentctl.workspace import find_workspace
+
+        config = load_config(find_workspace(sys.argv[1]))
+        assert reaper.become_subreaper()
+        assert start(config, ZygotePaths.of(config.workspace.state_dir)) is None
+        print(reaper.kill_left(()))  # what a pipeline does as it ends
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(project)], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"  # nothing of ours was below it
+    pid = zygote_pid(project)
+    assert pid is not None and Path(f"/proc/{pid}").exists()

@@ -25,6 +25,7 @@ from agentctl.agent.env import agent_env
 from agentctl.agent.zygote_paths import ZygotePaths, address
 from agentctl.checks import Check
 from agentctl.config import Config
+from agentctl.tools import reaper
 
 REQUEST_TIMEOUT = 10.0  # a fork and a reply: milliseconds, unless the machine is swamped
 READY_TIMEOUT = 20.0  # a zygote importing its SDKs on a loaded machine
@@ -146,7 +147,9 @@ def start(
     root = config.workspace.root
     argv = [sys.executable, "-m", "agentctl", "--workspace", str(root), "agent", "zygote"]
     began = time.monotonic()
-    with paths.log.open("ab") as log:
+    # A pipeline worker adopts orphans (to kill what its gates leave); the zygote must
+    # not be one of them, or the pipeline's end would kill it and every agent it forked.
+    with reaper.not_adopting(), paths.log.open("ab") as log:
         launcher = subprocess.Popen(
             argv,
             cwd=root,
@@ -156,12 +159,12 @@ def start(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    try:
-        launcher.wait(timeout=READY_TIMEOUT)  # it forks the zygote and exits at once
-    except subprocess.TimeoutExpired:
-        launcher.kill()
-        launcher.wait()
-        return "the zygote's launcher hung"
+        try:
+            launcher.wait(timeout=READY_TIMEOUT)  # it forks the zygote and exits at once
+        except subprocess.TimeoutExpired:
+            launcher.kill()
+            launcher.wait()
+            return "the zygote's launcher hung"
     while time.monotonic() - began < READY_TIMEOUT:
         if _ready(paths):
             return None

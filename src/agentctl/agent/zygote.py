@@ -49,37 +49,66 @@ from typing import Any, NoReturn
 from agentctl import failpoints, keystore
 from agentctl.agent.zygote_paths import ZygotePaths, address
 from agentctl.config import Config
-from agentctl.llm import PROVIDERS
+from agentctl.llm import NO_KEY, PROVIDERS
 
 MAX_REQUEST = 256 * 1024  # arguments and an allowlisted environment: far below this
 WAKE_EVERY = 1.0  # seconds between checks for idleness and a replaced socket
 LOCK_WAIT = 3.0  # a zygote being replaced (stale code) lets go of the lock this fast
 
 
+# What an agent worker imports only on its first model call, per SDK: imported here
+# once, shared by every child (a module imported after the fork is private memory).
+_LAZY = {
+    "openai": (
+        "openai.resources.chat.chat",
+        "openai.resources.chat.completions.completions",
+        "openai.resources.responses.responses",
+        "openai.lib.streaming.chat",
+        "openai.lib.streaming.responses",
+        "openai.pagination",
+    ),
+    "anthropic": (
+        "anthropic.resources.messages.messages",
+        "anthropic.lib.streaming",
+        "anthropic.pagination",
+        "opentelemetry.propagate",
+    ),
+}
+_TRANSPORT = ("httpcore2", "h11", "truststore", "anyio.streams.tls", "encodings.idna", "stringprep")
+
+
 def preload(config: Config) -> list[str]:
-    """Import what every agent worker needs, and each configured model's adapter and SDK."""
-    modules = ["agentctl.cli.agent", "agentctl.agent.worker", "agentctl.llm.call", "setproctitle"]
-    for model in config.models.values():
+    """Import what every agent worker needs: agentctl's worker, and the adapter and SDK
+    of each model a role uses (building a throwaway client, as a worker does)."""
+    used = {name for role in config.roles.values() for name in role.models}
+    adapters = {}
+    for name in sorted(used & set(config.models)):
+        model = config.models[name]
         target = PROVIDERS.get((model.provider, model.resolved_api))
         if target:
-            modules.append(target.partition(":")[0])
-    loaded = []
-    for name in dict.fromkeys(modules):
-        try:
-            importlib.import_module(name)
-        except Exception:  # a broken SDK: the child imports it again and says why
-            continue
-        loaded.append(name)
-    for deep in ("openai.resources.chat.completions", "openai.resources.responses"):
-        if "openai" in sys.modules:  # what the SDK imports on a client's first call
-            with contextlib.suppress(Exception):
-                importlib.import_module(deep)
+            adapters[name] = target
+    modules = ["agentctl.cli.agent", "agentctl.agent.worker", "agentctl.llm.call", "setproctitle"]
+    modules += [target.partition(":")[0] for target in adapters.values()]
+    loaded = [name for name in dict.fromkeys(modules) if _imported(name)]
+    for name, target in adapters.items():
+        module, _, cls = target.partition(":")
+        if module in loaded:
+            with contextlib.suppress(Exception):  # the client's own imports, no request made
+                getattr(sys.modules[module], cls)(name, config.models[name], NO_KEY)
+    for sdk, names in _LAZY.items():
+        if sdk in sys.modules:
+            loaded += [name for name in (*names, *_TRANSPORT) if _imported(name)]
     if "setproctitle" in sys.modules:  # it finds argv's memory now, while environ is pristine
         sys.modules["setproctitle"].getproctitle()
-    if "anthropic" in sys.modules:
-        with contextlib.suppress(Exception):
-            importlib.import_module("anthropic.resources.messages")
     return loaded
+
+
+def _imported(name: str) -> bool:
+    try:
+        importlib.import_module(name)
+    except Exception:  # a broken or absent module: the child imports it again and says why
+        return False
+    return True
 
 
 def serve(config: Config, entry: Callable[[], None]) -> int:
@@ -91,6 +120,7 @@ def serve(config: Config, entry: Callable[[], None]) -> int:
     if os.fork():  # the starter waits for this parent only: the zygote is nobody's zombie
         os._exit(0)
     os.setsid()
+    os.chdir("/")  # an idle server keeps no project folder busy; each child goes to its own
     paths.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     lock = _take_lock(paths.lock)
     if lock is None:

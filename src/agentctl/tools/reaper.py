@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
@@ -45,6 +45,19 @@ def become_subreaper() -> bool:
         return False
     _adopting.add(os.getpid())
     return True
+
+
+@contextlib.contextmanager
+def not_adopting() -> Iterator[None]:
+    """While inside, this process adopts no orphan: a daemon started here (the agents'
+    zygote) goes to init instead of staying below us, where ``kill_left`` would kill it."""
+    if not is_subreaper() or not _prctl(PR_SET_CHILD_SUBREAPER, 0):
+        yield
+        return
+    try:
+        yield
+    finally:
+        _prctl(PR_SET_CHILD_SUBREAPER, 1)
 
 
 def is_subreaper() -> bool:
