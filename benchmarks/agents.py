@@ -9,9 +9,10 @@ model server on 127.0.0.1, for an OpenAI-compatible and an Anthropic model, with
 
 - spawn request → first model request (median of --repeat);
 - N agents at once, each one model call answered after --latency s: total wall;
-- while those N wait on the model: proportional set size (Pss) per agent (its
-  supervisor and agent processes), and CPU seconds per agent so far (its start-up)
-  plus what the spawning process spent per spawn.
+- while those N wait on the model: the proportional set size (Pss) each additional
+  agent adds (its supervisor and agent processes, plus the change in the zygote's own
+  Pss as it shares its pages with more processes, divided by N), and CPU seconds per
+  agent so far (its start-up) plus what the spawning process spent per spawn.
 
 Targets (2-core machine), zygote: first request <= 150 ms; 20 agents <= 3.0 s;
 Pss per agent <= 20 MiB; CPU per spawn <= 0.1 s. Figures, not a pass/fail test.
@@ -30,6 +31,7 @@ from pathlib import Path
 
 from agentctl.agent.spawner import stop
 from agentctl.agent.supervise import AgentRequest, start_agent
+from agentctl.agent.zygote_paths import ZygotePaths
 from agentctl.config import Config, load_config
 from agentctl.runs import TERMINAL, Run
 from agentctl.testing.llm_server import LLMServer, Turn
@@ -118,6 +120,8 @@ def many(
     """(wall s, Pss MiB per agent, agent CPU s per agent, spawner CPU s per spawn)."""
     server.script(model, *[Turn.text("ok", delay=latency)] * count)
     before = len(server.requests)
+    zygote = ZygotePaths.of(config.workspace.state_dir).running_pid()
+    alone = pss_mib(zygote) if zygote else 0.0  # the zygote's memory before these agents
     started, cpu_before = time.perf_counter(), time.process_time()
     runs = [spawn(config, f"task {i}") for i in range(count)]
     spawner_cpu = (time.process_time() - cpu_before) / count
@@ -129,9 +133,12 @@ def many(
         group = processes_of(pid)
         pss.append(sum(pss_mib(p) for p in group))
         cpu.append(sum(cpu_seconds(p) for p in group))
+    # What N more agents add to the machine: theirs, plus the zygote's change (its share
+    # of the pages they now share with it falls as they arrive).
+    added = sum(pss) + (pss_mib(zygote) - alone if zygote else 0.0)
     until(lambda: finished(runs))
     wall = time.perf_counter() - started
-    return wall, statistics.mean(pss), statistics.mean(cpu), spawner_cpu
+    return wall, added / count, statistics.mean(cpu), spawner_cpu
 
 
 def measure(kind: str, how: str, scratch: Path, options: argparse.Namespace) -> list[str]:
@@ -160,7 +167,7 @@ def main() -> None:
         f"agent spawns ({os.cpu_count()} cores; {options.agents} agents at "
         f"{options.latency:g} s model latency)"
     )
-    header = ("model", "spawn", "first request", f"{options.agents} agents", "Pss/agent", "CPU/spawn")
+    header = ("model", "spawn", "first request", f"{options.agents} agents", "Pss added/agent", "CPU/spawn")
     print("  " + "  ".join(f"{h:>14}" for h in header))
     with tempfile.TemporaryDirectory() as scratch:
         for kind in MODELS:
