@@ -128,10 +128,13 @@ def serve(config: Config, entry: Callable[[], None]) -> int:
     _write_private(paths.pid, f"{os.getpid()}\n")
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    # The collector off while importing, frozen before serving, on again in each child
+    # (the recipe of the gc.freeze docs): no holes freed into pages the children share,
+    # and no collection in a child writes to the objects they came with.
+    gc.disable()
     preload(config)
     zygote = _Zygote(paths, lock, entry, config.settings.executor.zygote_idle)
-    gc.collect()
-    gc.freeze()  # what the children share stays shared: the collector never touches it
+    gc.freeze()
     print(f"agentctl zygote {os.getpid()} ready: {paths.socket}", flush=True)
     try:
         zygote.loop()
@@ -300,6 +303,7 @@ def _child(
         os.environ.clear()
         os.environ.update({str(k): str(v) for k, v in dict(request["env"]).items()})
         os.environ[keystore.ENV_FD] = str(keys)
+        gc.enable()
         keystore.forget()
         failpoints.forget()
         random.seed()
