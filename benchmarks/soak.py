@@ -29,6 +29,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=seed_from_env(100))
     parser.add_argument("--chaos-seconds", type=float, default=120.0)
     parser.add_argument("--max-parallel", type=int, default=4)
+    parser.add_argument("--keep", type=Path, help="Soak in this folder and keep it (to look).")
     args = parser.parse_args()
     settings = SoakSettings(
         tickets=args.tickets,
@@ -40,8 +41,12 @@ def main() -> int:
     )
     print(f"soak: {args.tickets} tickets, >= {args.kills} kills, seed {args.seed}", flush=True)
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="agentctl-soak-") as scratch:
-        result = run_soak(Path(scratch), settings)
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        result = run_soak(args.keep, settings)
+    else:
+        with tempfile.TemporaryDirectory(prefix="agentctl-soak-") as scratch:
+            result = run_soak(Path(scratch), settings)
     for line in result.lines():
         print(line)
     print(f"total {time.monotonic() - started:.1f}s")
