@@ -6,9 +6,10 @@ closed day (before today, by the ledger's clock) a summary holds one group per
 cost, the first and last call time and the smallest and largest prompt, plus the
 problems a full read of the file reports, in order. That is enough for every
 ``--by`` and ``--run``, and for ``--what-if`` (tokens × another price) whenever the
-what-if long-context threshold does not fall inside a group's prompt range. A
-group that a ``--since`` cuts through, or that a what-if band splits, sends its
-day back to the lines, so a report is always exactly the one the lines give.
+what-if long-context threshold does not fall inside a group's prompt range. The
+runs of a group that a ``--since`` cuts through, or that a what-if band splits, are
+read call by call from their own lines (found by the run index), so a report is
+always exactly the one the lines give.
 
 The summary records the day file it was built from (inode, size, mtime, a CRC of
 its last bytes): a late writer (see ``_CLOCK_SLACK``) or any edit makes it stale,
@@ -252,27 +253,47 @@ def _within(group: Group, since: datetime | None, until: datetime | None) -> boo
     return False if outside else None
 
 
-def _from_summary(
-    summary: DaySummary,
+def _closed_day(
+    ledger: Ledger,
+    path: Path,
     since: datetime | None,
     until: datetime | None,
     run_ids: set[str] | None,
     what_if: Price | None,
-) -> list[Tally] | None:
-    """The tallies of one summarised day, or None if it must be read from its lines."""
-    out = []
+) -> tuple[list[Tally], tuple[str, ...]] | None:
+    """A closed day's tallies and problems from its summary; None: read its lines.
+
+    A run with a group that ``since``/``until`` cuts through, or that the what-if
+    long-context band splits, is read call by call from its own lines (run index).
+    """
+    summary = load(path) if _closed(ledger, path) else None
+    if summary is None:
+        return None
+    kept: list[tuple[str, Tally]] = []
+    redo: set[str] = set()
     for group in summary.groups:
         if run_ids is not None and group.run_id not in run_ids:
             continue
         within = _within(group, since, until)
-        if within is None:
+        if within is False:
+            continue
+        tally = None if within is None else group.tally(what_if)
+        if tally is None:
+            redo.add(group.run_id)
+        else:
+            kept.append((group.run_id, tally))
+    found = [tally for run_id, tally in kept if run_id not in redo]
+    if redo:
+        try:
+            entries = runindex.load(path).entries(redo)
+        except runindex.Stale:
             return None
-        if within:
-            tally = group.tally(what_if)
-            if tally is None:
-                return None
-            out.append(tally)
-    return out
+        found.extend(
+            Tally.of(e, what_if)
+            for e in entries
+            if (since is None or e.ts >= since) and (until is None or e.ts < until)
+        )
+    return found, summary.problems
 
 
 def _midnight(path: Path) -> datetime:
@@ -311,13 +332,11 @@ def tallies(
     """
     ledger.problems = []
     for path in ledger.day_files(since, until, run_ids):
-        summary = load(path) if _closed(ledger, path) else None
-        if summary is not None:
-            found = _from_summary(summary, since, until, run_ids, what_if)
-            if found is not None:
-                ledger.problems.extend(summary.problems)
-                yield from found
-                continue
+        done = _closed_day(ledger, path, since, until, run_ids, what_if)
+        if done is not None:
+            ledger.problems.extend(done[1])
+            yield from done[0]
+            continue
         for entry in _from_lines(ledger, path, since, until, run_ids):
             yield Tally.of(entry, what_if)
 
@@ -334,11 +353,10 @@ def spent(ledger: Ledger, since: datetime | None, run_ids: set[str] | None) -> D
             ledger.problems.extend(index.problems)
             total += sum((r.cost or Decimal(0) for r in index.of(run_ids)), Decimal(0))
             continue
-        summary = load(path) if _closed(ledger, path) else None
-        found = None if summary is None else _from_summary(summary, since, None, run_ids, None)
-        if summary is not None and found is not None:
-            ledger.problems.extend(summary.problems)
-            total += sum((t.cost for t in found), Decimal(0))
+        done = _closed_day(ledger, path, since, None, run_ids, None)
+        if done is not None:
+            ledger.problems.extend(done[1])
+            total += sum((t.cost for t in done[0]), Decimal(0))
             continue
         for entry in _from_lines(ledger, path, since, None, run_ids):
             total += entry.cost
