@@ -46,34 +46,60 @@ class Record:
     cost: Decimal | None
     problem: str | None
 
-    def line(self) -> bytes:
+    def fields(self) -> list[str]:
         cost = "" if self.cost is None else str(self.cost)
         problem = "" if self.problem is None else json.dumps(self.problem, ensure_ascii=False)
         run_id = "" if self.run_id is None else self.run_id
         if not run_id or run_id[0] == '"' or any(c in run_id for c in "\t\r\n"):
             run_id = json.dumps(run_id, ensure_ascii=False)  # never a bare "" or a separator
-        fields = (str(self.offset), str(self.end), str(self.crc), run_id, cost, problem)
-        return ("\t".join(fields) + "\n").encode("utf-8")
+        return [str(self.offset), str(self.end), str(self.crc), run_id, cost, problem]
+
+    @classmethod
+    def of(cls, number: int, fields: list[str]) -> Record:
+        offset, end, crc, run_id, cost, problem = fields
+        return cls(
+            number,
+            int(offset),
+            int(end),
+            int(crc),
+            _run_id(run_id),
+            Decimal(cost) if cost else None,
+            json.loads(problem) if problem else None,
+        )
+
+
+def _run_id(field: str) -> str | None:
+    if not field:
+        return None
+    return str(json.loads(field)) if field[0] == '"' else field
 
 
 @dataclass(frozen=True, slots=True)
 class DayIndex:
-    """Every line of one day file as indexed, and whether a torn tail follows them."""
+    """Every line of one day file as indexed (fields of its records, parsed only when
+    asked: a lookup touches one run), and whether a torn tail follows them."""
 
     path: Path
-    records: tuple[Record, ...]
+    rows: list[list[str]]
     torn: bool
+
+    def __len__(self) -> int:
+        return len(self.rows)
 
     @property
     def problems(self) -> list[str]:
         """The problems a full read of the file reports, in the same order."""
         out = [f"{self.path.name}: torn last line skipped"] if self.torn else []
-        out.extend(r.problem for r in self.records if r.problem is not None)
+        out.extend(str(json.loads(row[5])) for row in self.rows if row[5])
         return out
 
     def of(self, run_ids: Iterable[str]) -> list[Record]:
         wanted = set(run_ids)
-        return [r for r in self.records if r.run_id is not None and r.run_id in wanted]
+        return [
+            Record.of(number, row)
+            for number, row in enumerate(self.rows, start=1)
+            if row[3] and _run_id(row[3]) in wanted
+        ]
 
     def entries(self, run_ids: set[str]) -> list[Entry]:
         """The entries of ``run_ids`` in file order, read from their lines only.
@@ -113,7 +139,7 @@ def load(path: Path, *, rebuild: bool = False) -> DayIndex:
     try:
         source = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
-        return DayIndex(path, (), False)
+        return DayIndex(path, [], False)
     except OSError as exc:
         raise state_error(exc, path, "read") from exc
     try:
@@ -124,19 +150,19 @@ def load(path: Path, *, rebuild: bool = False) -> DayIndex:
             if fd is not None:
                 fcntl.flock(fd, fcntl.LOCK_EX)
             header = _MAGIC + f" {ino}\n".encode()
-            old: list[Record] = []
+            old: list[list[str]] = []
             keep = 0
             if fd is not None and not rebuild:
                 old, keep = _parse(_read_all(fd), header)
                 if old and not _matches(source, size, old[-1]):
                     old, keep = [], 0
-            covered = old[-1].end + 1 if old else 0
+            covered = int(old[-1][1]) + 1 if old else 0
             tail = os.pread(source, size - covered, covered) if size > covered else b""
             cut = tail.rfind(b"\n") + 1
-            new = list(_index(path.name, tail[:cut], covered, len(old)))
+            new = [r.fields() for r in _index(path.name, tail[:cut], covered, len(old))]
             if fd is not None:
                 _append(fd, keep, header, new)
-            return DayIndex(path, (*old, *new), cut < len(tail))
+            return DayIndex(path, old + new, cut < len(tail))
         finally:
             if fd is not None:
                 os.close(fd)  # also releases the lock
@@ -158,41 +184,37 @@ def _read_all(fd: int) -> bytes:
     return os.pread(fd, size, 0) if size else b""
 
 
-def _parse(data: bytes, header: bytes) -> tuple[list[Record], int]:
+def _parse(data: bytes, header: bytes) -> tuple[list[list[str]], int]:
     """The records of an index and the length of its valid part (0: rebuild it whole)."""
     if not data.startswith(header):
         return [], 0
-    records: list[Record] = []
-    keep = len(header)
+    keep = data.rfind(b"\n") + 1  # a torn last record is dropped
+    try:
+        text = data[len(header) : keep].decode("utf-8")
+    except UnicodeDecodeError:
+        return [], 0
+    rows = [line.split("\t") for line in text.split("\n")[:-1]]
     expected = 0
-    for raw in data[len(header) :].split(b"\n")[:-1]:  # a torn last record is dropped
-        try:
-            offset, end, crc, run_id, cost, problem = raw.decode("utf-8").split("\t")
-            record = Record(
-                len(records) + 1,
-                int(offset),
-                int(end),
-                int(crc),
-                (json.loads(run_id) if run_id[0] == '"' else run_id) if run_id else None,
-                Decimal(cost) if cost else None,
-                json.loads(problem) if problem else None,
-            )
-        except (ValueError, ArithmeticError):
-            return [], 0
-        if record.offset != expected or record.end < record.offset:
-            return [], 0
-        expected = record.end + 1
-        records.append(record)
-        keep += len(raw) + 1
-    return records, keep
+    try:
+        for row in rows:
+            if len(row) != 6 or int(row[0]) != expected:
+                return [], 0
+            expected = int(row[1]) + 1
+    except ValueError:
+        return [], 0
+    return rows, keep
 
 
-def _matches(source: int, size: int, last: Record) -> bool:
+def _matches(source: int, size: int, last: list[str]) -> bool:
     """Whether the day file still holds the last indexed line where the index says."""
-    if last.end + 1 > size:
+    try:
+        offset, end, crc = int(last[0]), int(last[1]), int(last[2])
+    except ValueError:
         return False
-    line = os.pread(source, last.end - last.offset + 1, last.offset)
-    return line.endswith(b"\n") and zlib.crc32(line[:-1]) == last.crc
+    if end < offset or end + 1 > size:
+        return False
+    line = os.pread(source, end - offset + 1, offset)
+    return line.endswith(b"\n") and zlib.crc32(line[:-1]) == crc
 
 
 def _index(name: str, data: bytes, base: int, before: int) -> Iterator[Record]:
@@ -216,12 +238,13 @@ def _index(name: str, data: bytes, base: int, before: int) -> Iterator[Record]:
         offset = end + 1
 
 
-def _append(fd: int, keep: int, header: bytes, new: list[Record]) -> None:
+def _append(fd: int, keep: int, header: bytes, new: list[list[str]]) -> None:
     """Cut what is not valid, then add the header if needed and ``new``, in one write."""
     try:
         if os.fstat(fd).st_size != keep:
             os.ftruncate(fd, keep)
-        data = (header if keep == 0 else b"") + b"".join(r.line() for r in new)
+        text = "".join("\t".join(row) + "\n" for row in new)
+        data = (header if keep == 0 else b"") + text.encode("utf-8")
         if data:
             os.pwrite(fd, data, keep)
     except OSError:
