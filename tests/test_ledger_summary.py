@@ -166,11 +166,15 @@ def test_the_cli_prints_the_same_with_without_and_after_deleting_summaries(
     assert outputs() == before  # from the summaries now
     shutil.rmtree(state / "ledger" / "derived")
     assert outputs() == before
+    orphan = state / "ledger" / "derived" / "1999-01-01.summary.json"
+    orphan.write_text("{}")  # its day file is gone
     rebuilt = cli("cost", "--rebuild", cwd=repo)
     assert rebuilt.exit_code == 0, rebuilt.stderr
     assert rebuilt.stdout.splitlines() == [
         f"rebuilt 5 day summaries and 6 run indexes from the day files in {state / 'ledger'}"
+        ", removed 1 derived files of no day file"
     ]
+    assert not orphan.exists()
     assert len(list((state / "ledger" / "derived").glob("*.summary.json"))) == 5
     assert outputs() == before
 
@@ -284,4 +288,4 @@ for i in range(30):
         assert ledger.spent(since=None, run_ids=ids) == full
         assert sum(e.cost for e in ledger.entries(run_ids=ids)) == full
     index = runindex.load(ledger.path_for(utc_now().date()))
-    assert len(index.records) == 120 and not index.torn
+    assert len(index) == 120 and not index.torn

@@ -69,10 +69,11 @@ def cost_command(
         from agentctl.cost.summary import rebuild as rebuild_derived
 
         ledger = Ledger(app_state.workspace.state_dir)
-        summaries, indexes = rebuild_derived(ledger)
+        summaries, indexes, removed = rebuild_derived(ledger)
+        gone = f", removed {removed} derived files of no day file" if removed else ""
         echo(
             f"rebuilt {summaries} day summaries and {indexes} run indexes "
-            f"from the day files in {ledger.dir}"
+            f"from the day files in {ledger.dir}{gone}"
         )
         return
     start = parse_since(since) if since is not None else None

@@ -50,6 +50,7 @@ from agentctl.runs.timefmt import utc_now
 
 if TYPE_CHECKING:
     from agentctl.config.schema import Model
+    from agentctl.cost.summary import Cache
 
 __all__ = [
     "MAX_CALL_USD",
@@ -84,6 +85,7 @@ class Ledger:
         self.dir = state_dir / "ledger"
         self._clock = clock
         self.problems: list[str] = []  # lines skipped by the last read, for a warning
+        self.summaries: Cache = {}  # day summaries this ledger has read (checked on use)
 
     def path_for(self, day: date) -> Path:
         return self.dir / f"{day.isoformat()}.jsonl"

@@ -162,8 +162,15 @@ def summary_path(path: Path) -> Path:
     return path.parent / "derived" / f"{path.name.removesuffix('.jsonl')}.summary.json"
 
 
-def load(path: Path, *, rebuild: bool = False) -> DaySummary | None:
-    """The summary of day file ``path``, rebuilt (and saved) when missing or stale."""
+Cache = dict[Path, tuple[dict[str, Any], "DaySummary"]]
+
+
+def load(path: Path, *, rebuild: bool = False, cache: Cache | None = None) -> DaySummary | None:
+    """The summary of day file ``path``, rebuilt (and saved) when missing or stale.
+
+    ``cache`` keeps summaries already read by this process (a ``Ledger``'s), still
+    checked against the day file: ``status`` asks once per unfinished run.
+    """
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
@@ -181,14 +188,21 @@ def load(path: Path, *, rebuild: bool = False) -> DaySummary | None:
             "tail_crc": zlib.crc32(tail),
         }
         if not rebuild:
+            known = None if cache is None else cache.get(path)
+            if known is not None and known[0] == source:
+                return known[1]
             saved = _saved(summary_path(path), source)
             if saved is not None:
+                if cache is not None:
+                    cache[path] = (source, saved)
                 return saved
         data = os.pread(fd, st.st_size, 0) if st.st_size else b""
     finally:
         os.close(fd)
     summary = _build(path.name, data)
     _save(summary_path(path), source, summary)
+    if cache is not None:
+        cache[path] = (source, summary)
     return summary
 
 
@@ -266,7 +280,7 @@ def _closed_day(
     A run with a group that ``since``/``until`` cuts through, or that the what-if
     long-context band splits, is read call by call from its own lines (run index).
     """
-    summary = load(path) if _closed(ledger, path) else None
+    summary = load(path, cache=ledger.summaries) if _closed(ledger, path) else None
     if summary is None:
         return None
     kept: list[tuple[str, Tally]] = []
@@ -363,13 +377,30 @@ def spent(ledger: Ledger, since: datetime | None, run_ids: set[str] | None) -> D
     return total
 
 
-def rebuild(ledger: Ledger) -> tuple[int, int]:
-    """Rebuild every summary and index from the raw files: (summaries, indexes)."""
-    summaries = indexes = 0
-    for path in ledger.day_files(None, None, None):
+def rebuild(ledger: Ledger) -> tuple[int, int, int]:
+    """Rebuild every summary and index from the raw files, and remove derived files
+    whose day file is gone (and temp files of killed writers): the three counts."""
+    summaries = indexes = removed = 0
+    days = ledger.day_files(None, None, None)
+    for path in days:
         if _closed(ledger, path):
             load(path, rebuild=True)
             summaries += 1
         runindex.load(path, rebuild=True)
         indexes += 1
-    return summaries, indexes
+    derived = ledger.dir / "derived"
+    wanted = {summary_path(p).name for p in days} | {runindex.index_path(p).name for p in days}
+    try:
+        names = os.listdir(derived)
+    except FileNotFoundError:
+        names = []
+    except OSError as exc:
+        raise state_error(exc, derived, "list") from exc
+    for name in names:
+        if name not in wanted:
+            try:
+                (derived / name).unlink()
+                removed += 1
+            except OSError as exc:
+                raise state_error(exc, derived / name, "remove") from exc
+    return summaries, indexes, removed
