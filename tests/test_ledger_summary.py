@@ -223,7 +223,9 @@ def test_closed_days_and_indexed_lines_are_not_parsed_again(
     parsed.clear()
     ledger.record(make_entry(utc_now(), run_id=history["other"]))
     assert ledger.spent(since=None, run_ids=ids) == spent
-    assert parsed == [today + 1]  # the one new line, indexed; nothing else read
+    lines = files[-1].read_bytes().split(b"\n")
+    mine = [n for n, line in enumerate(lines, 1) if history["agent"].encode() in line]
+    assert parsed == [today + 1, *mine]  # the new line indexed, the run's lines counted
 
 
 def test_the_run_index_survives_torn_tails_and_rewrites(tmp_path: Path) -> None:
@@ -248,6 +250,14 @@ def test_the_run_index_survives_torn_tails_and_rewrites(tmp_path: Path) -> None:
     ledger.record(make_entry(now, run_id="a", usage=Usage(3, 0)))
     assert ledger.spent(since=None, run_ids={"a"}) == make_entry(usage=Usage(3, 0)).cost
     assert [e.usage for e in ledger.entries(run_ids={"a"})] == [Usage(3, 0)]
+    with path.open("r+b") as handle:  # edited in place: same inode, same size, last line kept
+        data = handle.read()
+        handle.seek(0)
+        handle.write(data.replace(b'"input_tokens":1,', b'"input_tokens":7,', 1))
+    ledger.record(make_entry(now, run_id="b"))
+    edited = [e for e in ledger.read_day(path) if e.run_id == "b"]
+    assert edited[0].usage == Usage(7, 0)  # and its cost is recomputed from its tokens
+    assert ledger.spent(since=None, run_ids={"b"}) == sum(e.cost for e in edited)
     shutil.rmtree(tmp_path / "ledger" / "derived")
     (tmp_path / "ledger" / "derived").write_text("")  # derived files cannot be written: still read
     ledger.record(make_entry(now, run_id="a", usage=Usage(3, 0)))

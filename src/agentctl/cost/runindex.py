@@ -2,8 +2,9 @@
 
 So a budget check or a run's ending (``Ledger.spent(run_ids=...)``) and ``cost --run``
 read only that run's lines, not the whole day. One record a ledger line, in order
-(so record *n* is line *n*): its byte span, a CRC of its bytes, its run id and the
-cost it counts as (empty when the line is skipped), and the problem it reports.
+(so record *n* is line *n*): its byte span, a CRC of its bytes, its run id (empty
+when the line counts for nothing) and the problem it reports. A lookup reads the
+run's lines and checks each against its CRC and run id before counting it.
 
 Built lazily, not by the writer: a reader indexes the complete lines past the last
 indexed one, under ``flock`` on the index, and appends their records in one write.
@@ -25,13 +26,12 @@ import os
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 
 from agentctl.cost.entry import Entry, parse_line
 from agentctl.runs.oserrors import state_error
 
-_MAGIC = b"agentctl-ledger-index 1"
+_MAGIC = b"agentctl-ledger-index 2"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,27 +43,24 @@ class Record:
     end: int
     crc: int
     run_id: str | None  # None: the line counts for nothing (blank or skipped)
-    cost: Decimal | None
     problem: str | None
 
     def fields(self) -> list[str]:
-        cost = "" if self.cost is None else str(self.cost)
         problem = "" if self.problem is None else json.dumps(self.problem, ensure_ascii=False)
         run_id = "" if self.run_id is None else self.run_id
         if not run_id or run_id[0] == '"' or any(c in run_id for c in "\t\r\n"):
             run_id = json.dumps(run_id, ensure_ascii=False)  # never a bare "" or a separator
-        return [str(self.offset), str(self.end), str(self.crc), run_id, cost, problem]
+        return [str(self.offset), str(self.end), str(self.crc), run_id, problem]
 
     @classmethod
     def of(cls, number: int, fields: list[str]) -> Record:
-        offset, end, crc, run_id, cost, problem = fields
+        offset, end, crc, run_id, problem = fields
         return cls(
             number,
             int(offset),
             int(end),
             int(crc),
             _run_id(run_id),
-            Decimal(cost) if cost else None,
             json.loads(problem) if problem else None,
         )
 
@@ -90,7 +87,7 @@ class DayIndex:
     def problems(self) -> list[str]:
         """The problems a full read of the file reports, in the same order."""
         out = [f"{self.path.name}: torn last line skipped"] if self.torn else []
-        out.extend(str(json.loads(row[5])) for row in self.rows if row[5])
+        out.extend(str(json.loads(row[4])) for row in self.rows if row[4])
         return out
 
     def of(self, run_ids: Iterable[str]) -> list[Record]:
@@ -197,7 +194,7 @@ def _parse(data: bytes, header: bytes) -> tuple[list[list[str]], int]:
     expected = 0
     try:
         for row in rows:
-            if len(row) != 6 or int(row[0]) != expected:
+            if len(row) != 5 or int(row[0]) != expected:
                 return [], 0
             expected = int(row[1]) + 1
     except ValueError:
@@ -232,7 +229,6 @@ def _index(name: str, data: bytes, base: int, before: int) -> Iterator[Record]:
             base + end,
             zlib.crc32(line),
             None if entry is None else entry.run_id,
-            None if entry is None else entry.cost,
             problem,
         )
         offset = end + 1

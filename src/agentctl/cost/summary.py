@@ -26,7 +26,7 @@ import os
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -310,11 +310,6 @@ def _closed_day(
     return found, summary.problems
 
 
-def _midnight(path: Path) -> datetime:
-    day = date.fromisoformat(path.name.removesuffix(".jsonl"))
-    return datetime(day.year, day.month, day.day, tzinfo=UTC)
-
-
 def _closed(ledger: Ledger, path: Path) -> bool:
     return path.name.removesuffix(".jsonl") < ledger.today().isoformat()
 
@@ -356,25 +351,9 @@ def tallies(
 
 
 def spent(ledger: Ledger, since: datetime | None, run_ids: set[str] | None) -> Decimal:
-    """``Ledger.spent`` without role or model: from summaries, and from the run index
-    for a run's calls on an open day (their costs are in it: no line is parsed)."""
-    total = Decimal(0)
-    ledger.problems = []
-    for path in ledger.day_files(since, None, run_ids):
-        whole = since is None or since <= _midnight(path)
-        if run_ids is not None and whole and not _closed(ledger, path):
-            index = runindex.load(path)
-            ledger.problems.extend(index.problems)
-            total += sum((r.cost or Decimal(0) for r in index.of(run_ids)), Decimal(0))
-            continue
-        done = _closed_day(ledger, path, since, None, run_ids, None)
-        if done is not None:
-            ledger.problems.extend(done[1])
-            total += sum((t.cost for t in done[0]), Decimal(0))
-            continue
-        for entry in _from_lines(ledger, path, since, None, run_ids):
-            total += entry.cost
-    return total
+    """``Ledger.spent`` without role or model: closed days from their summaries, a run's
+    calls on the open day from its own lines (found by the run index)."""
+    return sum((t.cost for t in tallies(ledger, since, run_ids=run_ids)), Decimal(0))
 
 
 def rebuild(ledger: Ledger) -> tuple[int, int, int]:
