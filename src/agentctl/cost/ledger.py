@@ -14,6 +14,12 @@ and the cost finite in ``0..MAX_CALL_USD``; a line that is not is left out of ev
 total and reported once per process (``report_once``). The figure that counts is
 the line's tokens × the prices recorded in that line: a ``cost`` that disagrees
 with them is reported and replaced.
+
+Reads do not grow with history: ``<state>/ledger/derived/`` holds a summary of each
+closed day (``summary``) and an index of where each run's lines are (``runindex``),
+both rebuilt from the day files when missing or stale (``agentctl cost --rebuild``
+rebuilds them all). The day files stay the only truth: delete ``derived/`` and every
+figure is the same.
 """
 
 from __future__ import annotations
