@@ -50,12 +50,32 @@ def cost_command(
             show_default=False,
         ),
     ] = None,
+    rebuild: Annotated[
+        bool,
+        typer.Option(
+            "--rebuild",
+            help="Rebuild the ledger's day summaries and run indexes from its raw day "
+            "files, then exit (they are also rebuilt on read when missing or stale).",
+        ),
+    ] = False,
 ) -> None:
     """Show what model calls cost (from .agentctl/ledger/), with totals."""
     from agentctl.cost.ledger import dumps, report_once
     from agentctl.cost.report import build_report, parse_since
 
     app_state = state(ctx)
+    if rebuild:
+        from agentctl.cost.ledger import Ledger
+        from agentctl.cost.summary import rebuild as rebuild_derived
+
+        ledger = Ledger(app_state.workspace.state_dir)
+        summaries, indexes, removed = rebuild_derived(ledger)
+        gone = f", removed {removed} derived files of no day file" if removed else ""
+        echo(
+            f"rebuilt {summaries} day summaries and {indexes} run indexes "
+            f"from the day files in {ledger.dir}{gone}"
+        )
+        return
     start = parse_since(since) if since is not None else None
     if since is None and run is None:
         start = parse_since("7d")

@@ -1,5 +1,8 @@
 """What ``agentctl cost`` shows: ledger entries summed by model, role, day or run tree.
 
+Closed days are summed from their summaries (``agentctl.cost.summary``), so a report
+over a month parses only the open day's lines; the figures are the lines' exactly.
+
 Costs are the ones recorded at call time (the price then in force); a what-if
 column re-prices the same tokens, call by call, at another model's price, so a
 long-context band applies exactly where it would have.
@@ -16,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from agentctl.cost.ledger import Entry, Ledger
-from agentctl.cost.pricing import cost_of
+from agentctl.cost.summary import Tally, tallies
 from agentctl.errors import UsageError
 from agentctl.llm.types import Usage
 from agentctl.runs.store import RunStore
@@ -67,14 +70,14 @@ class Report:
         }
 
 
-def _key(entry: Entry, by: By) -> str:
+def _key(tally: Tally, by: By) -> str:
     if by == "model":
-        return entry.model
+        return tally.model
     if by == "role":
-        return entry.role or "-"
+        return tally.role or "-"
     if by == "day":
-        return entry.day.isoformat()
-    return entry.root_id
+        return tally.day
+    return tally.root_id
 
 
 @dataclass(slots=True)
@@ -84,12 +87,12 @@ class _Sum:
     cost: Decimal = field(default_factory=Decimal)
     what_if: Decimal = field(default_factory=Decimal)
 
-    def add(self, entry: Entry, what_if: Price | None) -> None:
-        self.calls += 1
-        self.usage += entry.usage
-        self.cost += entry.cost
-        if what_if is not None:
-            self.what_if += cost_of(entry.usage, what_if)
+    def add(self, tally: Tally) -> None:
+        self.calls += tally.calls
+        self.usage += tally.usage
+        self.cost += tally.cost
+        if tally.what_if is not None:
+            self.what_if += tally.what_if
 
     def row(self, key: str, what_if: Price | None) -> Row:
         return Row(key, self.calls, self.usage, self.cost, self.what_if if what_if else None)
@@ -101,11 +104,15 @@ def report(entries: Iterable[Entry], *, by: By, what_if: Price | None = None) ->
     ``by="run"`` groups by ``root_id``: a chat and everything it started is one row.
     Days and runs are listed oldest first, models and roles dearest first.
     """
+    return _report((Tally.of(entry, what_if) for entry in entries), by=by, what_if=what_if)
+
+
+def _report(tallies: Iterable[Tally], *, by: By, what_if: Price | None) -> Report:
     groups: dict[str, _Sum] = {}
     total = _Sum()
-    for entry in entries:
-        groups.setdefault(_key(entry, by), _Sum()).add(entry, what_if)
-        total.add(entry, what_if)
+    for tally in tallies:
+        groups.setdefault(_key(tally, by), _Sum()).add(tally)
+        total.add(tally)
     rows = [group.row(key, what_if) for key, group in groups.items()]
     if by in ("day", "run"):
         rows.sort(key=lambda row: row.key)
@@ -167,7 +174,8 @@ def build_report(
     if run is not None:
         run_ids = descendants(state_dir, RunStore(state_dir).get(run).id)
     ledger = Ledger(state_dir)
-    result = report(ledger.entries(since, run_ids=run_ids), by=grouping, what_if=what_if)
+    found = tallies(ledger, since, run_ids=run_ids, what_if=what_if)
+    result = _report(found, by=grouping, what_if=what_if)
     return replace(
         result, since=since, run_ids=frozenset(run_ids or ()), problems=tuple(ledger.problems)
     )

@@ -1,0 +1,385 @@
+"""``<state>/ledger/derived/<day>.summary.json``: a closed day's totals without its lines.
+
+A report over a month must not parse a month of lines. For each day file of a
+closed day (before today, by the ledger's clock) a summary holds one group per
+(day, model, role, root run, run) with its calls, the four token counts, the exact
+cost, the first and last call time and the smallest and largest prompt, plus the
+problems a full read of the file reports, in order. That is enough for every
+``--by`` and ``--run``, and for ``--what-if`` (tokens × another price) whenever the
+what-if long-context threshold does not fall inside a group's prompt range. The
+runs of a group that a ``--since`` cuts through, or that a what-if band splits, are
+read call by call from their own lines (found by the run index), so a report is
+always exactly the one the lines give.
+
+The summary records the day file it was built from (inode, size, mtime, a CRC of
+its last bytes): a late writer (see ``_CLOCK_SLACK``) or any edit makes it stale,
+and it is rebuilt on the next read. Summaries are derived: the ``.jsonl`` files
+stay the only truth, a missing or unreadable summary is rebuilt silently, and one
+that cannot be written (a read-only state folder) only costs time. The open day is
+always read from its lines, with the run index for run queries (``runindex``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agentctl.atomic import write_bytes
+from agentctl.cost import runindex
+from agentctl.cost.entry import Entry, parse_line
+from agentctl.cost.pricing import cost_at, cost_of, rates
+from agentctl.errors import StateError
+from agentctl.llm.types import Usage
+from agentctl.runs.oserrors import state_error
+from agentctl.runs.timefmt import format_ts, parse_ts
+
+if TYPE_CHECKING:
+    from agentctl.config.schema import Price
+    from agentctl.cost.ledger import Ledger
+
+VERSION = 1
+_TAIL = 4096  # bytes of the day file whose CRC the summary keeps
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """Calls that share every key a report groups by, with their sums."""
+
+    day: str
+    model: str
+    role: str | None
+    root_id: str
+    calls: int
+    usage: Usage
+    cost: Decimal
+    what_if: Decimal | None = None
+
+    @classmethod
+    def of(cls, entry: Entry, what_if: Price | None) -> Tally:
+        return cls(
+            entry.day.isoformat(),
+            entry.model,
+            entry.role,
+            entry.root_id,
+            1,
+            entry.usage,
+            entry.cost,
+            None if what_if is None else cost_of(entry.usage, what_if),
+        )
+
+
+@dataclass(slots=True)
+class Group:
+    """One (day, model, role, root, run) of a summarised day."""
+
+    day: str
+    model: str
+    role: str | None
+    root_id: str
+    run_id: str
+    calls: int
+    usage: Usage
+    cost: Decimal
+    first: datetime
+    last: datetime
+    low: int  # the smallest prompt (tokens) of its calls
+    high: int  # the largest
+
+    def add(self, entry: Entry) -> None:
+        self.calls += 1
+        self.usage += entry.usage
+        self.cost += entry.cost
+        self.first = min(self.first, entry.ts)
+        self.last = max(self.last, entry.ts)
+        self.low = min(self.low, entry.usage.prompt_tokens)
+        self.high = max(self.high, entry.usage.prompt_tokens)
+
+    def to_json(self) -> list[Any]:
+        u = self.usage
+        return [
+            self.day,
+            self.model,
+            self.role,
+            self.root_id,
+            self.run_id,
+            self.calls,
+            u.input_tokens,
+            u.output_tokens,
+            u.cache_write_tokens,
+            u.cache_read_tokens,
+            str(self.cost),
+            format_ts(self.first),
+            format_ts(self.last),
+            self.low,
+            self.high,
+        ]
+
+    @classmethod
+    def from_json(cls, row: list[Any]) -> Group:
+        day, model, role, root_id, run_id, calls, i, o, w, r, cost, first, last, low, high = row
+        return cls(
+            day,
+            model,
+            role,
+            root_id,
+            run_id,
+            calls,
+            Usage(i, o, w, r),
+            Decimal(cost),
+            parse_ts(first),
+            parse_ts(last),
+            low,
+            high,
+        )
+
+    def tally(self, what_if: Price | None) -> Tally | None:
+        """As a tally; None when the what-if price bands its calls differently."""
+        extra = None
+        if what_if is not None:
+            band = rates(what_if, self.low)
+            if band != rates(what_if, self.high):
+                return None
+            extra = cost_at(self.usage, band)
+        return Tally(
+            self.day, self.model, self.role, self.root_id, self.calls, self.usage, self.cost, extra
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DaySummary:
+    groups: tuple[Group, ...]
+    problems: tuple[str, ...]
+
+
+def summary_path(path: Path) -> Path:
+    return path.parent / "derived" / f"{path.name.removesuffix('.jsonl')}.summary.json"
+
+
+Cache = dict[Path, tuple[dict[str, Any], "DaySummary"]]
+
+
+def load(path: Path, *, rebuild: bool = False, cache: Cache | None = None) -> DaySummary | None:
+    """The summary of day file ``path``, rebuilt (and saved) when missing or stale.
+
+    ``cache`` keeps summaries already read by this process (a ``Ledger``'s), still
+    checked against the day file: ``status`` asks once per unfinished run.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise state_error(exc, path, "read") from exc
+    try:
+        st = os.fstat(fd)
+        tail = os.pread(fd, _TAIL, max(0, st.st_size - _TAIL))
+        source = {
+            "name": path.name,
+            "ino": st.st_ino,
+            "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns,
+            "tail_crc": zlib.crc32(tail),
+        }
+        if not rebuild:
+            known = None if cache is None else cache.get(path)
+            if known is not None and known[0] == source:
+                return known[1]
+            saved = _saved(summary_path(path), source)
+            if saved is not None:
+                if cache is not None:
+                    cache[path] = (source, saved)
+                return saved
+        data = os.pread(fd, st.st_size, 0) if st.st_size else b""
+    finally:
+        os.close(fd)
+    summary = _build(path.name, data)
+    _save(summary_path(path), source, summary)
+    if cache is not None:
+        cache[path] = (source, summary)
+    return summary
+
+
+def _saved(path: Path, source: dict[str, Any]) -> DaySummary | None:
+    try:
+        value = json.loads(path.read_bytes())
+        if value["version"] != VERSION or value["source"] != source:
+            return None
+        groups = tuple(Group.from_json(row) for row in value["groups"])
+        problems = tuple(str(p) for p in value["problems"])
+    except (OSError, ValueError, KeyError, TypeError, ArithmeticError):
+        return None  # missing, unreadable or from another build: rebuilt
+    return DaySummary(groups, problems)
+
+
+def _build(name: str, data: bytes) -> DaySummary:
+    """Exactly what ``Ledger._read`` makes of ``data``, summed by group."""
+    lines = data.split(b"\n")
+    problems = [f"{name}: torn last line skipped"] if lines.pop() else []
+    groups: dict[tuple[str, str, str | None, str, str], Group] = {}
+    for number, line in enumerate(lines, start=1):
+        entry, problem = parse_line(name, number, line)
+        if problem is not None:
+            problems.append(problem)
+        if entry is None:
+            continue
+        day = entry.day.isoformat()
+        key = (day, entry.model, entry.role, entry.root_id, entry.run_id)
+        group = groups.get(key)
+        if group is None:
+            prompt = entry.usage.prompt_tokens
+            groups[key] = Group(
+                *key, 1, entry.usage, entry.cost, entry.ts, entry.ts, prompt, prompt
+            )
+        else:
+            group.add(entry)
+    return DaySummary(tuple(groups.values()), tuple(problems))
+
+
+def _save(path: Path, source: dict[str, Any], summary: DaySummary) -> None:
+    value = {
+        "version": VERSION,
+        "source": source,
+        "problems": list(summary.problems),
+        "groups": [g.to_json() for g in summary.groups],
+    }
+    try:
+        path.parent.mkdir(exist_ok=True)
+        write_bytes(path, json.dumps(value, ensure_ascii=False).encode(), durable=False)
+    except (OSError, StateError):
+        pass  # derived: it costs only time to rebuild it
+
+
+def _within(group: Group, since: datetime | None, until: datetime | None) -> bool | None:
+    """Whether every call of ``group`` is in ``since..until`` (None: some are, some not)."""
+    inside = (since is None or group.first >= since) and (until is None or group.last < until)
+    if inside:
+        return True
+    outside = (since is not None and group.last < since) or (
+        until is not None and group.first >= until
+    )
+    return False if outside else None
+
+
+def _closed_day(
+    ledger: Ledger,
+    path: Path,
+    since: datetime | None,
+    until: datetime | None,
+    run_ids: set[str] | None,
+    what_if: Price | None,
+) -> tuple[list[Tally], tuple[str, ...]] | None:
+    """A closed day's tallies and problems from its summary; None: read its lines.
+
+    A run with a group that ``since``/``until`` cuts through, or that the what-if
+    long-context band splits, is read call by call from its own lines (run index).
+    """
+    summary = load(path, cache=ledger.summaries) if _closed(ledger, path) else None
+    if summary is None:
+        return None
+    kept: list[tuple[str, Tally]] = []
+    redo: set[str] = set()
+    for group in summary.groups:
+        if run_ids is not None and group.run_id not in run_ids:
+            continue
+        within = _within(group, since, until)
+        if within is False:
+            continue
+        tally = None if within is None else group.tally(what_if)
+        if tally is None:
+            redo.add(group.run_id)
+        else:
+            kept.append((group.run_id, tally))
+    found = [tally for run_id, tally in kept if run_id not in redo]
+    if redo:
+        try:
+            entries = runindex.load(path).entries(redo)
+        except runindex.Stale:
+            return None
+        found.extend(
+            Tally.of(e, what_if)
+            for e in entries
+            if (since is None or e.ts >= since) and (until is None or e.ts < until)
+        )
+    return found, summary.problems
+
+
+def _closed(ledger: Ledger, path: Path) -> bool:
+    return path.name.removesuffix(".jsonl") < ledger.today().isoformat()
+
+
+def _from_lines(
+    ledger: Ledger,
+    path: Path,
+    since: datetime | None,
+    until: datetime | None,
+    run_ids: set[str] | None,
+) -> Iterator[Entry]:
+    for entry in ledger.read_day(path, run_ids):
+        if (since is None or entry.ts >= since) and (until is None or entry.ts < until):
+            yield entry
+
+
+def tallies(
+    ledger: Ledger,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    *,
+    run_ids: set[str] | None = None,
+    what_if: Price | None = None,
+) -> Iterator[Tally]:
+    """What ``ledger.entries(since, until, run_ids=...)`` holds, as tallies to sum.
+
+    Closed days come from their summaries where that is exact, the rest from lines.
+    ``ledger.problems`` is set as ``entries`` sets it.
+    """
+    ledger.problems = []
+    for path in ledger.day_files(since, until, run_ids):
+        done = _closed_day(ledger, path, since, until, run_ids, what_if)
+        if done is not None:
+            ledger.problems.extend(done[1])
+            yield from done[0]
+            continue
+        for entry in _from_lines(ledger, path, since, until, run_ids):
+            yield Tally.of(entry, what_if)
+
+
+def spent(ledger: Ledger, since: datetime | None, run_ids: set[str] | None) -> Decimal:
+    """``Ledger.spent`` without role or model: closed days from their summaries, a run's
+    calls on the open day from its own lines (found by the run index)."""
+    return sum((t.cost for t in tallies(ledger, since, run_ids=run_ids)), Decimal(0))
+
+
+def rebuild(ledger: Ledger) -> tuple[int, int, int]:
+    """Rebuild every summary and index from the raw files, and remove derived files
+    whose day file is gone (and temp files of killed writers): the three counts."""
+    summaries = indexes = removed = 0
+    days = ledger.day_files(None, None, None)
+    for path in days:
+        if _closed(ledger, path):
+            load(path, rebuild=True)
+            summaries += 1
+        runindex.load(path, rebuild=True)
+        indexes += 1
+    derived = ledger.dir / "derived"
+    wanted = {summary_path(p).name for p in days} | {runindex.index_path(p).name for p in days}
+    try:
+        names = os.listdir(derived)
+    except FileNotFoundError:
+        names = []
+    except OSError as exc:
+        raise state_error(exc, derived, "list") from exc
+    for name in names:
+        if name not in wanted:
+            try:
+                (derived / name).unlink()
+                removed += 1
+            except OSError as exc:
+                raise state_error(exc, derived / name, "remove") from exc
+    return summaries, indexes, removed
