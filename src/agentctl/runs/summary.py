@@ -103,7 +103,7 @@ def list_rows(
 def detail(run: Run, *, recent: int = 10, now: datetime | None = None) -> dict[str, Any]:
     """Everything ``runs show`` prints: record, input, output, children, recent events."""
     now = now or utc_now()
-    children = [c.id for c in RunStore(run.dir.parent.parent).list(parent_id=run.id)]
+    children = [c.id for c in RunStore(run.dir.parent.parent).children(run.id)]
     record: RunRecord | None = None
     problem: str | None = None
     try:
