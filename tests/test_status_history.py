@@ -158,3 +158,38 @@ def test_a_young_live_marker_without_its_run_is_kept(tmp_path: Path) -> None:
     assert len(store.live()) == 1
     assert young.exists()
     assert not old.exists()  # a create that died long ago: forgotten
+
+
+def test_a_listing_judges_names_as_parse_run_id_does() -> None:
+    from agentctl.runs import parse_run_id
+    from agentctl.runs.ids import run_ids_in
+
+    names = [
+        "20261125T212433.482913Z-agent-7f3a9c",
+        "20261125T212433.482913Z-newkind_2-7f3a9c",  # a kind from a newer agentctl
+        "20261325T212433.482913Z-agent-7f3a9c",  # month 13
+        "20260230T212433.482913Z-agent-7f3a9c",  # 30 February
+        "20240229T235959.000000Z-step-000000",  # a leap day
+        "20261125T242433.482913Z-agent-7f3a9c",  # hour 24
+        "20261125T216033.482913Z-agent-7f3a9c",  # minute 60
+        "20261125T212460.482913Z-agent-7f3a9c",  # second 60
+        "20261125T212433.482913Z-Agent-7f3a9c",
+        "20261125T212433.482913Z-agent-7f3a9c.tmp",
+        "x\n20261125T212433.482913Z-agent-7f3a9d",  # a newline cannot smuggle a name in
+        ".live",
+        "",
+    ]
+    assert run_ids_in(names) == [n for n in names if parse_run_id(n) is not None]
+    parsed = [(n, parse_run_id(n)) for n in names]
+    assert run_ids_in(names, "step") == [n for n, p in parsed if p is not None and p[1] == "step"]
+
+
+def test_list_since_reads_no_older_run(tmp_path: Path) -> None:
+    old = make_finished_runs(tmp_path, 3, start=datetime(2026, 11, 1, tzinfo=UTC))
+    (tmp_path / "runs" / old[0] / "run.json").write_text("{torn")
+    new = make_finished_runs(tmp_path, 2, start=datetime(2026, 11, 20, tzinfo=UTC))
+    store = RunStore(tmp_path)
+    since = datetime(2026, 11, 20, tzinfo=UTC)
+    assert [x.id for x in store.list(since=since)] == new[::-1]
+    assert all(x.problem is None for x in store.list(since=since))
+    assert [x.id for x in store.list(since=since + timedelta(seconds=1))] == [new[1]]

@@ -117,7 +117,7 @@ def _unfinished_runs(
     host = socket.gethostname()
     rows = [row(listing, now, host) for listing in store.live()]
     rows = [r for r in rows if r["status"] is not None and r["status"] not in TERMINAL]
-    trees = {r["id"]: _tree(store, r["id"]) for r in rows}
+    trees = {r["id"]: store.descendants(r["id"]) for r in rows}
     by_run: dict[str, Decimal] = {}
     ledger = Ledger(state_dir)
     if trees:  # one pass over the ledger for every tree
@@ -175,18 +175,6 @@ def _parked(config: Config) -> list[dict[str, Any]]:
         }
         for parked in attempts.all_parked()
     ]
-
-
-def _tree(store: RunStore, run_id: str) -> set[str]:
-    """``run_id`` and every run below it, through each run's children index."""
-    found = {run_id}
-    todo = [run_id]
-    while todo:
-        for child in store.children(todo.pop()):
-            if child.id not in found:
-                found.add(child.id)
-                todo.append(child.id)
-    return found
 
 
 def _tickets(config: Config) -> dict[str, int] | None:

@@ -15,17 +15,17 @@ import builtins
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from agentctl import atomic, failpoints, keystore
 from agentctl.errors import NotFoundError, StateError, UsageError
-from agentctl.runs.ids import KINDS, new_run_id, parse_run_id
+from agentctl.runs.ids import KINDS, new_run_id, parse_run_id, run_ids_in
 from agentctl.runs.oserrors import state_error
 from agentctl.runs.record import STATUSES, RunRecord
 from agentctl.runs.run import LIVE, Run, load_record, mark_live, mtime_of
-from agentctl.runs.timefmt import utc_now
+from agentctl.runs.timefmt import compact_ts, utc_now
 
 _SHOWN_CANDIDATES = 5
 _UNPUBLISHED_GRACE = timedelta(hours=1)
@@ -45,17 +45,14 @@ class Listing:
 
 @dataclass(frozen=True, slots=True)
 class _Entry:
-    """What ``_listing`` needs of a directory entry, for paths not from ``scandir``."""
+    """What ``_listing`` needs of a run directory: its name and its path."""
 
-    directory: Path
+    name: str
+    path: str
 
-    @property
-    def name(self) -> str:
-        return self.directory.name
-
-    @property
-    def path(self) -> str:
-        return str(self.directory)
+    @classmethod
+    def of(cls, directory: Path) -> _Entry:
+        return cls(directory.name, str(directory))
 
 
 class RunStore:
@@ -187,27 +184,31 @@ class RunStore:
         if status is not None and status not in STATUSES:
             raise UsageError(f"unknown status {status!r}; expected one of {', '.join(STATUSES)}")
         try:
-            entries = builtins.list(os.scandir(self.runs_dir))
+            names = run_ids_in(os.listdir(self.runs_dir), kind)  # no stat, no object a name
         except FileNotFoundError:
             return [], 0
         except OSError as exc:
             raise state_error(exc, self.runs_dir, "list") from exc
-        candidates = []
-        for entry in entries:
-            parsed = parse_run_id(entry.name)
-            if parsed is None or (kind is not None and parsed[1] != kind):
-                continue
-            if since is not None and parsed[0] < since:
-                continue
-            if entry.is_dir():
-                candidates.append(entry)
-        candidates.sort(key=lambda entry: entry.name, reverse=True)
+        if since is not None:
+            made_since = compact_ts(since.astimezone(UTC))
+            names = [name for name in names if name >= made_since]  # ids begin with it
+        names.sort(reverse=True)
         filtered = status is not None or parent_id is not None
         if not filtered and limit is not None:
-            return [self._listing(e) for e in candidates[:limit]], len(candidates)
+            shown: builtins.list[Listing] = []
+            for name in names:
+                if len(shown) == limit:
+                    break
+                directory = os.path.join(self.runs_dir, name)
+                if os.path.isdir(directory):
+                    shown.append(self._listing(_Entry(name, directory)))
+            return shown, len(names)
         listings = []
-        for entry in candidates:
-            listing = self._listing(entry)
+        for name in names:
+            directory = os.path.join(self.runs_dir, name)
+            if not os.path.isdir(directory):
+                continue
+            listing = self._listing(_Entry(name, directory))
             record = listing.record
             if status is not None and (record is None or record.status != status):
                 continue
@@ -233,7 +234,7 @@ class RunStore:
             if not directory.is_dir():
                 self._drop_unpublished(self.runs_dir / LIVE / name)
                 continue
-            listing = self._listing(_Entry(directory))
+            listing = self._listing(_Entry.of(directory))
             if listing.record is not None and listing.record.terminal:
                 continue
             listings.append(listing)
@@ -270,13 +271,24 @@ class RunStore:
             directory = self.runs_dir / name
             if parse_run_id(name) is None or not directory.is_dir():
                 continue  # named but never published (a create that died), or removed
-            listing = self._listing(_Entry(directory))
+            listing = self._listing(_Entry.of(directory))
             if listing.record is not None and listing.record.parent_id != run_id:
                 continue
             listings.append(listing)
         return listings
 
-    def _listing(self, entry: os.DirEntry[str] | _Entry) -> Listing:
+    def descendants(self, run_id: str) -> set[str]:
+        """``run_id`` and every run below it, through each run's children index."""
+        found = {run_id}
+        todo = [run_id]
+        while todo:
+            for child in self.children(todo.pop()):
+                if child.id not in found:
+                    found.add(child.id)
+                    todo.append(child.id)
+        return found
+
+    def _listing(self, entry: _Entry) -> Listing:
         record: RunRecord | None = None
         problem: str | None = None
         try:
