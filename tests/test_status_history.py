@@ -31,7 +31,7 @@ opened = []
 sys.addaudithook(lambda event, args: opened.append(str(args[0]))
                  if event == "open" and isinstance(args[0], str) else None)
 from agentctl.cli import main
-sys.argv = ["agentctl", "-w", sys.argv[1], "status", "--json"]
+sys.argv = ["agentctl", "-w", *sys.argv[1:]]
 try:
     main()
 except SystemExit as exc:
@@ -40,10 +40,11 @@ print("OPENED", json.dumps(opened))
 """
 
 
-def status_opens(workspace: Path) -> tuple[dict[str, Any], list[str]]:
-    """``status --json`` in a real process: what it printed, and every file it opened."""
+def opens(workspace: Path, *args: str) -> tuple[Any, list[str]]:
+    """``agentctl ARGS`` (printing JSON) in a real process: what it printed, and every
+    file it opened."""
     done = subprocess.run(
-        [sys.executable, "-c", OPENS, str(workspace)],
+        [sys.executable, "-c", OPENS, str(workspace), *args],
         check=True,
         capture_output=True,
         text=True,
@@ -87,7 +88,7 @@ def busy_history(workspace: Path, finished: int) -> dict[str, str]:
 def test_status_opens_no_finished_run_and_one_report(workspace: Path) -> None:
     old = make_finished_runs(workspace / ".agentctl", 200)
     runs = busy_history(workspace, 0)
-    view, opened = status_opens(workspace)
+    view, opened = opens(workspace, "status", "--json")
 
     assert [r["id"] for r in view["active_runs"]] == [runs["pipeline"], runs["agent"]]
     assert view["last_report"]["summary"] == "report 29"
@@ -193,3 +194,19 @@ def test_list_since_reads_no_older_run(tmp_path: Path) -> None:
     assert [x.id for x in store.list(since=since)] == new[::-1]
     assert all(x.problem is None for x in store.list(since=since))
     assert [x.id for x in store.list(since=since + timedelta(seconds=1))] == [new[1]]
+
+
+def test_runs_list_of_unfinished_runs_opens_no_finished_run(workspace: Path) -> None:
+    old = make_finished_runs(workspace / ".agentctl", 100)
+    runs = busy_history(workspace, 0)
+    shown, opened = opens(workspace, "runs", "list", "--json", "--status", "running")
+    assert [r["id"] for r in shown] == [runs["agent"], runs["pipeline"]]  # newest first
+    assert not {Path(p).parent.name for p in opened if p.endswith("run.json")} & set(old)
+    shown, _ = opens(workspace, "runs", "list", "--json", "--status", "paused")
+    assert shown == []
+    shown, _ = opens(workspace, "runs", "list", "--json", "--status", "running", "--kind", "agent")
+    assert [r["id"] for r in shown] == [runs["agent"]]
+    shown, _ = opens(
+        workspace, "runs", "list", "--json", "--status", "running", "--parent", runs["step"]
+    )
+    assert [r["id"] for r in shown] == [runs["agent"]]
