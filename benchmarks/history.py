@@ -251,15 +251,15 @@ def previous_status(argv: list[str]) -> None:
             spent = ledger.spent(since=None, run_ids=tree)
             problems.extend(f"ledger: {p}" for p in report_once(ledger.problems))
             alive = not row["stale"] and row["status"] != "paused"
-            keys = ("id", "kind", "status", "display_status", "role", "pipeline", "step")
-            keys += ("model", "ticket", "parent_id", "age_s", "stale")
+            keys = "id kind status display_status role pipeline step model ticket"
+            keys += " parent_id age_s stale"
             (active if alive else stopped).append(
-                {**{key: row[key] for key in keys}, "cost_usd": float(spent)}
+                {**{key: row[key] for key in keys.split()}, "cost_usd": float(spent)}
             )
         return active, stopped
 
-    status._last_report = last_report  # type: ignore[attr-defined]
-    status._unfinished_runs = unfinished_runs  # type: ignore[attr-defined]
+    status._last_report = last_report
+    status._unfinished_runs = unfinished_runs
     from agentctl.cli import main
 
     sys.argv = ["agentctl", *argv]
