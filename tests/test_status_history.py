@@ -143,6 +143,11 @@ def test_a_run_from_before_the_index_finds_its_children_by_listing(tmp_path: Pat
     child = store.create("step", input={}, parent=parent)
     assert not (parent.dir / "children").exists()  # not claimed complete afterwards either
     assert [c.id for c in store.children(parent.id)] == [child.id]
+    grandchild = store.create("agent", input={}, parent=child)  # the child is indexed
+    other = store.create("pipeline", input={})
+    assert store.descendants(parent.id) == {parent.id, child.id, grandchild.id}
+    assert store.descendants(child.id) == {child.id, grandchild.id}
+    assert store.descendants(other.id) == {other.id}
 
 
 def test_a_young_live_marker_without_its_run_is_kept(tmp_path: Path) -> None:

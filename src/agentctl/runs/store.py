@@ -259,11 +259,43 @@ class RunStore:
         problem, as ``list(parent_id=...)`` cannot). A run made before the index
         existed has no ``children/`` and is answered by the full listing.
         """
+        indexed = self._indexed_children(run_id)
+        return indexed if indexed is not None else self.list(parent_id=run_id)
+
+    def descendants(self, run_id: str) -> set[str]:
+        """``run_id`` and every run below it, through each run's children index.
+
+        Runs from before the index are answered by one full listing for them all.
+        """
+        found = {run_id}
+        todo = [run_id]
+        unindexed: dict[str, builtins.list[str]] | None = None
+        while todo:
+            parent = todo.pop()
+            indexed = self._indexed_children(parent)
+            if indexed is not None:
+                ids = [listing.id for listing in indexed]
+            else:
+                if unindexed is None:
+                    unindexed = {}
+                    for listing in self.list():
+                        record = listing.record
+                        if record is not None and record.parent_id is not None:
+                            unindexed.setdefault(record.parent_id, []).append(listing.id)
+                ids = unindexed.get(parent, [])
+            for child in ids:
+                if child not in found:
+                    found.add(child)
+                    todo.append(child)
+        return found
+
+    def _indexed_children(self, run_id: str) -> builtins.list[Listing] | None:
+        """The checked children named in ``run_id``'s index; None if it has none."""
         index = self.runs_dir / run_id / CHILDREN
         try:
             names = sorted(os.listdir(index), reverse=True)
         except FileNotFoundError:
-            return self.list(parent_id=run_id)
+            return None
         except OSError as exc:
             raise state_error(exc, index, "list") from exc
         listings = []
@@ -276,17 +308,6 @@ class RunStore:
                 continue
             listings.append(listing)
         return listings
-
-    def descendants(self, run_id: str) -> set[str]:
-        """``run_id`` and every run below it, through each run's children index."""
-        found = {run_id}
-        todo = [run_id]
-        while todo:
-            for child in self.children(todo.pop()):
-                if child.id not in found:
-                    found.add(child.id)
-                    todo.append(child.id)
-        return found
 
     def _listing(self, entry: _Entry) -> Listing:
         record: RunRecord | None = None
