@@ -48,21 +48,21 @@ def parse_run_id(run_id: str) -> tuple[datetime, str, str] | None:
     return created, kind, rand
 
 
-# The same, a line of a joined listing: one pass in C over 20,000 names.
-_RUN_ID_LINE = re.compile(
-    r"^((\d{8})T(?:[01]\d|2[0-3])[0-5]\d[0-5]\d\.\d{6}Z-([a-z][a-z0-9_]*)-[0-9a-f]{6})$",
-    re.MULTILINE,
+# The same, within a listing joined by "/" (which no file name holds): one pass in C
+# over 20,000 names.
+_RUN_ID_IN_LISTING = re.compile(
+    r"(?<![^/])\d{8}T(?:[01]\d|2[0-3])[0-5]\d[0-5]\d\.\d{6}Z-[a-z][a-z0-9_]*-[0-9a-f]{6}(?![^/])"
 )
 
 
 def run_ids_in(names: list[str], kind: str | None = None) -> list[str]:
     """The run ids (of ``kind`` if given) among ``names``, as ``parse_run_id`` judges them."""
-    text = "\n".join(name for name in names if "\n" not in name)
-    return [
-        name
-        for name, day, found in _RUN_ID_LINE.findall(text)
-        if (kind is None or found == kind) and _real_day(day)
-    ]
+    found: list[str] = _RUN_ID_IN_LISTING.findall("/".join(names))
+    if kind is not None:
+        found = [name for name in found if name[24:-7] == kind]  # between "Z-" and "-hex"
+    if not all(_real_day(day) for day in {name[:8] for name in found}):
+        found = [name for name in found if _real_day(name[:8])]
+    return found
 
 
 @cache
