@@ -55,7 +55,7 @@ def test_construction_writes_nothing(tmp_path: Path) -> None:
 def test_create_makes_the_whole_directory(store: RunStore) -> None:
     run = store.create("agent", input={"task": "fix it"}, role="dev", model="m1", ticket="T-1")
     names = sorted(p.name for p in run.dir.iterdir())
-    assert names == ["events.jsonl", "inbox", "input.json", "outbox", "run.json"]
+    assert names == ["children", "events.jsonl", "inbox", "input.json", "outbox", "run.json"]
     assert run.paths.events.read_bytes() == b""
     assert run.read_input() == {"task": "fix it"}
     record = run.load()

@@ -13,6 +13,7 @@ apart, so "active runs 0" means nothing is running.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -28,7 +29,8 @@ from agentctl.orchestrator.home import Home
 from agentctl.runs.journal import last_event
 from agentctl.runs.mailbox import Mailbox
 from agentctl.runs.record import TERMINAL
-from agentctl.runs.summary import list_rows
+from agentctl.runs.store import RunStore
+from agentctl.runs.summary import row
 from agentctl.runs.timefmt import format_ts
 from agentctl.trackers.local import STATES, LocalTracker
 
@@ -93,10 +95,9 @@ def _last_tick(path: Path, problems: list[str]) -> dict[str, Any] | None:
 
 
 def _last_report(outbox: Path) -> dict[str, Any] | None:
-    messages = Mailbox(outbox).read()
-    if not messages:
+    last = Mailbox(outbox).last()  # one file, however many reports came before
+    if last is None:
         return None
-    last = messages[-1]
     if last.problem is not None:
         return {"seq": last.seq, "problem": last.problem}
     return {**last.body, "seq": last.seq}
@@ -107,35 +108,41 @@ def _unfinished_runs(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Runs not finished, with their tree's cost: (active, stopped). Active ones have a
     live process (or are pending, about to start one); stopped ones are stale (process
-    gone: they need a look) or paused (waiting for budget or a person)."""
-    rows, _ = list_rows(state_dir, now=now)
-    children: dict[str, list[str]] = {}
-    for row in rows:
-        if row["parent_id"] is not None:
-            children.setdefault(row["parent_id"], []).append(row["id"])
+    gone: they need a look) or paused (waiting for budget or a person).
+
+    Read from the unfinished-runs index and each run's children index, so a workspace
+    with 20,000 finished runs costs what one with none does.
+    """
+    store = RunStore(state_dir)
+    host = socket.gethostname()
+    rows = [row(listing, now, host) for listing in store.live()]
+    rows = [r for r in rows if r["status"] is not None and r["status"] not in TERMINAL]
+    trees = {r["id"]: store.descendants(r["id"]) for r in rows}
+    by_run: dict[str, Decimal] = {}
     ledger = Ledger(state_dir)
+    if trees:  # one pass over the ledger for every tree
+        for entry in ledger.entries(run_ids=set().union(*trees.values())):
+            by_run[entry.run_id] = by_run.get(entry.run_id, Decimal(0)) + entry.cost
+        problems.extend(f"ledger: {p}" for p in report_once(ledger.problems))
     active: list[dict[str, Any]] = []
     stopped: list[dict[str, Any]] = []
-    for row in reversed(rows):  # oldest first: the order they were started
-        if row["status"] is None or row["status"] in TERMINAL:
-            continue
-        spent = ledger.spent(since=None, run_ids=_tree(row["id"], children))
-        problems.extend(f"ledger: {p}" for p in report_once(ledger.problems))
-        alive = not row["stale"] and row["status"] != "paused"
+    for r in reversed(rows):  # oldest first: the order they were started
+        spent = sum((by_run.get(run_id, Decimal(0)) for run_id in trees[r["id"]]), Decimal(0))
+        alive = not r["stale"] and r["status"] != "paused"
         (active if alive else stopped).append(
             {
-                "id": row["id"],
-                "kind": row["kind"],
-                "status": row["status"],
-                "display_status": row["display_status"],
-                "role": row["role"],
-                "pipeline": row["pipeline"],
-                "step": row["step"],
-                "model": row["model"],
-                "ticket": row["ticket"],
-                "parent_id": row["parent_id"],
-                "age_s": row["age_s"],
-                "stale": row["stale"],
+                "id": r["id"],
+                "kind": r["kind"],
+                "status": r["status"],
+                "display_status": r["display_status"],
+                "role": r["role"],
+                "pipeline": r["pipeline"],
+                "step": r["step"],
+                "model": r["model"],
+                "ticket": r["ticket"],
+                "parent_id": r["parent_id"],
+                "age_s": r["age_s"],
+                "stale": r["stale"],
                 "cost_usd": _usd(spent),
             }
         )
@@ -168,18 +175,6 @@ def _parked(config: Config) -> list[dict[str, Any]]:
         }
         for parked in attempts.all_parked()
     ]
-
-
-def _tree(run_id: str, children: dict[str, list[str]]) -> set[str]:
-    """``run_id`` and every run below it (as ``cost.report.descendants``, from rows in hand)."""
-    found = {run_id}
-    todo = [run_id]
-    while todo:
-        for child in children.get(todo.pop(), ()):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
 
 
 def _tickets(config: Config) -> dict[str, int] | None:

@@ -10,6 +10,7 @@ pipeline failed with attempts left start again here once their backoff passed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -194,7 +195,8 @@ class Dispatch:
             since = lease_path.stat().st_mtime - 1.0
         except FileNotFoundError:
             return None
-        for listing in self.ctx.store.list(kind="pipeline"):
+        made_since = datetime.fromtimestamp(since, UTC)  # older runs' records are not read
+        for listing in self.ctx.store.list(kind="pipeline", since=made_since):
             record = listing.record
             if (
                 record is not None

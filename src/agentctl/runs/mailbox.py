@@ -70,18 +70,19 @@ class Mailbox:
         for seq, path in self._numbered():
             if seq <= after:
                 continue
-            try:
-                body = json.loads(path.read_bytes())
-            except FileNotFoundError:
-                continue  # removed between listing and reading
-            except (OSError, ValueError) as exc:
-                messages.append(Message(seq, path, {}, f"{path}: unreadable message ({exc})"))
-                continue
-            if not isinstance(body, dict):
-                messages.append(Message(seq, path, {}, f"{path}: message is not a JSON object"))
-                continue
-            messages.append(Message(seq, path, body))
+            message = _message(seq, path)
+            if message is not None:
+                messages.append(message)
         return messages
+
+    def last(self) -> Message | None:
+        """The newest message (as ``read()[-1]``), reading only its file: a mailbox
+        that has had thousands of reports costs no more than one that has had one."""
+        for seq, path in reversed(self._numbered()):
+            message = _message(seq, path)
+            if message is not None:
+                return message
+        return None
 
     def _numbered(self) -> list[tuple[int, Path]]:
         try:
@@ -99,6 +100,19 @@ class Mailbox:
     def _last_seq(self) -> int:
         numbered = self._numbered()
         return numbered[-1][0] if numbered else 0
+
+
+def _message(seq: int, path: Path) -> Message | None:
+    """One message file, or None if it was removed between listing and reading."""
+    try:
+        body = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        return Message(seq, path, {}, f"{path}: unreadable message ({exc})")
+    if not isinstance(body, dict):
+        return Message(seq, path, {}, f"{path}: message is not a JSON object")
+    return Message(seq, path, body)
 
 
 def _write_new(path: Path, value: dict[str, Any]) -> None:

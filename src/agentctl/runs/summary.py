@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from agentctl.errors import StateError, UsageError
+from agentctl.runs.ids import KINDS
 from agentctl.runs.journal import follow, read_journal
 from agentctl.runs.liveness import stale_reason
 from agentctl.runs.record import STATUSES, TERMINAL, RunRecord
@@ -32,6 +33,7 @@ _EVENT_KEYS_FIRST = ("seq", "ts", "type")
 # shown "stale", an unreadable one "corrupt"; filtering by them filters what is shown.
 DERIVED: tuple[str, ...] = ("running", "stale", "corrupt")
 DISPLAY_STATUSES: tuple[str, ...] = (*STATUSES, "stale", "corrupt")
+UNFINISHED: tuple[str, ...] = ("pending", "running", "paused", "stale")
 
 
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:
@@ -89,6 +91,18 @@ def list_rows(
     parent_id = store.get(parent).id if parent else None
     now = now or utc_now()
     host = socket.gethostname()
+    if status in UNFINISHED:  # every such run is in the live index: the rest stay unread
+        if kind is not None and kind not in KINDS:
+            raise UsageError(f"unknown run kind {kind!r}; expected one of {', '.join(KINDS)}")
+        live = (
+            listing
+            for listing in store.live()
+            if listing.record is not None
+            and (kind is None or listing.record.kind == kind)
+            and (parent_id is None or listing.record.parent_id == parent_id)
+        )
+        rows = [r for r in (row(x, now, host) for x in live) if r["display_status"] == status]
+        return (rows if limit is None else rows[:limit]), len(rows)
     if status is None or status not in DERIVED:
         listings, total = store.page(kind=kind, status=status, parent_id=parent_id, limit=limit)
         return [row(listing, now, host) for listing in listings], total
@@ -103,7 +117,7 @@ def list_rows(
 def detail(run: Run, *, recent: int = 10, now: datetime | None = None) -> dict[str, Any]:
     """Everything ``runs show`` prints: record, input, output, children, recent events."""
     now = now or utc_now()
-    children = [c.id for c in RunStore(run.dir.parent.parent).list(parent_id=run.id)]
+    children = [c.id for c in RunStore(run.dir.parent.parent).children(run.id)]
     record: RunRecord | None = None
     problem: str | None = None
     try:
