@@ -63,9 +63,11 @@ def test_descendants_follow_parent_links(tmp_path: Path) -> None:
     unrelated = store.create("agent", input={})
     broken = store.create("agent", input={}, parent=pipeline)
     broken.paths.run_json.write_text("{not json")  # a corrupt run never breaks the walk
-    tree = {chat.id, orchestrator.id, pipeline.id, *(a.id for a in agents)}
+    # ...and stays in its tree: its parent's children index named it before it existed.
+    below = {*(a.id for a in agents), broken.id}
+    tree = {chat.id, orchestrator.id, pipeline.id, *below}
     assert descendants(tmp_path, chat.id) == tree
-    assert descendants(tmp_path, pipeline.id) == {pipeline.id, *(a.id for a in agents)}
+    assert descendants(tmp_path, pipeline.id) == {pipeline.id, *below}
     assert descendants(tmp_path, unrelated.id) == {unrelated.id}
 
 
@@ -197,3 +199,20 @@ def test_empty_and_damaged_ledgers(repo: Path, cli: Invoke) -> None:
     data = as_decimal(result.stdout)
     assert isinstance(data, dict) and data["total"]["cost_usd"] == Decimal("0.0000125")
     assert '"cost_usd":0.0000125' in result.stdout
+
+
+def test_the_table_shows_the_dearest_runs_and_sums_the_rest(
+    repo: Path, cli: Invoke, trees: dict[str, str]
+) -> None:
+    """A run table of thousands of rows is unreadable and slow to draw; its total still adds up."""
+    wide = {"COLUMNS": "200"}
+    table = cli("cost", "--by", "run", "--limit", "1", cwd=repo, env=wide)
+    assert table.exit_code == 0, table.stderr
+    assert trees["chat"] in table.stdout  # 3 calls: the dearest
+    assert trees["other"] not in table.stdout
+    assert "1 more runs" in table.stdout and "$0.000002" in table.stdout  # the rest, summed
+    assert "$0.000008" in table.stdout  # the total is every row's
+    every = cli("cost", "--by", "run", "--limit", "1", "--all", cwd=repo, env=wide)
+    assert trees["other"] in every.stdout and "more runs" not in every.stdout
+    data = as_decimal(cli("cost", "--by", "run", "--limit", "1", "--json", cwd=repo).stdout)
+    assert isinstance(data, dict) and len(data["rows"]) == 2  # JSON has every row

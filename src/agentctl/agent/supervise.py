@@ -246,7 +246,7 @@ def cancel_run(run: Run, *, grace: float = 3.0, sleep: Callable[[float], None] =
         _signal_group(record.pgid, signal.SIGKILL)
     for pgid in _tool_groups(run):
         _signal_group(pgid, signal.SIGKILL)
-    for child in RunStore(run.dir.parent.parent).list(parent_id=run.id):  # its agents too
+    for child in RunStore(run.dir.parent.parent).children(run.id):  # its agents too
         if child.record is not None and child.record.status not in TERMINAL:
             cancel_run(RunStore(run.dir.parent.parent).get(child.id), grace=grace, sleep=sleep)
     try:  # another canceller (or the run itself) may record the end first: that is fine
@@ -289,7 +289,7 @@ def end_children(run: Run, status: str, reason: str) -> list[str]:
     """
     store = RunStore(run.dir.parent.parent)
     ended: list[str] = []
-    for listing in store.list(parent_id=run.id):
+    for listing in store.children(run.id):
         if listing.record is None or listing.record.status in TERMINAL:
             continue
         child = store.get(listing.id)

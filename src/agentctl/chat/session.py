@@ -257,7 +257,7 @@ def _reopen(store: RunStore, ref: str, chain: list[str], workspace: str) -> Run:
     of the first chat still adds up everything said since.
     """
     if ref == "last":
-        chats = store.list(kind="chat")
+        chats, _ = store.page(kind="chat", limit=1)
         if not chats:
             raise NotFoundError("no chat to resume", hint="start one with agentctl chat")
         ref = chats[0].id

@@ -50,6 +50,17 @@ def cost_command(
             show_default=False,
         ),
     ] = None,
+    limit: Annotated[
+        int,
+        typer.Option(
+            "--limit",
+            min=1,
+            help="At most this many rows in the table (the dearest), the rest summed in one.",
+        ),
+    ] = 50,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Every row in the table. --json always has every row.")
+    ] = False,
     rebuild: Annotated[
         bool,
         typer.Option(
@@ -96,11 +107,13 @@ def cost_command(
     if not result.rows:
         echo(f"no model calls ({scope})")
         return
-    print_report(result, f"cost, {scope}", what_if)
+    print_report(result, f"cost, {scope}", what_if, limit=None if show_all else limit)
 
 
-def print_report(result: Report, title: str, what_if: str | None = None) -> None:
-    """The cost table: one row per group and a total."""
+def print_report(
+    result: Report, title: str, what_if: str | None = None, *, limit: int | None = None
+) -> None:
+    """The cost table: one row per group (the ``limit`` dearest, the rest summed) and a total."""
     from agentctl.cost.pricing import format_usd
 
     columns: tuple[str, ...] = (
@@ -115,7 +128,8 @@ def print_report(result: Report, title: str, what_if: str | None = None) -> None
     if what_if is not None:
         columns += (f"if {what_if}",)
     rows: list[tuple[str, ...]] = []
-    for row in (*result.rows, result.total):
+    shown, rest = result.top(limit)
+    for row in (*shown, *((rest,) if rest is not None else ()), result.total):
         usage = row.usage
         cells: tuple[str, ...] = (
             row.key,

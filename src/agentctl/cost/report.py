@@ -61,6 +61,25 @@ class Report:
     run_ids: frozenset[str] = frozenset()
     problems: tuple[str, ...] = field(default=())
 
+    def top(self, limit: int | None) -> tuple[tuple[Row, ...], Row | None]:
+        """The ``limit`` dearest rows, in the report's order, and one row summing the
+        rest (None when nothing is left out): a table of 20,000 runs is unreadable and
+        slow to draw, and its total must still add up."""
+        if limit is None or len(self.rows) <= limit:
+            return self.rows, None
+        kept = {id(row) for row in sorted(self.rows, key=lambda r: (-r.cost, r.key))[:limit]}
+        shown = tuple(row for row in self.rows if id(row) in kept)
+        rest = [row for row in self.rows if id(row) not in kept]
+        usage = rest[0].usage
+        for row in rest[1:]:
+            usage = usage + row.usage
+        what_if = None
+        if rest[0].what_if_cost is not None:
+            what_if = sum((row.what_if_cost or Decimal(0) for row in rest), Decimal(0))
+        calls = sum(row.calls for row in rest)
+        cost = sum((row.cost for row in rest), Decimal(0))
+        return shown, Row(f"{len(rest):,} more {self.by}s", calls, usage, cost, what_if)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "since": format_ts(self.since) if self.since is not None else None,
@@ -122,20 +141,8 @@ def _report(tallies: Iterable[Tally], *, by: By, what_if: Price | None) -> Repor
 
 
 def descendants(state_dir: Path, run_id: str) -> set[str]:
-    """``run_id`` and every run below it, through ``parent_id`` links."""
-    children: dict[str, list[str]] = {}
-    for listing in RunStore(state_dir).list():
-        record = listing.record
-        if record is not None and record.parent_id is not None:
-            children.setdefault(record.parent_id, []).append(record.id)
-    found = {run_id}
-    todo = [run_id]
-    while todo:
-        for child in children.get(todo.pop(), ()):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
+    """``run_id`` and every run below it (each run's children index, not every run)."""
+    return RunStore(state_dir).descendants(run_id)
 
 
 def parse_since(text: str, *, clock: Callable[[], datetime] = utc_now) -> datetime:

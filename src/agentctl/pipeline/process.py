@@ -141,9 +141,11 @@ def _end_orphan_steps(run: Run) -> None:
     ``running`` for ever.
     """
     store = RunStore(run.dir.parent.parent)
-    for listing in store.list(parent_id=run.id, kind="step"):
+    for listing in store.children(run.id):
         record = listing.record
-        if record is None or record.status in TERMINAL or record.pid == os.getpid():
+        if record is None or record.kind != "step":
+            continue
+        if record.status in TERMINAL or record.pid == os.getpid():
             continue
         with contextlib.suppress(TransitionError):
             store.get(listing.id).transition(
