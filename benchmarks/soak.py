@@ -29,6 +29,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=seed_from_env(100))
     parser.add_argument("--chaos-seconds", type=float, default=120.0)
     parser.add_argument("--max-parallel", type=int, default=4)
+    parser.add_argument("--spawn", choices=("zygote", "exec"), default="zygote")
     parser.add_argument("--keep", type=Path, help="Soak in this folder and keep it (to look).")
     args = parser.parse_args()
     settings = SoakSettings(
@@ -38,6 +39,7 @@ def main() -> int:
         min_kills=args.kills,
         max_parallel=args.max_parallel,
         max_quiet_ticks=150,
+        spawn=args.spawn,
     )
     print(f"soak: {args.tickets} tickets, >= {args.kills} kills, seed {args.seed}", flush=True)
     started = time.monotonic()

@@ -181,7 +181,7 @@ def build_report(
     if run is not None:
         run_ids = descendants(state_dir, RunStore(state_dir).get(run).id)
     ledger = Ledger(state_dir)
-    found = tallies(ledger, since, run_ids=run_ids, what_if=what_if)
+    found = tallies(ledger, since, run_ids=run_ids, what_if=what_if, by_run=grouping == "run")
     result = _report(found, by=grouping, what_if=what_if)
     return replace(
         result, since=since, run_ids=frozenset(run_ids or ()), problems=tuple(ledger.problems)

@@ -157,19 +157,45 @@ class DaySummary:
     groups: tuple[Group, ...]
     problems: tuple[str, ...]
 
+    def coarse(self) -> DaySummary:
+        """The same day by (model, role) only: what a report by model, role or day needs.
 
-def summary_path(path: Path) -> Path:
-    return path.parent / "derived" / f"{path.name.removesuffix('.jsonl')}.summary.json"
+        A day of 3,000 runs has 3,000 groups but a handful of these; the run and root
+        of a coarse group are empty (a report by run never reads them).
+        """
+        merged: dict[tuple[str, str, str | None], Group] = {}
+        for g in self.groups:
+            key = (g.day, g.model, g.role)
+            have = merged.get(key)
+            if have is None:
+                merged[key] = Group(
+                    g.day, g.model, g.role, "", "", g.calls, g.usage, g.cost,
+                    g.first, g.last, g.low, g.high,
+                )  # fmt: skip
+                continue
+            have.calls += g.calls
+            have.usage += g.usage
+            have.cost += g.cost
+            have.first, have.last = min(have.first, g.first), max(have.last, g.last)
+            have.low, have.high = min(have.low, g.low), max(have.high, g.high)
+        return DaySummary(tuple(merged.values()), self.problems)
+
+
+def summary_path(path: Path, kind: str = "summary") -> Path:
+    return path.parent / "derived" / f"{path.name.removesuffix('.jsonl')}.{kind}.json"
 
 
 Cache = dict[Path, tuple[dict[str, Any], "DaySummary"]]
 
 
-def load(path: Path, *, rebuild: bool = False, cache: Cache | None = None) -> DaySummary | None:
+def load(
+    path: Path, *, rebuild: bool = False, cache: Cache | None = None, coarse: bool = False
+) -> DaySummary | None:
     """The summary of day file ``path``, rebuilt (and saved) when missing or stale.
 
     ``cache`` keeps summaries already read by this process (a ``Ledger``'s), still
     checked against the day file: ``status`` asks once per unfinished run.
+    ``coarse``: by (model, role) only (``<day>.totals.json``), made from the summary.
     """
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -187,15 +213,19 @@ def load(path: Path, *, rebuild: bool = False, cache: Cache | None = None) -> Da
             "mtime_ns": st.st_mtime_ns,
             "tail_crc": zlib.crc32(tail),
         }
+        if coarse and not rebuild:
+            totals = _saved(summary_path(path, "totals"), source)
+            if totals is not None:
+                return totals
         if not rebuild:
             known = None if cache is None else cache.get(path)
-            if known is not None and known[0] == source:
-                return known[1]
-            saved = _saved(summary_path(path), source)
+            saved = known[1] if known is not None and known[0] == source else None
+            if saved is None:
+                saved = _saved(summary_path(path), source)
             if saved is not None:
                 if cache is not None:
                     cache[path] = (source, saved)
-                return saved
+                return _coarse(path, source, saved) if coarse else saved
         data = os.pread(fd, st.st_size, 0) if st.st_size else b""
     finally:
         os.close(fd)
@@ -203,7 +233,14 @@ def load(path: Path, *, rebuild: bool = False, cache: Cache | None = None) -> Da
     _save(summary_path(path), source, summary)
     if cache is not None:
         cache[path] = (source, summary)
-    return summary
+    totals = _coarse(path, source, summary) if coarse or rebuild else None
+    return totals if coarse and totals is not None else summary
+
+
+def _coarse(path: Path, source: dict[str, Any], summary: DaySummary) -> DaySummary:
+    totals = summary.coarse()
+    _save(summary_path(path, "totals"), source, totals)
+    return totals
 
 
 def _saved(path: Path, source: dict[str, Any]) -> DaySummary | None:
@@ -274,13 +311,19 @@ def _closed_day(
     until: datetime | None,
     run_ids: set[str] | None,
     what_if: Price | None,
+    coarse: bool = False,
 ) -> tuple[list[Tally], tuple[str, ...]] | None:
     """A closed day's tallies and problems from its summary; None: read its lines.
 
     A run with a group that ``since``/``until`` cuts through, or that the what-if
     long-context band splits, is read call by call from its own lines (run index).
     """
-    summary = load(path, cache=ledger.summaries) if _closed(ledger, path) else None
+    if not _closed(ledger, path):
+        return None
+    # Whole days of a report by model, role or day: its (model, role) totals suffice.
+    whole = since is None or (since.date().isoformat() < path.name.removesuffix(".jsonl"))
+    coarse = coarse and run_ids is None and whole and until is None
+    summary = load(path, cache=ledger.summaries, coarse=coarse)
     if summary is None:
         return None
     kept: list[tuple[str, Tally]] = []
@@ -296,6 +339,8 @@ def _closed_day(
             redo.add(group.run_id)
         else:
             kept.append((group.run_id, tally))
+    if redo and coarse:  # a what-if band splits a (model, role) total: by run, then
+        return _closed_day(ledger, path, since, until, run_ids, what_if)
     found = [tally for run_id, tally in kept if run_id not in redo]
     if redo:
         try:
@@ -333,15 +378,17 @@ def tallies(
     *,
     run_ids: set[str] | None = None,
     what_if: Price | None = None,
+    by_run: bool = True,
 ) -> Iterator[Tally]:
     """What ``ledger.entries(since, until, run_ids=...)`` holds, as tallies to sum.
 
-    Closed days come from their summaries where that is exact, the rest from lines.
+    Closed days come from their summaries where that is exact, the rest from lines;
+    without ``by_run`` (a report by model, role or day) whole days from their totals.
     ``ledger.problems`` is set as ``entries`` sets it.
     """
     ledger.problems = []
     for path in ledger.day_files(since, until, run_ids):
-        done = _closed_day(ledger, path, since, until, run_ids, what_if)
+        done = _closed_day(ledger, path, since, until, run_ids, what_if, coarse=not by_run)
         if done is not None:
             ledger.problems.extend(done[1])
             yield from done[0]
@@ -369,6 +416,7 @@ def rebuild(ledger: Ledger) -> tuple[int, int, int]:
         indexes += 1
     derived = ledger.dir / "derived"
     wanted = {summary_path(p).name for p in days} | {runindex.index_path(p).name for p in days}
+    wanted |= {summary_path(p, "totals").name for p in days}
     try:
         names = os.listdir(derived)
     except FileNotFoundError:

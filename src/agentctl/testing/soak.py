@@ -57,6 +57,7 @@ class SoakSettings:
     max_parallel: int = 4
     copies: int = 6  # scripted turn sets per ticket: resumed and re-dispatched agents need more
     retry_backoff: float = 1.0  # seconds before a failed item's next attempt (then doubling)
+    spawn: str = "zygote"  # [executor] spawn: how agent processes start
 
 
 @dataclass
@@ -113,6 +114,7 @@ def make_project(directory: Path, server: LLMServer, settings: SoakSettings) -> 
         config.write(
             f'\n[orchestrator]\ntriage = "none"\nmax_parallel = {settings.max_parallel}\n'
             f'retry_backoff = "{settings.retry_backoff:g}s"\n'  # ticks come every half second
+            f'\n[executor]\nspawn = "{settings.spawn}"\n'
         )
     _git(root, "commit", "-qam", "soak: green main, orchestrator settings")
     tracker = LocalTracker(root / ".agentctl")
