@@ -170,12 +170,15 @@ REPORTER = textwrap.dedent(
     from agentctl.config import load_config
     from agentctl.workspace import find_workspace
 
+    from agentctl.agent import guard
+
     def report():
         keys = os.read(int(os.environ["AGENTCTL_KEYS_FD"]), 65536)
         fds = sorted(int(f) for f in os.listdir("/proc/self/fd"))
         print(json.dumps({
             "environ": dict(os.environ), "argv": sys.argv, "cwd": os.getcwd(),
-            "session_leader": os.getsid(0) == os.getpid(), "fds": fds,
+            "session": os.getsid(0), "parent": os.getppid(), "run_pid": guard.run_pid(),
+            "supervisor_pipe": guard._EARLY[0][1], "fds": fds,
             "threads": threading.active_count(), "keys": json.loads(keys),
         }), flush=True)
 
@@ -214,9 +217,11 @@ def test_a_forked_child_has_exactly_its_requested_environment_and_descriptors(
     keys_fd = got["environ"].pop("AGENTCTL_KEYS_FD")
     assert got["environ"] == {"PATH": "/usr/bin:/bin", "ONLY": "this"}  # no canary, no key
     assert got["keys"]["use"] == {"K": "sk-the-key"}  # through the pipe only
-    fds = set(got["fds"])  # 0-2, the key pipe and the one listdir itself had open
-    assert {0, 1, 2, int(keys_fd)} <= fds and len(fds) == 5
-    assert got["session_leader"] and got["threads"] == 1
+    fds = set(got["fds"])  # 0-2, the key pipe, the supervisor's pipe and listdir's own
+    assert {0, 1, 2, int(keys_fd), got["supervisor_pipe"]} <= fds and len(fds) == 6
+    # Forked at spawn, the run's supervisor leads its own session; the worker is below it.
+    assert got["run_pid"] == got["parent"] == got["session"] == forked.pid
+    assert got["threads"] == 1
     assert got["argv"] == ["agentctl", "agent", "worker", "R-1"]
     assert got["cwd"] == str(project)
 

@@ -17,6 +17,7 @@ once, so the agent notices and ends ``canceled`` without waiting for a long comm
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import select
 import signal
@@ -27,17 +28,92 @@ from types import FrameType
 
 from agentctl.cost.ledger import Ledger
 from agentctl.errors import TransitionError
-from agentctl.runs import Run, read_journal, utc_now
+from agentctl.runs import Run, RunStore, read_journal, utc_now
 from agentctl.tools import reaper
 
 GRACE = 2.0  # seconds past the deadline the agent gets to end itself
 
+# Split at spawn (a zygote's child): (the supervisor's pid, the pipe to tell it what to
+# supervise). ``split`` then only tells it; the run's pid is the supervisor's.
+_EARLY: list[tuple[int, int]] = []
+
+
+def run_pid() -> int:
+    """The pid a worker records for its run: its supervisor's (which is this process
+    until ``split``, unless the split came first, at spawn)."""
+    return _EARLY[0][0] if _EARLY else os.getpid()
+
+
+def split_at_spawn(keep: set[int]) -> None:
+    """Fork the supervisor now, before the worker's start-up writes to memory it shares
+    with a zygote (what both processes then copy is what was written before the
+    split). Returns in the child, which goes on as the worker; the parent waits for
+    ``split`` to say what to supervise, supervises, and never returns. A worker that
+    ends before it got that far ends the parent with its own exit code. ``keep``:
+    the descriptors the supervisor keeps (its stdout and stderr)."""
+    read_fd, write_fd = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    reaper.become_subreaper()
+    supervisor = os.getpid()
+    try:
+        child = os.fork()
+    except OSError:  # no memory or pids left: split later, as an exec'd worker does
+        os.close(read_fd)
+        os.close(write_fd)
+        return
+    if child == 0:
+        os.close(read_fd)
+        reaper.die_with_parent()
+        if os.getppid() != supervisor:  # the supervisor died before we asked to follow it
+            os._exit(1)
+        reaper.become_subreaper()
+        _EARLY.append((supervisor, write_fd))
+        return
+    os.close(write_fd)
+    for fd in _open_fds() - keep - {read_fd}:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    chunks = []
+    while chunk := os.read(read_fd, 4096):
+        chunks.append(chunk)
+    os.close(read_fd)
+    if not chunks:  # it ended, or died, before it was an agent: end as it did
+        _, status = os.waitpid(child, 0)
+        reaper.kill_left(())
+        code = os.waitstatus_to_exitcode(status)
+        os._exit(code if code >= 0 else 128 - code)
+    told = json.loads(b"".join(chunks))
+    state_dir = Path(told["state_dir"])
+    run = RunStore(state_dir).get(told["run"])
+    code = _supervise(run, child, float(told["left"]), float(told["deadline"]), state_dir)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _open_fds() -> set[int]:
+    try:
+        return {int(name) for name in os.listdir("/proc/self/fd")}
+    except OSError:
+        return set()
+
 
 def split(run: Run, deadline: float, state_dir: Path, *, grace: float = GRACE) -> None:
-    """Fork; return in the child (the agent). The parent supervises it and never returns."""
+    """Fork; return in the child (the agent). The parent supervises it and never returns.
+
+    After ``split_at_spawn`` the supervisor exists already: it is told what to watch."""
     record = run.load()
     started = record.started_at or record.created_at
     left = deadline + grace - (utc_now() - started).total_seconds()
+    if _EARLY:
+        _, told = _EARLY.pop()
+        data = {"run": run.id, "state_dir": str(state_dir), "deadline": deadline, "left": left}
+        try:
+            os.write(told, json.dumps(data).encode())  # far below PIPE_BUF: one write
+        finally:
+            os.close(told)
+        return
     sys.stdout.flush()
     sys.stderr.flush()
     reaper.become_subreaper()

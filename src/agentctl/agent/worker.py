@@ -72,7 +72,7 @@ def work(config: Config, run_id: str) -> int:
     if not take_process_slot(config, run):
         return 0  # canceled while it waited for a process slot: nothing ran
     failpoints.hit("worker.before_start")
-    run.mark_started(os.getpid(), os.getpgid(0))
+    run.mark_started(guard.run_pid(), os.getpgid(0))
     atomic.reserve(run.dir / atomic.RESERVE)  # room for the ending if the disk fills up
     # From here on this is the agent; the process above it enforces the deadline.
     guard.split(run, role.deadline, config.workspace.state_dir)

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from agentctl import failpoints, keystore
+from agentctl.agent import guard
 from agentctl.agent.zygote_paths import ZygotePaths, address
 from agentctl.config import Config
 from agentctl.llm import NO_KEY, PROVIDERS
@@ -299,6 +300,7 @@ def _child(
         os.dup2(log, 1)
         os.dup2(log, 2)
         _close_all_but({0, 1, 2, keys})
+        guard.split_at_spawn(keep={0, 1, 2})  # returns in the worker; keys are its alone
         os.chdir(str(request["cwd"]))
         os.environ.clear()
         os.environ.update({str(k): str(v) for k, v in dict(request["env"]).items()})
