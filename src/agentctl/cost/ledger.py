@@ -189,7 +189,7 @@ class Ledger:
         index: a budget check costs the same on the hundredth day as on the first.
         """
         if role is None and model is None:
-            from agentctl.cost import summary  # it imports this module
+            from agentctl.cost import summary  # lazy: summary imports this module (a cycle)
 
             return summary.spent(self, since, run_ids)
         total = Decimal(0)
