@@ -198,7 +198,9 @@ def spawn_check(config: Config) -> Check:
         return Check("agent spawn", "ok", f"exec: {why}")
     paths = ZygotePaths.of(config.workspace.state_dir)
     pid = paths.running_pid()
-    idle = f"exits after {executor.zygote_idle:g}s idle"
+    seconds = executor.zygote_idle
+    span = f"{seconds / 60:g}m" if seconds % 60 == 0 else f"{seconds:g}s"
+    idle = f"exits after {span} without a spawn"
     if pid is not None:
         return Check("agent spawn", "ok", f"zygote: warm (pid {pid}, {paths.socket}); {idle}")
     return Check("agent spawn", "ok", f"zygote: started by the first agent; {idle}")
