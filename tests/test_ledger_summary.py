@@ -215,7 +215,7 @@ def test_closed_days_and_indexed_lines_are_not_parsed_again(
     today = files[-1].read_bytes().count(b"\n")
     parsed.clear()
     build_report(state, by="model", since=since)
-    assert len(parsed) == today  # only the open day, from its lines
+    assert parsed == []  # closed days from their totals, the open day from its partial
     ledger = Ledger(state)
     ids = {history["agent"]}
     spent = ledger.spent(since=None, run_ids=ids)
@@ -299,3 +299,58 @@ for i in range(30):
         assert sum(e.cost for e in ledger.entries(run_ids=ids)) == full
     index = runindex.load(ledger.path_for(utc_now().date()))
     assert len(index) == 120 and not index.torn
+
+
+def plain(state: Path, by: str, since: datetime | None) -> tuple[str, str]:
+    """(ours, the raw lines') JSON report, without a what-if price."""
+    ledger = Ledger(state)
+    found, problems = [], []
+    for path in ledger.day_files(since, None, None):
+        found.extend(e for e in ledger.read_day(path) if since is None or e.ts >= since)
+        problems.extend(ledger.problems)
+        ledger.problems = []
+    expected = replace(report(found, by=check_by(by)), since=since)
+    result = build_report(state, by=by, since=since)
+    return (
+        dumps({**result.to_json(), "problems": list(result.problems)}),
+        dumps({**expected.to_json(), "problems": problems}),
+    )
+
+
+def test_the_open_day_is_summed_as_it_grows_torn_tails_and_rewrites_included(
+    repo: Path, history: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = repo / ".agentctl"
+    ledger = Ledger(state)
+    today = ledger.path_for(utc_now().date())
+    partial = state / "ledger" / "derived" / f"{utc_now().date().isoformat()}.partial.json"
+    since = midnight(4)
+    for by in ("model", "role", "day"):
+        mine, lines = plain(state, by, since)
+        assert mine == lines, by
+    assert partial.exists()
+    parsed: list[int] = []
+    real = entry_module.parse_line
+
+    def counting(name: str, number: int, line: bytes) -> object:
+        parsed.append(number)
+        return real(name, number, line)
+
+    monkeypatch.setattr(summary, "parse_line", counting)
+    count = today.read_bytes().count(b"\n")
+    ledger.record(make_entry(utc_now(), run_id=history["agent"], role="dev", model="opus"))
+    with today.open("ab") as handle:
+        handle.write(b'{"torn')  # a writer died mid-line
+    mine, lines = plain(state, "model", since)
+    torn = f"{today.name}: torn last line"
+    assert mine == lines and torn in mine
+    assert parsed == [count + 1]  # only the new complete line
+    ledger.record(make_entry(utc_now(), run_id=history["other"], model="haiku"))  # cuts it
+    parsed.clear()
+    mine, lines = plain(state, "role", since)
+    assert mine == lines and torn not in mine and parsed == [count + 2]
+    rewritten = today.read_bytes().split(b"\n")
+    today.unlink()  # a new file under the same name: the partial no longer fits
+    today.write_bytes(b"\n".join(rewritten[:2]) + b"\n")
+    mine, lines = plain(state, "model", since)
+    assert mine == lines

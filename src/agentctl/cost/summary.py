@@ -21,6 +21,7 @@ always read from its lines, with the run index for run queries (``runindex``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import zlib
@@ -293,6 +294,95 @@ def _save(path: Path, source: dict[str, Any], summary: DaySummary) -> None:
         pass  # derived: it costs only time to rebuild it
 
 
+def open_totals(path: Path) -> DaySummary | None:
+    """The open day's (model, role) totals, kept as its file grows: ``<day>.partial.json``
+    holds the totals of the complete lines up to a byte offset (and how many lines that
+    is, for the problems' line numbers); a read parses only the lines past it.
+
+    The partial is trusted while the day file has the same inode, is not shorter, and
+    the 4 KiB before the offset still have the recorded CRC; else it starts over. Only
+    complete lines are summed, so the next writer's cut of a torn tail (bytes after the
+    last newline) never reaches them. Readers racing each other each save a consistent
+    partial (atomic replace): whichever lands is right.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise state_error(exc, path, "read") from exc
+    where = summary_path(path, "partial")
+    try:
+        st = os.fstat(fd)
+        start, lines = 0, 0
+        groups: dict[tuple[str, str, str | None], Group] = {}
+        problems: list[str] = []
+        saved = _partial(where)
+        if saved is not None and saved["ino"] == st.st_ino and saved["upto"] <= st.st_size:
+            upto = int(saved["upto"])
+            back = min(_TAIL, upto)
+            if zlib.crc32(os.pread(fd, back, upto - back)) == saved["crc"]:
+                start, lines = upto, int(saved["lines"])
+                groups = {(g.day, g.model, g.role): g for g in saved["groups"]}
+                problems = list(saved["problems"])
+        data = os.pread(fd, st.st_size - start, start) if st.st_size > start else b""
+    finally:
+        os.close(fd)
+    cut = data.rfind(b"\n") + 1  # complete lines only
+    for line in data[:cut].split(b"\n")[:-1]:
+        lines += 1
+        entry, problem = parse_line(path.name, lines, line)
+        if problem is not None:
+            problems.append(problem)
+        if entry is None:
+            continue
+        key = (entry.day.isoformat(), entry.model, entry.role)
+        group = groups.get(key)
+        if group is None:
+            prompt = entry.usage.prompt_tokens
+            groups[key] = Group(
+                *key, "", "", 1, entry.usage, entry.cost, entry.ts, entry.ts, prompt, prompt
+            )
+        else:
+            group.add(entry)
+    if cut:
+        upto = start + cut
+        back = min(_TAIL, upto)
+        tail: bytes | None = data[cut - back : cut] if back <= cut else None
+        if tail is None:  # the 4 KiB reach back before what was read now
+            with contextlib.suppress(OSError), path.open("rb") as again:
+                again.seek(upto - back)
+                tail = again.read(back)
+        value = {
+            "version": VERSION,
+            "ino": st.st_ino,
+            "upto": upto,
+            "lines": lines,
+            "crc": zlib.crc32(tail or b""),
+            "problems": problems,
+            "groups": [g.to_json() for g in groups.values()],
+        }
+        with contextlib.suppress(OSError, StateError):  # derived: it costs only time
+            where.parent.mkdir(exist_ok=True)
+            write_bytes(where, json.dumps(value, ensure_ascii=False).encode(), durable=False)
+    torn = [f"{path.name}: torn last line skipped"] if data[cut:] else []
+    return DaySummary(tuple(groups.values()), (*torn, *problems))
+
+
+def _partial(path: Path) -> dict[str, Any] | None:
+    try:
+        value = json.loads(path.read_bytes())
+        if value["version"] != VERSION:
+            return None
+        value["groups"] = [Group.from_json(row) for row in value["groups"]]
+        for name in ("ino", "upto", "lines", "crc"):
+            int(value[name])
+        value["problems"] = [str(p) for p in value["problems"]]
+    except (OSError, ValueError, KeyError, TypeError, ArithmeticError):
+        return None
+    return dict(value)
+
+
 def _within(group: Group, since: datetime | None, until: datetime | None) -> bool | None:
     """Whether every call of ``group`` is in ``since..until`` (None: some are, some not)."""
     inside = (since is None or group.first >= since) and (until is None or group.last < until)
@@ -318,12 +408,16 @@ def _closed_day(
     A run with a group that ``since``/``until`` cuts through, or that the what-if
     long-context band splits, is read call by call from its own lines (run index).
     """
-    if not _closed(ledger, path):
-        return None
-    # Whole days of a report by model, role or day: its (model, role) totals suffice.
+    # Whole days of a report by model, role or day: its (model, role) totals suffice,
+    # also for the open day (kept as it grows); otherwise only closed days summarise.
     whole = since is None or (since.date().isoformat() < path.name.removesuffix(".jsonl"))
     coarse = coarse and run_ids is None and whole and until is None
-    summary = load(path, cache=ledger.summaries, coarse=coarse)
+    if _closed(ledger, path):
+        summary = load(path, cache=ledger.summaries, coarse=coarse)
+    elif coarse:
+        summary = open_totals(path)
+    else:
+        return None
     if summary is None:
         return None
     kept: list[tuple[str, Tally]] = []
@@ -416,7 +510,7 @@ def rebuild(ledger: Ledger) -> tuple[int, int, int]:
         indexes += 1
     derived = ledger.dir / "derived"
     wanted = {summary_path(p).name for p in days} | {runindex.index_path(p).name for p in days}
-    wanted |= {summary_path(p, "totals").name for p in days}
+    wanted |= {summary_path(p, kind).name for p in days for kind in ("totals", "partial")}
     try:
         names = os.listdir(derived)
     except FileNotFoundError:
