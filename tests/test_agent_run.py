@@ -60,6 +60,28 @@ def project(tmp_path: Path, server: LLMServer, monkeypatch: pytest.MonkeyPatch) 
     return repo
 
 
+@pytest.fixture(params=["zygote", "exec"])
+def spawn(request: pytest.FixtureRequest, project: Path) -> str:
+    """How agent processes start: forked by the zygote (the default) or exec'd; a forked
+    agent is cancelled, killed, resumed and gc'd exactly like an exec'd one."""
+    how = str(request.param)
+    if how != "zygote":
+        set_spawn(project, how)
+    return how
+
+
+def set_spawn(root: Path, how: str) -> None:
+    config = root / "agentctl.toml"
+    config.write_text(config.read_text() + f'\n[executor]\nspawn = "{how}"\n')
+    git(root, "commit", "-qam", f"spawn = {how}")
+
+
+def spawns(root: Path, run_id: str) -> list[str]:
+    """How each worker of the run started, from its journal."""
+    events = read_journal(RunStore(root / ".agentctl").get(run_id).paths.events).events
+    return [str(e.get("spawn")) for e in events if e["type"] == "process.spawned"]
+
+
 def unittest_passes(repo: Path) -> bool:
     done = subprocess.run([sys.executable, "-m", "unittest", "-q"], cwd=repo, capture_output=True)
     return done.returncode == 0
@@ -179,16 +201,18 @@ def process_running(marker: str) -> bool:
 
 
 def test_cancel_kills_the_agent_and_what_its_commands_left_behind(
-    project: Path, server: LLMServer, cli: Invoke
+    spawn: str, project: Path, server: LLMServer, cli: Invoke
 ) -> None:
     server.script("chat-x", Turn.tool_call("bash", {"command": "sleep 987 & sleep 986"}))
     run_id = cli("agent", "run", "dev", "x", "--model", "chat", "--detach").stdout.strip()
     run = RunStore(project / ".agentctl").get(run_id)
     wait_for(lambda: process_running("sleep 986"))
+    assert process_running(f"agent worker {run_id}")  # what ps shows, forked or not
     assert cli("runs", "cancel", run_id, "--grace", "0.5").exit_code == 0
     wait_for(lambda: not process_running("sleep 98"), timeout=5)
     assert run.load().status == "canceled"
-    assert not process_running(f"agent worker {run_id}")
+    wait_for(lambda: not process_running(f"agent worker {run_id}"), timeout=5)
+    assert spawns(project, run_id) == [spawn]
 
 
 def test_ctrl_c_in_a_foreground_run_cancels_it_and_its_commands(
@@ -234,7 +258,9 @@ def test_kill_9_mid_tool_then_resume_does_not_redo_finished_calls(
     assert "was interrupted before it finished" in interrupted
 
 
-def test_kill_9_mid_stream_then_resume(project: Path, server: LLMServer, cli: Invoke) -> None:
+def test_kill_9_mid_stream_then_resume_then_gc(
+    spawn: str, project: Path, server: LLMServer, cli: Invoke
+) -> None:
     server.script(
         "chat-x",
         Turn.tool_call("write", {"path": "a.txt", "content": "a"}),
@@ -251,6 +277,9 @@ def test_kill_9_mid_stream_then_resume(project: Path, server: LLMServer, cli: In
     writes = [e for e in read_journal(run.paths.events).events if e["type"] == "tool.start"]
     assert len(writes) == 1
     assert (project / "a.txt").read_text() == "a"
+    assert spawns(project, run_id) == [spawn, spawn]
+    assert cli("runs", "gc", "--older-than", "0s").exit_code == 0
+    assert not run.dir.exists()
 
 
 def test_a_message_to_the_inbox_reaches_the_model_next_turn(

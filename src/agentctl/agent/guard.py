@@ -52,22 +52,15 @@ def split_at_spawn(keep: set[int]) -> None:
     ends before it got that far ends the parent with its own exit code. ``keep``:
     the descriptors the supervisor keeps (its stdout and stderr)."""
     read_fd, write_fd = os.pipe()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    reaper.become_subreaper()
     supervisor = os.getpid()
     try:
-        child = os.fork()
+        child = _fork()
     except OSError:  # no memory or pids left: split later, as an exec'd worker does
         os.close(read_fd)
         os.close(write_fd)
         return
     if child == 0:
         os.close(read_fd)
-        reaper.die_with_parent()
-        if os.getppid() != supervisor:  # the supervisor died before we asked to follow it
-            os._exit(1)
-        reaper.become_subreaper()
         _EARLY.append((supervisor, write_fd))
         return
     os.close(write_fd)
@@ -92,6 +85,22 @@ def split_at_spawn(keep: set[int]) -> None:
     os._exit(code)
 
 
+def _fork() -> int:
+    """Fork below this process made a subreaper; in the child (0 returned) it follows
+    its parent's death and adopts its own orphans. Raises ``OSError`` (no fork)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    reaper.become_subreaper()
+    supervisor = os.getpid()
+    child = os.fork()
+    if child == 0:
+        reaper.die_with_parent()
+        if os.getppid() != supervisor:  # the supervisor died before we asked to follow it
+            os._exit(1)
+        reaper.become_subreaper()
+    return child
+
+
 def _open_fds() -> set[int]:
     try:
         return {int(name) for name in os.listdir("/proc/self/fd")}
@@ -105,7 +114,8 @@ def split(run: Run, deadline: float, state_dir: Path, *, grace: float = GRACE) -
     After ``split_at_spawn`` the supervisor exists already: it is told what to watch."""
     record = run.load()
     started = record.started_at or record.created_at
-    left = deadline + grace - (utc_now() - started).total_seconds()
+    # A run resumed past its deadline still gets the grace to end itself cleanly.
+    left = max(deadline + grace - (utc_now() - started).total_seconds(), grace)
     if _EARLY:
         _, told = _EARLY.pop()
         data = {"run": run.id, "state_dir": str(state_dir), "deadline": deadline, "left": left}
@@ -114,23 +124,14 @@ def split(run: Run, deadline: float, state_dir: Path, *, grace: float = GRACE) -
         finally:
             os.close(told)
         return
-    sys.stdout.flush()
-    sys.stderr.flush()
-    reaper.become_subreaper()
-    supervisor = os.getpid()
     try:
-        child = os.fork()
+        child = _fork()
     except OSError as exc:  # no memory or pids left: run unsupervised rather than not at all
         sys.stderr.write(f"agentctl: no deadline supervisor ({exc}); the loop checks it alone\n")
         return
     if child == 0:
-        reaper.die_with_parent()
-        if os.getppid() != supervisor:  # the supervisor died before we asked to follow it
-            os._exit(1)
-        reaper.become_subreaper()
         return
-    # A run resumed past its deadline still gets the grace to end itself cleanly.
-    code = _supervise(run, child, max(left, grace), deadline, state_dir)
+    code = _supervise(run, child, left, deadline, state_dir)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

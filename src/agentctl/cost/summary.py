@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
 VERSION = 1
 _TAIL = 4096  # bytes of the day file whose CRC the summary keeps
+_Key = tuple[str, str, str | None, str, str]  # day, model, role, root, run ("": a total)
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,24 +261,28 @@ def _build(name: str, data: bytes) -> DaySummary:
     """Exactly what ``Ledger._read`` makes of ``data``, summed by group."""
     lines = data.split(b"\n")
     problems = [f"{name}: torn last line skipped"] if lines.pop() else []
-    groups: dict[tuple[str, str, str | None, str, str], Group] = {}
+    groups: dict[_Key, Group] = {}
     for number, line in enumerate(lines, start=1):
         entry, problem = parse_line(name, number, line)
         if problem is not None:
             problems.append(problem)
         if entry is None:
             continue
-        day = entry.day.isoformat()
-        key = (day, entry.model, entry.role, entry.root_id, entry.run_id)
-        group = groups.get(key)
-        if group is None:
-            prompt = entry.usage.prompt_tokens
-            groups[key] = Group(
-                *key, 1, entry.usage, entry.cost, entry.ts, entry.ts, prompt, prompt
-            )
-        else:
-            group.add(entry)
+        _add(groups, entry, by_run=True)
     return DaySummary(tuple(groups.values()), tuple(problems))
+
+
+def _add(groups: dict[_Key, Group], entry: Entry, *, by_run: bool) -> None:
+    """Count ``entry`` in its group: by (day, model, role, root, run), or without the
+    run and root (a day's totals)."""
+    run = (entry.root_id, entry.run_id) if by_run else ("", "")
+    key: _Key = (entry.day.isoformat(), entry.model, entry.role, *run)
+    group = groups.get(key)
+    if group is None:
+        prompt = entry.usage.prompt_tokens
+        groups[key] = Group(*key, 1, entry.usage, entry.cost, entry.ts, entry.ts, prompt, prompt)
+    else:
+        group.add(entry)
 
 
 def _save(path: Path, source: dict[str, Any], summary: DaySummary) -> None:
@@ -315,7 +320,7 @@ def open_totals(path: Path) -> DaySummary | None:
     try:
         st = os.fstat(fd)
         start, lines = 0, 0
-        groups: dict[tuple[str, str, str | None], Group] = {}
+        groups: dict[_Key, Group] = {}
         problems: list[str] = []
         saved = _partial(where)
         if saved is not None and saved["ino"] == st.st_ino and saved["upto"] <= st.st_size:
@@ -323,7 +328,7 @@ def open_totals(path: Path) -> DaySummary | None:
             back = min(_TAIL, upto)
             if zlib.crc32(os.pread(fd, back, upto - back)) == saved["crc"]:
                 start, lines = upto, int(saved["lines"])
-                groups = {(g.day, g.model, g.role): g for g in saved["groups"]}
+                groups = {(g.day, g.model, g.role, "", ""): g for g in saved["groups"]}
                 problems = list(saved["problems"])
         data = os.pread(fd, st.st_size - start, start) if st.st_size > start else b""
     finally:
@@ -336,15 +341,7 @@ def open_totals(path: Path) -> DaySummary | None:
             problems.append(problem)
         if entry is None:
             continue
-        key = (entry.day.isoformat(), entry.model, entry.role)
-        group = groups.get(key)
-        if group is None:
-            prompt = entry.usage.prompt_tokens
-            groups[key] = Group(
-                *key, "", "", 1, entry.usage, entry.cost, entry.ts, entry.ts, prompt, prompt
-            )
-        else:
-            group.add(entry)
+        _add(groups, entry, by_run=False)
     if cut:
         upto = start + cut
         back = min(_TAIL, upto)
