@@ -112,22 +112,38 @@ class EnvironWatch:
     keys: dict[str, str]
     top: int = 0
     seen: set[int] = field(default_factory=set)
+    workers: set[int] = field(default_factory=set)  # agent and pipeline worker processes
     found: list[str] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
 
     def poll(self) -> None:
         while not self.stop.wait(0.02):
+            try:
+                top = Path(f"/proc/{self.top}/cmdline").read_bytes()
+            except OSError:
+                top = b""
             for entry in os.scandir("/proc"):
                 if not entry.name.isdigit() or int(entry.name) == self.top:
                     continue
                 try:
                     cmdline = Path(entry.path, "cmdline").read_bytes()
-                    if b"agentctl" not in cmdline:
+                    # agentctl processes only: not a `git` whose arguments name a path
+                    # holding "agentctl" (it runs with the user's own environment), nor
+                    # a fork of the top not yet exec'd (the top's own image).
+                    argv = [a for a in cmdline.split(b"\0") if a]
+                    if len(argv) == 1:  # a title set by setproctitle (a forked agent)
+                        argv = argv[0].split(b" ")
+                    ours = (b"-m" in argv and b"agentctl" in argv) or (
+                        bool(argv) and argv[0].endswith(b"/agentctl")
+                    )
+                    if not ours or cmdline == top:
                         continue
                     environ = Path(entry.path, "environ").read_bytes().decode(errors="replace")
                 except OSError:
                     continue
                 self.seen.add(int(entry.name))
+                if b"worker" in argv:
+                    self.workers.add(int(entry.name))
                 self.found += [f"{entry.name}: {n}" for n in leaked(environ, self.keys)]
 
 
@@ -258,6 +274,7 @@ def _run_hostile_pipeline(
     assert process.returncode == 0, text
     assert "merged" in text
     assert watch.seen, "no agentctl process below the top was observed"
+    assert watch.workers, "no worker process was observed"
     assert watch.found == []
 
     bodies = json.dumps([r.body for r in server.requests])
