@@ -52,11 +52,15 @@ class SoakSettings:
     tick_gap: float = 0.5  # seconds between ticks
     max_quiet_ticks: int = 60  # ticks after the chaos before giving up on quiet
     lock_kill_rate: float = 0.05  # per 50 ms look while a process holds the merge-queue lock
-    stuck_ticks: int = 8  # ...or this many ticks in a row that changed nothing
+    stuck_ticks: int = 20  # ...or this many ticks in a row that changed nothing
     tick_timeout: float = 60.0
     max_parallel: int = 4
     copies: int = 6  # scripted turn sets per ticket: resumed and re-dispatched agents need more
     retry_backoff: float = 1.0  # seconds before a failed item's next attempt (then doubling)
+    # A run whose worker died before it began is started again after this (2 minutes in
+    # real use, an hour of a soak's compressed time); with stuck_ticks it lets the soak
+    # see that happen instead of calling the run stuck.
+    stale_after: float = 10.0
     spawn: str = "zygote"  # [executor] spawn: how agent processes start
 
 
@@ -114,6 +118,7 @@ def make_project(directory: Path, server: LLMServer, settings: SoakSettings) -> 
         config.write(
             f'\n[orchestrator]\ntriage = "none"\nmax_parallel = {settings.max_parallel}\n'
             f'retry_backoff = "{settings.retry_backoff:g}s"\n'  # ticks come every half second
+            f'stale_after = "{settings.stale_after:g}s"\n'
             f'\n[executor]\nspawn = "{settings.spawn}"\n'
         )
     _git(root, "commit", "-qam", "soak: green main, orchestrator settings")
