@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from agentctl.config.schema import LongContextPrice, Price
-from agentctl.cost import Ledger, build_report, descendants, dumps, report, runindex, summary
+from agentctl.cost import Ledger, build_report, daytotals, descendants, dumps, report, runindex
 from agentctl.cost import entry as entry_module
 from agentctl.cost import ledger as ledger_module
 from agentctl.cost.report import check_by
@@ -206,7 +206,7 @@ def test_closed_days_and_indexed_lines_are_not_parsed_again(
         parsed.append(number)
         return real(name, number, line)
 
-    for module in (summary, runindex, ledger_module):
+    for module in (daytotals, runindex, ledger_module):
         monkeypatch.setattr(module, "parse_line", counting)
     since = midnight(10)
     build_report(state, by="model", since=since)
@@ -336,7 +336,7 @@ def test_the_open_day_is_summed_as_it_grows_torn_tails_and_rewrites_included(
         parsed.append(number)
         return real(name, number, line)
 
-    monkeypatch.setattr(summary, "parse_line", counting)
+    monkeypatch.setattr(daytotals, "parse_line", counting)
     count = today.read_bytes().count(b"\n")
     ledger.record(make_entry(utc_now(), run_id=history["agent"], role="dev", model="opus"))
     with today.open("ab") as handle:
