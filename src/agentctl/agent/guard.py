@@ -64,9 +64,7 @@ def split_at_spawn(keep: set[int]) -> None:
         _EARLY.append((supervisor, write_fd))
         return
     os.close(write_fd)
-    for fd in _open_fds() - keep - {read_fd}:
-        with contextlib.suppress(OSError):
-            os.close(fd)
+    close_all_but(keep | {read_fd})
     chunks = []
     while chunk := os.read(read_fd, 4096):
         chunks.append(chunk)
@@ -101,11 +99,17 @@ def _fork() -> int:
     return child
 
 
-def _open_fds() -> set[int]:
+def close_all_but(keep: set[int]) -> None:
+    """Close every descriptor of this process not in ``keep`` (a forked child sheds what
+    its parent had open)."""
     try:
-        return {int(name) for name in os.listdir("/proc/self/fd")}
+        open_fds = [int(name) for name in os.listdir("/proc/self/fd")]
     except OSError:
-        return set()
+        open_fds = list(range(3, 1024))
+    for fd in open_fds:
+        if fd not in keep:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 def split(run: Run, deadline: float, state_dir: Path, *, grace: float = GRACE) -> None:

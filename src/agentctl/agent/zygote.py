@@ -299,7 +299,7 @@ def _child(
         os.dup2(devnull, 0)
         os.dup2(log, 1)
         os.dup2(log, 2)
-        _close_all_but({0, 1, 2, keys})
+        guard.close_all_but({0, 1, 2, keys})
         guard.split_at_spawn(keep={0, 1, 2})  # returns in the worker; keys are its alone
         os.chdir(str(request["cwd"]))
         os.environ.clear()
@@ -333,17 +333,6 @@ def _retitle(argv: list[str]) -> None:
     except ImportError:  # the title is for people; the run is the same without it
         return
     setproctitle.setproctitle(" ".join(argv))
-
-
-def _close_all_but(keep: set[int]) -> None:
-    try:
-        open_fds = [int(name) for name in os.listdir("/proc/self/fd")]
-    except OSError:
-        open_fds = list(range(3, 1024))
-    for fd in open_fds:
-        if fd not in keep:
-            with contextlib.suppress(OSError):
-                os.close(fd)
 
 
 class _Code:
