@@ -174,7 +174,7 @@ def test_public_api_is_pinned() -> None:
             "JournalRead", "Listing", "Mailbox", "Message", "Run", "RunPaths", "RunRecord",
             "RunStore", "Status", "check_transition", "follow", "format_ts", "new_run_id",
             "parse_run_id", "parse_ts", "pid_alive", "process_start_token", "read_journal",
-            "stale_reason", "utc_now",
+            "stale_reason", "this_host", "utc_now",
         ]
     )  # fmt: skip
     for name in runs.__all__:

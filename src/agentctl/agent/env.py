@@ -26,7 +26,14 @@ AGENT_ONLY = (
     "XDG_CONFIG_HOME",
     "AGENTCTL_CONFIG_DIR",
     "AGENTCTL_FAILPOINT",
+    "AGENTCTL_HOST",  # a worker's --hostname: its runs record it as their host
 )
+
+
+# Set by a parent whose child must not outlive it (a Celery worker's pipeline and
+# that pipeline's agents): ``python -m agentctl`` asks the kernel for
+# SIGKILL at the parent's death before anything else (``agentctl.__main__``).
+DIE_WITH = "AGENTCTL_DIE_WITH"
 
 
 def agent_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:

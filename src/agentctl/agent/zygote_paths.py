@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agentctl import __version__
+from agentctl.runs.liveness import this_host
 
 MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes; longer paths are reached through /proc
 
@@ -27,7 +28,10 @@ class ZygotePaths:
 
     @classmethod
     def of(cls, state_dir: Path) -> ZygotePaths:
-        digest = hashlib.sha256(f"{sys.executable}\0{__version__}".encode()).hexdigest()
+        # The host too: a state folder shared by several machines (Celery workers) holds
+        # one zygote per host, and a Unix socket never reaches across machines.
+        seed = f"{sys.executable}\0{__version__}\0{this_host()}"
+        digest = hashlib.sha256(seed.encode()).hexdigest()
         return cls(state_dir / "zygote", digest[:12])
 
     def _named(self, suffix: str) -> Path:

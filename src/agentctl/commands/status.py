@@ -13,7 +13,6 @@ apart, so "active runs 0" means nothing is running.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -27,6 +26,7 @@ from agentctl.forges.local import LocalForge
 from agentctl.orchestrator.attempts import Attempts
 from agentctl.orchestrator.home import Home
 from agentctl.runs.journal import last_event
+from agentctl.runs.liveness import this_host
 from agentctl.runs.mailbox import Mailbox
 from agentctl.runs.record import TERMINAL
 from agentctl.runs.store import RunStore
@@ -114,7 +114,7 @@ def _unfinished_runs(
     with 20,000 finished runs costs what one with none does.
     """
     store = RunStore(state_dir)
-    host = socket.gethostname()
+    host = this_host()
     rows = [row(listing, now, host) for listing in store.live()]
     rows = [r for r in rows if r["status"] is not None and r["status"] not in TERMINAL]
     trees = {r["id"]: store.descendants(r["id"]) for r in rows}
@@ -141,6 +141,7 @@ def _unfinished_runs(
                 "model": r["model"],
                 "ticket": r["ticket"],
                 "parent_id": r["parent_id"],
+                "host": r.get("host"),  # a Celery worker's name, or this machine's
                 "age_s": r["age_s"],
                 "stale": r["stale"],
                 "cost_usd": _usd(spent),

@@ -16,7 +16,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import socket
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,7 +30,7 @@ from agentctl.cost.ledger import Entry, Ledger, report_once
 from agentctl.cost.pricing import plain, usd
 from agentctl.errors import BudgetExceeded
 from agentctl.llm.types import Usage
-from agentctl.runs.liveness import pid_alive, process_start_token
+from agentctl.runs.liveness import pid_alive, process_start_token, this_host
 from agentctl.runs.oserrors import state_error
 from agentctl.runs.record import RunRecord
 from agentctl.runs.timefmt import format_ts, parse_ts, utc_now
@@ -108,7 +107,7 @@ class Reservations:
         self._lock_path = ledger.dir / "holds.lock"
         self._clock = clock
         self.max_age = max_age
-        self._host = socket.gethostname()
+        self._host = this_host()
 
     def reserve(
         self,

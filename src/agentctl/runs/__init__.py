@@ -6,7 +6,7 @@ package and must start fast with a thousand runs on disk.
 
 from agentctl.runs.ids import KINDS, new_run_id, parse_run_id
 from agentctl.runs.journal import Journal, JournalRead, follow, read_journal
-from agentctl.runs.liveness import pid_alive, process_start_token, stale_reason
+from agentctl.runs.liveness import pid_alive, process_start_token, stale_reason, this_host
 from agentctl.runs.mailbox import Mailbox, Message
 from agentctl.runs.record import (
     SCHEMA_VERSION,
@@ -47,5 +47,6 @@ __all__ = [
     "process_start_token",
     "read_journal",
     "stale_reason",
+    "this_host",
     "utc_now",
 ]

@@ -8,9 +8,19 @@ counts there.
 from __future__ import annotations
 
 import os
+import socket
 from datetime import datetime, timedelta
 
 from agentctl.runs.record import RunRecord
+
+HOST_ENV = "AGENTCTL_HOST"
+
+
+def this_host() -> str:
+    """The name this process's runs record as their host: ``$AGENTCTL_HOST`` (a worker's
+    ``--hostname``), else the machine's name. Two workers on one machine with different
+    names judge each other's runs as another host's: by heartbeat age, never by pid."""
+    return os.environ.get(HOST_ENV) or socket.gethostname()
 
 
 def _proc_stat(pid: int) -> list[str] | None:

@@ -23,7 +23,7 @@ from agentctl import atomic, keystore
 from agentctl.errors import CorruptStateError, StateError
 from agentctl.runs.ids import parse_run_id
 from agentctl.runs.journal import Journal
-from agentctl.runs.liveness import process_start_token
+from agentctl.runs.liveness import process_start_token, this_host
 from agentctl.runs.mailbox import Mailbox
 from agentctl.runs.oserrors import state_error
 from agentctl.runs.record import (
@@ -130,13 +130,11 @@ class Run:
 
     def mark_started(self, pid: int, pgid: int) -> RunRecord:
         """Record the process now running this run (with its start token) and go running."""
-        import socket  # here, not at the top: `runs list` never needs it
-
         identity: dict[str, Any] = {
             "pid": pid,
             "pgid": pgid,
             "pid_start": process_start_token(pid),
-            "host": socket.gethostname(),
+            "host": this_host(),
         }
         with self._locked():
             return self._move(self.load(), "running", None, failure=None, **identity)

@@ -8,7 +8,6 @@ with its problem, never as "pending".
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 from agentctl.errors import StateError, UsageError
 from agentctl.runs.ids import KINDS
 from agentctl.runs.journal import follow, read_journal
-from agentctl.runs.liveness import stale_reason
+from agentctl.runs.liveness import stale_reason, this_host
 from agentctl.runs.record import STATUSES, TERMINAL, RunRecord
 from agentctl.runs.run import Run
 from agentctl.runs.store import Listing, RunStore
@@ -90,7 +89,7 @@ def list_rows(
     store = RunStore(state_dir)
     parent_id = store.get(parent).id if parent else None
     now = now or utc_now()
-    host = socket.gethostname()
+    host = this_host()
     if status in UNFINISHED:  # every such run is in the live index: the rest stay unread
         if kind is not None and kind not in KINDS:
             raise UsageError(f"unknown run kind {kind!r}; expected one of {', '.join(KINDS)}")
@@ -131,7 +130,7 @@ def detail(run: Run, *, recent: int = 10, now: datetime | None = None) -> dict[s
             record,
             heartbeat_at,
             now,
-            host=socket.gethostname(),
+            host=this_host(),
             heartbeat_timeout=DEFAULT_STALE_AFTER,
         )
         if record
