@@ -11,10 +11,24 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from agentctl.commands.init import init_workspace
 from agentctl.trackers.local import LocalTracker
 
-HEAVY = ("anthropic", "openai", "gql", "git", "graphql", "httpx", "httpx2", "pydantic_core")
+HEAVY = (
+    "anthropic",
+    "openai",
+    "gql",
+    "git",
+    "graphql",
+    "httpx",
+    "httpx2",
+    "pydantic_core",
+    "celery",
+    "kombu",
+    "redis",
+)
 WORK_ONLY = (
     "agentctl.pipeline.process",
     "agentctl.pipeline.preflight",
@@ -23,11 +37,15 @@ WORK_ONLY = (
     "agentctl.orchestrator.triage",
     "agentctl.cost.reserve",
     "agentctl.llm.call",
+    "agentctl.executors.celery",
 )
 
 
-def test_an_idle_tick_imports_no_sdk_and_no_work_only_module(repo: Path) -> None:
+@pytest.mark.parametrize("executor", ["local", "celery"])
+def test_an_idle_tick_imports_no_sdk_and_no_work_only_module(repo: Path, executor: str) -> None:
     init_workspace(repo, test_command="true", base_branch="main")
+    with (repo / "agentctl.toml").open("a") as config:  # nothing to send: no broker asked
+        config.write(f'\n[executor]\nkind = "{executor}"\n')
     tracker = LocalTracker(repo / ".agentctl")
     for ticket in tracker.list():
         tracker.set_state(ticket.id, "Done")

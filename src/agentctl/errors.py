@@ -205,6 +205,15 @@ class ServiceRateLimitedError(ServiceUnavailableError):
     pass
 
 
+class NotSubmittedError(ServiceUnavailableError):
+    """The run is on disk (``pending``, or its resume requested) but no executor took it:
+    the broker is unreachable. It is not lost: the next tick submits it again."""
+
+    def __init__(self, message: str, *, run_id: str, hint: str | None = None) -> None:
+        super().__init__(message, service="Celery broker", hint=hint)
+        self.run_id = run_id
+
+
 class ServiceRejectedError(ServiceError):
     pass
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from agentctl import keystore
-from agentctl.agent.env import agent_env
+from agentctl.agent.env import DIE_WITH, agent_env
 from agentctl.agent.spawner import Forked, fork_worker
 from agentctl.config import Config
 from agentctl.cost.ledger import Ledger
@@ -38,6 +37,7 @@ from agentctl.runs import (
     pid_alive,
     read_journal,
     stale_reason,
+    this_host,
     utc_now,
 )
 from agentctl.runs.procslots import needs_slot, wait_for_slot
@@ -101,6 +101,36 @@ def start_agent(
     return run
 
 
+def _worker_args(config: Config, run: Run, group: str, extra: tuple[str, ...] = ()) -> list[str]:
+    """``agentctl --workspace W [--set ...] <group> worker RUN`` (the part after ``-m``)."""
+    args = ["--workspace", str(config.workspace.root)]
+    for item in [*extra, *run.read_input().get("sets", [])]:
+        args += ["--set", item]
+    return [*args, group, "worker", run.id]
+
+
+def _keys(config: Config, run: Run, group: str) -> list[str]:
+    """The keys a worker gets: its models', and for a pipeline the tracker's and forge's."""
+    keys = {config.models[m].key_env for m in run.read_input().get("models", ())} - {None}
+    if group == "pipeline":  # a pipeline opens PRs and moves tickets; its agents never do
+        keys |= set(service_keys(config))
+    return sorted(k for k in keys if k)
+
+
+def _bound(config: Config, run: Run, group: str) -> bool:
+    """A pipeline's agent on a Celery worker dies with its pipeline (and so with the
+    worker): a killed worker leaves nothing behind, and the run moves whole to the
+    worker that resumes it. Such agents are exec'd: a zygote's child is not ours."""
+    if group != "agent" or config.settings.executor.kind != "celery":
+        return False
+    parent = run.load().parent_id
+    if parent is None:
+        return False
+    with contextlib.suppress(AgentctlError):
+        return RunStore(run.dir.parent.parent).get(parent).load().kind == "pipeline"
+    return False
+
+
 def spawn_worker(
     config: Config,
     run: Run,
@@ -115,21 +145,15 @@ def spawn_worker(
     value to redact; its environment holds nothing secret. ``environ``, when given,
     stands in for this process's environment and key store.
     """
-    data = run.read_input()
-    keys = {config.models[m].key_env for m in data.get("models", ())} - {None}
-    if group == "pipeline":  # a pipeline opens PRs and moves tickets; its agents never do
-        keys |= set(service_keys(config))
-    args = ["--workspace", str(config.workspace.root)]
-    for item in data.get("sets", []):
-        args += ["--set", item]
-    args += [group, "worker", run.id]
+    args = _worker_args(config, run, group)
+    bound = _bound(config, run, group)
     with (
         run.paths.process_log.open("ab") as log,
-        keystore.handoff(sorted(k for k in keys if k), environ) as handoff,
+        keystore.handoff(_keys(config, run, group), environ) as handoff,
     ):
         env = agent_env(environ)
         fallback = None
-        if group == "agent" and config.settings.executor.spawn == "zygote":
+        if group == "agent" and config.settings.executor.spawn == "zygote" and not bound:
             forked = fork_worker(
                 config,
                 args,
@@ -141,7 +165,11 @@ def spawn_worker(
             if isinstance(forked, Forked):
                 try:
                     run.journal.append(
-                        "process.spawned", durable=True, pid=forked.pid, spawn="zygote"
+                        "process.spawned",
+                        durable=True,
+                        pid=forked.pid,
+                        spawn="zygote",
+                        host=this_host(),
                     )
                 except BaseException:
                     forked.abort()  # it leaves without running: nothing was journaled
@@ -152,16 +180,53 @@ def spawn_worker(
         process = subprocess.Popen(
             [sys.executable, "-m", "agentctl", *args],
             cwd=config.workspace.root,
-            env={**env, **handoff.env},
+            env={**env, **handoff.env, **({DIE_WITH: str(os.getpid())} if bound else {})},
             pass_fds=handoff.pass_fds,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    extra = {"spawn": "exec"} if fallback is None else {"spawn": "exec", "fallback": fallback}
+    extra: dict[str, Any] = {"spawn": "exec", "host": this_host()}
+    if fallback is not None:
+        extra["fallback"] = fallback
+    if bound:
+        extra["bound"] = True
     run.journal.append("process.spawned", durable=True, pid=process.pid, **extra)
     return process.pid
+
+
+def run_attached(config: Config, run: Run, *, sets: tuple[str, ...] = ()) -> int:
+    """Run ``agentctl pipeline worker RUN`` below this process and wait for its exit code.
+
+    A Celery task's way: the pipeline stays in the worker's process group and gets
+    SIGKILL when its parent (the task's pool process) dies, so a worker killed whole
+    leaves no pipeline behind. Keys come from this host's own environment or key file.
+    ``sets`` are the worker's own ``--set`` options (its clone, say).
+    """
+    args = _worker_args(config, run, "pipeline", sets)
+    with (
+        run.paths.process_log.open("ab") as log,
+        keystore.handoff(_keys(config, run, "pipeline")) as handoff,
+    ):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "agentctl", *args],
+            cwd=config.workspace.root,
+            env={**agent_env(), **handoff.env, DIE_WITH: str(os.getpid())},
+            pass_fds=handoff.pass_fds,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        run.journal.append(
+            "process.spawned", durable=True, pid=process.pid, spawn="attached", host=this_host()
+        )
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    return process.wait()
 
 
 def take_process_slot(config: Config, run: Run) -> bool:
@@ -173,7 +238,7 @@ def take_process_slot(config: Config, run: Run) -> bool:
     if not needs_slot(run):
         return True  # a pipeline's step agent runs in its pipeline's slot
     capacity = config.settings.executor.max_processes
-    slot = wait_for_slot(run, config.workspace.state_dir / "locks", capacity)
+    slot = wait_for_slot(run, config.worktree_home / "locks", capacity)  # per host
     if slot is None:
         return False
     _HELD.append(slot)
@@ -205,13 +270,15 @@ def watch(run: Run, *, poll: float = 0.1) -> Iterator[dict[str, Any]]:
 
 
 def latest_worker(run: Run) -> int | None:
-    """The pid of the run's latest worker process, from its journal."""
+    """The pid of the run's latest worker process, from its journal; None when there is
+    none, or it ran on another host (its pid means nothing here)."""
     spawned = [
-        e.get("pid")
-        for e in read_journal(run.paths.events).events
-        if e.get("type") == "process.spawned"
+        e for e in read_journal(run.paths.events).events if e.get("type") == "process.spawned"
     ]
-    return int(spawned[-1]) if spawned and isinstance(spawned[-1], int) else None
+    if not spawned or spawned[-1].get("host", this_host()) != this_host():
+        return None
+    pid = spawned[-1].get("pid")
+    return pid if isinstance(pid, int) else None
 
 
 def _tool_groups(run: Run) -> list[int]:
@@ -230,21 +297,48 @@ def _signal_group(pgid: int, sig: int) -> bool:
     return True
 
 
-def cancel_run(run: Run, *, grace: float = 3.0, sleep: Callable[[float], None] = time.sleep) -> str:
-    """Cancel ``run``: inbox message, SIGTERM to its group, then SIGKILL to all it started."""
+def _stop(pid: int, pgid: int, sig: int) -> None:
+    """Signal a run's process: its whole group when it leads one, else the process alone
+    (a pipeline under a Celery worker shares the worker's group, which must live on)."""
+    if pgid == pid:
+        _signal_group(pgid, sig)
+    else:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+
+
+def cancel_run(
+    run: Run,
+    *,
+    grace: float = 3.0,
+    sleep: Callable[[float], None] = time.sleep,
+    backstop: Callable[[Run], None] | None = None,
+) -> str:
+    """Cancel ``run``: inbox message, SIGTERM to its group, then SIGKILL to all it started.
+
+    A run on another host gets the inbox message alone, and ``grace`` (plus a
+    heartbeat) to end itself; then ``backstop`` (a Celery revoke) if given.
+    """
     record = run.load()
     if record.status in TERMINAL:
         return f"already {record.status}"
     run.inbox.post({"type": "cancel"})
-    alive = bool(record.pid) and record.host == socket.gethostname()
-    if alive and record.pid and record.pgid:
-        _signal_group(record.pgid, signal.SIGTERM)
+    here = record.host is None or record.host == this_host()
+    if here and record.pid and record.pgid:
+        _stop(record.pid, record.pgid, signal.SIGTERM)
         waited = 0.0
         while waited < grace and pid_alive(record.pid, record.pid_start):
             sleep(0.05)
             waited += 0.05
-        _signal_group(record.pgid, signal.SIGKILL)
-    for pgid in _tool_groups(run):
+        _stop(record.pid, record.pgid, signal.SIGKILL)
+    elif not here:  # another host's: it reads its inbox within a heartbeat and ends itself
+        waited = 0.0
+        while waited < grace + HEARTBEAT_EVERY and run.load().status not in TERMINAL:
+            sleep(0.05)
+            waited += 0.05
+        if run.load().status not in TERMINAL and backstop is not None:
+            backstop(run)  # wedged, or its host is gone: the executor's own way
+    for pgid in _tool_groups(run) if here else ():  # another host's groups are not ours
         _signal_group(pgid, signal.SIGKILL)
     for child in RunStore(run.dir.parent.parent).children(run.id):  # its agents too
         if child.record is not None and child.record.status not in TERMINAL:
@@ -295,10 +389,10 @@ def end_children(run: Run, status: str, reason: str) -> list[str]:
         child = store.get(listing.id)
         ended += end_children(child, status, reason)
         record = child.load()
-        here = record.host == socket.gethostname()
+        here = record.host is None or record.host == this_host()
         if record.pgid and record.pid and here and pid_alive(record.pid, record.pid_start):
-            _signal_group(record.pgid, signal.SIGKILL)
-        for pgid in _tool_groups(child):
+            _stop(record.pid, record.pgid, signal.SIGKILL)
+        for pgid in _tool_groups(child) if here else ():
             _signal_group(pgid, signal.SIGKILL)
         try:
             child.transition(status, reason=reason)
@@ -351,7 +445,7 @@ def resume_run(
             record,
             run.heartbeat_at(),
             utc_now(),
-            host=socket.gethostname(),
+            host=this_host(),
             heartbeat_timeout=DEFAULT_STALE_AFTER,
         )
         if stale is None:
@@ -372,9 +466,15 @@ def resume_run(
 class Heartbeat:
     """Beats in a daemon thread; also turns an inbox ``cancel`` into the cancel flag."""
 
-    def __init__(self, run: Run, every: float = HEARTBEAT_EVERY) -> None:
+    def __init__(
+        self,
+        run: Run,
+        every: float = HEARTBEAT_EVERY,
+        on_cancel: Callable[[], None] | None = None,
+    ) -> None:
         self.run = run
         self.every = every
+        self.on_cancel = on_cancel  # a pipeline's: a cancel from another host reaches it here
         self.cancel = threading.Event()
         self._stop = threading.Event()
         self._seen = 0
@@ -393,5 +493,7 @@ class Heartbeat:
             self.run.heartbeat()
             for message in self.run.inbox.read(after=self._seen):
                 self._seen = message.seq
-                if message.body.get("type") == "cancel":
+                if message.body.get("type") == "cancel" and not self.cancel.is_set():
                     self.cancel.set()
+                    if self.on_cancel is not None:
+                        self.on_cancel()

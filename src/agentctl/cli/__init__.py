@@ -52,6 +52,8 @@ COMMANDS: dict[str, str] = {
     "runs": "agentctl.cli.runs:app",
     "orchestrate": "agentctl.cli.orchestrate:app",
     "tickets": "agentctl.cli.tickets:app",
+    "worker": "agentctl.cli.worker:worker_app",
+    "workers": "agentctl.cli.worker:workers_app",
 }
 
 

@@ -210,3 +210,21 @@ def follow_events(run: Any, handle: Callable[[dict[str, Any]], None]) -> bool:
         sys.stderr.write(f"agentctl: canceled {run.id}\n")
         return False
     return True
+
+
+def with_hosts(
+    columns: Sequence[str], rows: Sequence[Sequence[str]], found: Sequence[dict[str, Any]], at: int
+) -> tuple[Sequence[str], Sequence[Sequence[str]]]:
+    """Add a ``host`` column (at index ``at``) when a running run is on another host (a
+    Celery worker); one machine's tables stay as they were."""
+    from agentctl.runs.liveness import this_host
+
+    def where(run: dict[str, Any]) -> str:
+        return str(run.get("host") or "") if run.get("status") == "running" else ""
+
+    if not {where(r) for r in found} - {"", this_host()}:
+        return columns, rows
+    return (
+        [*columns[:at], "host", *columns[at:]],
+        [[*row[:at], where(r), *row[at:]] for row, r in zip(rows, found, strict=True)],
+    )

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from agentctl.cli.context import echo, new_group, print_columns, print_json, state
+from agentctl.cli.context import echo, new_group, print_columns, print_json, state, with_hosts
 
 app = new_group("Runs: every agent, pipeline and chat is a run directory under .agentctl/runs/.")
 
@@ -97,7 +97,7 @@ def list_runs(
     if not rows:
         echo("no runs" + (" match" if kind or status or parent else " yet"))
         return
-    print_columns(
+    columns, table = with_hosts(
         ("id", "kind", "status", "role/pipeline", "model", "age", "took", "reason"),
         [
             (
@@ -112,6 +112,12 @@ def list_runs(
             )
             for row in rows
         ],
+        rows,
+        5,
+    )
+    print_columns(
+        columns,
+        table,
         styles=[_STYLE.get(row["display_status"]) for row in rows],
     )
     if total > len(rows):
@@ -215,11 +221,12 @@ def cancel(
     ] = 3.0,
 ) -> None:
     """Cancel a run: ask it to stop, then kill its whole process group and its tools'."""
-    from agentctl.agent.supervise import cancel_run
+    from agentctl.executors import cancel as cancel_run
     from agentctl.runs import RunStore
 
-    run = RunStore(state(ctx).workspace.state_dir).get(run_id)
-    echo(f"{run.id}: {cancel_run(run, grace=grace)}")
+    app_state = state(ctx)
+    run = RunStore(app_state.workspace.state_dir).get(run_id)
+    echo(f"{run.id}: {cancel_run(run, grace=grace, config=lambda: app_state.config_only)}")
 
 
 @app.command("resume")
@@ -233,8 +240,8 @@ def resume(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Continue an interrupted, failed or paused agent or pipeline where it stopped."""
-    from agentctl.agent.supervise import resume_run
     from agentctl.cli.agent import follow_run
+    from agentctl.executors import resume as resume_run
     from agentctl.runs import RunStore
 
     app_state = state(ctx)

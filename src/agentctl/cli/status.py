@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from agentctl.cli.context import echo as echo_visible
-from agentctl.cli.context import print_columns, print_json, single, state
+from agentctl.cli.context import print_columns, print_json, single, state, with_hosts
 from agentctl.errors import UsageError
 
 _CLEAR = "\x1b[H\x1b[2J"
@@ -176,7 +176,7 @@ def render(view: dict[str, Any]) -> None:
 
 
 def _run_table(runs: list[dict[str, Any]]) -> None:
-    print_columns(
+    columns, table = with_hosts(
         ("id", "kind", "status", "role/pipeline", "step", "model", "ticket", "age", "cost"),
         [
             (
@@ -192,6 +192,12 @@ def _run_table(runs: list[dict[str, Any]]) -> None:
             )
             for run in runs
         ],
+        runs,
+        7,
+    )
+    print_columns(
+        columns,
+        table,
         styles=[_STYLE.get(run["display_status"]) for run in runs],
     )
 

@@ -8,6 +8,7 @@ mistake found is reported, each as one ``ConfigError`` naming file, line and fix
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from agentctl.config.schema import Model, Pipeline, Role, Settings
 from agentctl.config.validate import check_settings, resolve_pipelines
 from agentctl.errors import ConfigError, NotFoundError
 from agentctl.workspace import (
+    STATE_NAME,
     Workspace,
     find_workspace,
     shipped_defaults,
@@ -48,6 +50,14 @@ class Config:
     @property
     def roles(self) -> Mapping[str, Role]:
         return self.settings.roles
+
+    @property
+    def worktree_home(self) -> Path:
+        """Where pipelines make their worktrees (``<here>/worktrees``): the state folder,
+        or on a Celery worker its own clone's, never the state folder the hosts share."""
+        if self.settings.executor.celery.workspace and self.workspace.git_root:
+            return self.workspace.git_root / STATE_NAME
+        return self.workspace.state_dir
 
     def model(self, name: str) -> Model:
         return _pick("model", name, self.settings.models, "agentctl models list")
@@ -116,4 +126,10 @@ def load_config(
     issues += list(check_settings(settings, pipelines, owners))
     if issues:
         raise _errors(layers, issues)
+    checkout = settings.executor.celery.workspace
+    if checkout:  # a Celery worker: its pipelines work in its own clone, state stays shared
+        path = Path(checkout).expanduser()
+        workspace = dataclasses.replace(
+            workspace, git_root=(path if path.is_absolute() else workspace.root / path).resolve()
+        )
     return Config(settings, pipelines, workspace, tuple(layers.files), dict(layers.origins))

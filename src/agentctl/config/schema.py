@@ -29,7 +29,7 @@ Sandbox = Literal["auto", "none", "strict"]
 RoleResult = Literal["text", "verdict"]
 TrackerKind = Literal["local", "linear"]
 ForgeKind = Literal["local", "github"]
-ExecutorKind = Literal["local"]
+ExecutorKind = Literal["local", "celery"]
 SpawnKind = Literal["zygote", "exec"]
 Triage = Literal["model", "none"]
 MergeMethod = Literal["merge", "squash", "rebase"]
@@ -334,8 +334,34 @@ class Forge:
 
 
 @dataclass(frozen=True, slots=True)
+class CeleryExecutor:
+    broker_url: str = field(
+        default="redis://127.0.0.1:6379/0", metadata=doc("the Redis broker (no password here)")
+    )
+    broker_url_env: str | None = field(
+        default=None, metadata=doc("env var holding the broker URL (wins; may hold a password)")
+    )
+    queue: str = field(default="agentctl", metadata=doc("the queue pipelines are sent to"))
+    visibility_timeout: Duration = field(
+        default=14400.0,
+        metadata=doc(
+            "unacknowledged this long, a task is delivered again: > longest pipeline", min=1
+        ),
+    )
+    workspace: str | None = field(
+        default=None,
+        metadata=doc("on a worker: its own clone of the repository, where its pipelines work"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Executor:
-    kind: ExecutorKind = field(default="local", metadata=doc("local processes"))
+    kind: ExecutorKind = field(
+        default="local", metadata=doc("local: processes on this machine | celery: worker hosts")
+    )
+    celery: CeleryExecutor = field(
+        default_factory=CeleryExecutor, metadata=doc("[executor.celery]")
+    )
     max_processes: int = field(
         default=8, metadata=doc("agent and pipeline processes at once in this workspace", min=1)
     )

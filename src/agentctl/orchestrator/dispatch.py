@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from agentctl.agent.supervise import resume_run
-from agentctl.errors import AgentctlError, PreflightError
+from agentctl.errors import AgentctlError, NotSubmittedError, PreflightError
 from agentctl.orchestrator.attempts import ticket_key
 from agentctl.orchestrator.context import TickContext
 from agentctl.orchestrator.items import Items, ticket_of
@@ -153,6 +153,13 @@ class Dispatch:
                 parent=ctx.parent(),
                 preflight=False,  # made above, for a merge by the orchestrator
             )
+        except NotSubmittedError as exc:  # on disk, pending: the ticket is its, said once
+            ctx.changed_runs()
+            home.set_lease(
+                ticket, {**lease, "ticket": ticket, "token": token, "run_id": exc.run_id}
+            )
+            self.items.count(state, ticket_key(ticket), what, ctx.store.get(exc.run_id))
+            raise
         except AgentctlError:
             home.release(ticket, token)  # nothing started: the next tick may try again
             raise
@@ -214,6 +221,8 @@ class Dispatch:
         run = self.ctx.store.get(run_id)
         if run.load().status != "pending":
             return  # running ones are the reaper's; ended ones are settled elsewhere
+        if self.ctx.config.settings.executor.kind != "local":
+            return  # a queued task may still start it: the reaper resubmits it in time
         try:
             resume_run(self.ctx.config, run)
         except AgentctlError:

@@ -12,7 +12,6 @@ message) or the ticket moved back to the ready state by hand.
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +19,7 @@ from agentctl.agent.supervise import end_children, latest_worker
 from agentctl.errors import AgentctlError
 from agentctl.orchestrator.attempts import FailureClass, branch_key, ticket_key
 from agentctl.orchestrator.context import TickContext
-from agentctl.runs import TERMINAL, Run, RunRecord, pid_alive
+from agentctl.runs import TERMINAL, Run, RunRecord, pid_alive, this_host
 from agentctl.runs.timefmt import format_ts
 
 OBSERVED_KEPT = 500  # ended runs remembered as looked at (each is looked at once)
@@ -39,7 +38,7 @@ class Items:
         A run whose process is gone does not count (the reaper settles it); one just
         created counts while its worker starts.
         """
-        here, now = socket.gethostname(), self.ctx.clock().timestamp()
+        here, now = this_host(), self.ctx.clock().timestamp()
         count = 0
         for listing in self.ctx.store.live():
             record = listing.record
@@ -55,6 +54,8 @@ class Items:
         return count
 
     def _starting(self, run_id: str, record: RunRecord, now: float) -> bool:
+        if self.ctx.config.settings.executor.kind != "local":
+            return True  # queued for a worker: the reaper sends it again if it was lost
         worker = latest_worker(self.ctx.store.get(run_id))
         if worker is not None and pid_alive(worker, None):
             return True

@@ -11,29 +11,34 @@ canceled for silence.
 from __future__ import annotations
 
 import contextlib
-import socket
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from agentctl.agent.supervise import cancel_run, end_children, record_spend, resume_run
-from agentctl.errors import AgentctlError
+from agentctl.errors import AgentctlError, ServiceError
 from agentctl.orchestrator.context import TickContext
 from agentctl.orchestrator.items import Items
-from agentctl.runs import Run, RunRecord, stale_reason
+from agentctl.runs import Run, RunRecord, parse_ts, read_journal, stale_reason, this_host
 
 
 @dataclass
 class Reaper:
     ctx: TickContext
     items: Items
+    _broker_down: bool = False
 
     def reap(self, state: dict[str, Any]) -> None:
         """Stale runs (process gone or heartbeat too old): resume pipelines, fail the rest."""
         ctx, orch = self.ctx, self.ctx.orch
         resumes: dict[str, int] = state.setdefault("resumes", {})
+        queued = ctx.config.settings.executor.kind != "local"
         for listing in ctx.live():
             record = listing.record
+            if queued and record is not None and record.kind == "pipeline":
+                if record.status in ("pending", "running") and ctx.tick_owns(record):
+                    self._unclaimed(state, listing.id, record)
+                continue
             if record is not None and record.status == "pending" and ctx.tick_owns(record):
                 self._unstarted(state, listing.id, record)
                 continue
@@ -43,7 +48,7 @@ class Reaper:
                 record,
                 listing.heartbeat_at,
                 ctx.clock(),
-                host=socket.gethostname(),
+                host=this_host(),
                 heartbeat_timeout=timedelta(seconds=orch.stale_after),
             )
             if why is None or ctx.dry_run:
@@ -97,6 +102,53 @@ class Reaper:
         ctx.changed_runs()
         ctx.report.reaped.append(f"{run_id}: its worker died before it began; started again")
 
+    def _unclaimed(self, state: dict[str, Any], run_id: str, record: RunRecord) -> None:
+        """Under Celery: a pipeline no live worker holds gets its task sent again.
+
+        ``pending`` and never sent (the broker was down), or sent longer than
+        ``stale_after`` ago (a broker that lost its queue): sent again; a duplicate is
+        harmless, the first worker to claim the run runs it. ``running`` with its claim
+        free: its worker died; the task resumes it from its journal, within
+        ``max_resumes``. One resumer: the reaper never resumes a pipeline here.
+        """
+        # lazy: the executor (and Celery), only in a tick under that executor
+        from agentctl.executors import make_executor
+        from agentctl.executors.claim import claimed
+
+        ctx = self.ctx
+        run = ctx.store.get(run_id)
+        if ctx.dry_run or self._broker_down or claimed(run):
+            return  # a worker holds it (a wedged one is the watchdog's)
+        resumes: dict[str, int] = state.setdefault("resumes", {})
+        count = resumes.get(run_id, 0)
+        if record.status == "pending":
+            sent = _last_submit(run)
+            if sent is not None and (ctx.clock() - sent).total_seconds() < ctx.orch.stale_after:
+                return  # its task waits in the queue
+            why = "its task never reached the broker" if sent is None else "its task was lost"
+            done = f"{run_id}: {why}; submitted again"
+        elif count < ctx.orch.max_resumes and self._resumes(state, run):
+            resumes[run_id] = count + 1
+            why = f"its worker on {record.host or 'a host'} is gone"
+            done = f"{run_id}: {why}; submitted to resume ({count + 1})"
+        else:
+            why = f"stale: its worker on {record.host or 'a host'} is gone"
+            with contextlib.suppress(AgentctlError):  # a worker took it just now
+                run.transition("failed", reason=why, failure="transient")
+                record_spend(run, why)
+                end_children(run, "failed", f"its pipeline {run_id} failed: {why}")
+                ctx.changed_runs()
+                ctx.report.reaped.append(f"{run_id}: {why}; marked failed")
+            return
+        try:
+            make_executor(ctx.config).submit(run)
+        except ServiceError as exc:
+            self._broker_down = True  # said once this tick; the next tick tries again
+            ctx.report.errors.append(f"executor: {exc}")
+            return
+        ctx.changed_runs()
+        ctx.report.reaped.append(done)
+
     def _resumes(self, state: dict[str, Any], run: Run) -> bool:
         """May the reaper resume this dead pipeline? An attempt of its item, if it has one."""
         key = self.items.key_of(run.load(), run)
@@ -125,3 +177,12 @@ class Reaper:
                 cancel_run(ctx.store.get(listing.id), grace=1.0)
                 ctx.changed_runs()
                 ctx.report.canceled.append(f"{listing.id}: no progress for {timeout:g} s")
+
+
+def _last_submit(run: Run) -> datetime | None:
+    """When the run's task was last sent to the broker (its journal), if ever."""
+    sent = None
+    for event in read_journal(run.paths.events).events:
+        if event.get("type") == "executor.submitted" and event.get("ts"):
+            sent = parse_ts(str(event["ts"]))
+    return sent

@@ -110,7 +110,9 @@ class State:
         ids = [s.id for s in pipeline.steps]
         for event in read_journal(run.paths.events).events:
             kind, step = event.get("type"), str(event.get("step"))
-            if kind == "step.child":
+            if kind == "pipeline.rewound":  # its checkout was another host's: from the top
+                state = cls()
+            elif kind == "step.child":
                 state.child[step] = event["run_id"]
             elif kind == "step.finish" and event.get("status") == "failed":
                 state.outputs[step] = event.get("outputs", {})
@@ -159,8 +161,25 @@ class Engine:
             self.state.failure = ("review", str(feedback))
         for step in self.pipeline.steps:  # a resumed pipeline works in the same worktree
             made = self.state.outputs.get(step.id, {})
-            if step.uses == "git.worktree" and made.get("path"):
-                self.values["run"].update(branch=made["branch"], worktree=made["path"])
+            if step.uses != "git.worktree" or not made.get("path"):
+                continue
+            if made.get("checkout", str(self.repo_root())) != str(self.repo_root()):
+                self._rewind(str(made["checkout"]))
+                break
+            self.values["run"].update(branch=made["branch"], worktree=made["path"])
+
+    def _rewind(self, checkout: str) -> None:
+        """Resumed in another checkout than its worktree's (another Celery worker's host):
+        that worktree is not reachable here, so the pipeline starts over from its first
+        step. What the earlier worker pushed is kept (the branch goes on from the forge's
+        copy, the PR is found again); its agents, dead with it, are ended."""
+        # lazy: the agent tier's process control, only for this rare move
+        from agentctl.agent.supervise import end_children
+
+        here = str(self.repo_root())
+        end_children(self.run, "failed", f"its pipeline {self.run.id} moved to {here}")
+        self.run.journal.append("pipeline.rewound", durable=True, was=checkout, checkout=here)
+        self.state = State.replay(self.run, self.pipeline)
 
     def repo_root(self) -> Path:
         return self.config.workspace.git_root or self.config.workspace.root

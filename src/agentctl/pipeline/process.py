@@ -13,12 +13,13 @@ from types import FrameType
 from typing import Any
 
 from agentctl import atomic, failpoints
-from agentctl.agent.supervise import Heartbeat, end_children, spawn_worker, take_process_slot
+from agentctl.agent.supervise import Heartbeat, end_children, take_process_slot
 from agentctl.config import Config
 from agentctl.config.schema import Pipeline
 from agentctl.cost.ledger import Ledger
 from agentctl.cost.report import descendants
 from agentctl.errors import StateError, TransitionError, UsageError
+from agentctl.executors import make_executor
 from agentctl.forges import make_forge
 from agentctl.pipeline.engine import Engine, NeedsPerson, Paused, StepFailed
 from agentctl.pipeline.lookup import base_branch, find
@@ -53,7 +54,8 @@ def start_pipeline(
     parent: Run | None = None,
     preflight: bool = True,
 ) -> Run:
-    """Create a pipeline run (a child of ``parent``, if given) and spawn its worker.
+    """Create a pipeline run (a child of ``parent``, if given) and submit it to the
+    executor (a worker process here, or a Celery task).
 
     ``preflight`` first (``PreflightError``, nothing created, nothing spent) unless the
     caller made those checks itself.
@@ -77,7 +79,7 @@ def start_pipeline(
         ticket=ticket_id,
         workspace=str(config.workspace.root),
     )
-    spawn_worker(config, run, environ, group="pipeline")
+    make_executor(config).submit(run, environ)  # NotSubmittedError: it waits on disk
     return run
 
 
@@ -167,12 +169,16 @@ def work(config: Config, run_id: str) -> int:
     atomic.reserve(run.dir / atomic.RESERVE)  # room for the ending if the disk fills up
     reaper.become_subreaper()  # what a gate's commands leave (setsid too) stays ours to kill
     _end_orphan_steps(run)
-    heartbeat = Heartbeat(run).start()
+    terminated: list[int] = []
 
     def on_term(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
+        if not terminated:  # once: a second SIGTERM must not cut the ending short
+            terminated.append(signum)
+            raise KeyboardInterrupt
 
+    # A cancel from another host arrives in the inbox only: it ends the run as SIGTERM does.
     signal.signal(signal.SIGTERM, on_term)
+    heartbeat = Heartbeat(run, on_cancel=lambda: os.kill(os.getpid(), signal.SIGTERM)).start()
     values: dict[str, Any] = {
         "inputs": dict(data["inputs"]),
         "ticket": data.get("ticket") or {},

@@ -127,7 +127,7 @@ class GithubForge:
             "e.g. from `gh auth token`)",
         )
         root = config.workspace.git_root or config.workspace.root
-        lock = config.workspace.state_dir / "locks" / "git-remote.lock"
+        lock = config.worktree_home / "locks" / "git-remote.lock"  # one per repository
         return cls(settings, service, repo_root=root, token=token, git_lock=lock)
 
     # -- the Forge protocol -----------------------------------------------------------

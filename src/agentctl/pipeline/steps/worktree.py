@@ -6,9 +6,11 @@ a crash cut short), which is what makes a resumed pipeline safe.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
+from agentctl.errors import AgentctlError, NotFoundError
 from agentctl.pipeline.engine import Engine, StepFailed
 from agentctl.pipeline.steps.common import base_of, forge_of, merged_here
 from agentctl.pipeline.steps.gate import setup_worktree
@@ -22,13 +24,30 @@ def git_worktree(engine: Engine, args: dict[str, Any]) -> dict[str, Any]:
     base = args.get("base") or base_of(engine)
     # A named branch (a review of an existing PR) starts where the forge has it; a new
     # one from the forge's base as it is now.
-    start = forge_of(engine).fetch(args["branch"] if args.get("branch") else base)
-    path = ensure_worktree(engine.repo_root(), engine.config.workspace.state_dir, branch, start)
+    forge = forge_of(engine)
+    start = forge.fetch(args["branch"] if args.get("branch") else base)
+    if not args.get("branch") and not _local_branch(engine.repo_root(), branch):
+        # An earlier round pushed it from another checkout (a Celery worker): go on
+        # from there, or its next push could not be a fast-forward.
+        with contextlib.suppress(AgentctlError):  # none there: it starts from the base
+            pushed = forge.fetch(branch)
+            head(engine.repo_root(), pushed)
+            start = pushed
+    path = ensure_worktree(engine.repo_root(), engine.config.worktree_home, branch, start)
     engine.values["run"].update(branch=branch, worktree=str(path))
     engine.run.update(worktree=str(path))
     # A fresh checkout of the base: a failing setup is the environment's, not an agent's.
     setup_worktree(engine, path, retry=False)
-    return {"branch": branch, "path": str(path)}
+    # Where it was made: a pipeline resumed in another checkout starts over (``Engine``).
+    return {"branch": branch, "path": str(path), "checkout": str(engine.repo_root())}
+
+
+def _local_branch(root: Path, branch: str) -> bool:
+    try:
+        head(root, f"refs/heads/{branch}")
+    except NotFoundError:
+        return False
+    return True
 
 
 CONFLICT_NOTE = (

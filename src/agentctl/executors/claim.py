@@ -1,0 +1,42 @@
+"""Which worker runs a pipeline run now: an ``flock`` on ``<run>/claim.lock``.
+
+A Celery task holds its run's claim for as long as the pipeline process runs. The
+kernel (or, on NFSv4, the server when the client's lease lapses) drops it when that
+task's process dies, however it dies. So a claim held means a live worker has the
+run, and a free claim on a ``running`` run means its worker is gone: no heartbeat
+age to guess from, and never a second worker for one run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+
+from agentctl.runs import Run
+
+CLAIM = "claim.lock"
+
+
+@contextlib.contextmanager
+def claim(run: Run) -> Iterator[bool]:
+    """Try to take ``run``'s claim without waiting; yields whether it is ours."""
+    fd = os.open(run.dir / CLAIM, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def claimed(run: Run) -> bool:
+    """Does a live worker hold ``run``'s claim now?"""
+    if not (run.dir / CLAIM).exists():
+        return False
+    with claim(run) as ours:
+        return not ours
