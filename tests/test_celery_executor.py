@@ -311,6 +311,8 @@ def test_six_tickets_on_two_workers_are_each_merged_exactly_once(team: Team, cli
     team.start_worker("w1")
     team.start_worker("w2")
     team.wait_for_workers("w1", "w2")
+    doctor = cli("doctor", cwd=team.root).output
+    assert "celery: 2 worker(s) on 'agentctl': w1@w1, w2@w2" in doctor, doctor
     team.until(team.done(*tickets), cli)
 
     merges = [r for r in team.hub.requests if r.operation == "AgentctlMerge"]

@@ -168,3 +168,22 @@ def test_the_registry_gives_the_configured_executor(workspace: Path, celery_ws: 
     assert type(make_executor(config)).__name__ == "CeleryExecutor"
     local = load_config(find_workspace(workspace), sets=["executor.kind=local"])
     assert isinstance(make_executor(local), LocalExecutor)
+
+
+def test_doctor_says_where_pipelines_run(workspace: Path, cli: Invoke) -> None:
+    local = cli("doctor", cwd=workspace)
+    assert "local processes ([executor] kind)" in local.output
+    config = workspace / "agentctl.toml"
+    config.write_text(
+        config.read_text().replace(
+            '[forge]\nkind = "local"', '[forge]\nkind = "github"\n[forge.github]\nrepo = "a/b"\n#'
+        )
+        + f'\n[executor]\nkind = "celery"\n[executor.celery]\n'
+        f'broker_url = "redis://127.0.0.1:{_closed_port()}/0"\n'
+    )
+    started = time.monotonic()
+    down = cli("doctor", cwd=workspace)
+    assert time.monotonic() - started < 3  # a broker that refuses is not waited for
+    assert down.exit_code != 0
+    line = next(x for x in down.output.splitlines() if "] executor:" in x)
+    assert "Celery broker: cannot ask the workers" in line, down.output

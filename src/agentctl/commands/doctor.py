@@ -21,6 +21,7 @@ from agentctl.agent.spawner import spawn_check
 from agentctl.checks import Check
 from agentctl.config import Config
 from agentctl.errors import ConfigError, SecretsFileError, WorkspaceError
+from agentctl.executors import executor_checks
 from agentctl.forges import forge_checks
 from agentctl.pipeline.preflight import run_checks
 from agentctl.tools.sandbox import ROOT_HINT, Host
@@ -167,6 +168,7 @@ def run_doctor(
         checks.extend(forge_checks(config, environ))
         checks.extend(_preflight(config))
         checks.append(spawn_check(config))
+        checks.extend(executor_checks(config))
         if not config.settings.project.test_command:
             checks.append(
                 Check(

@@ -183,6 +183,9 @@ kind = "local"                     # local | linear
 
 [forge]
 kind = "local"                     # local | github
+
+# [executor]
+# kind = "celery"                  # local | celery: pipelines on worker hosts (README)
 """
 
 

@@ -11,7 +11,8 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from agentctl.agent.supervise import cancel_run, resume_run
-from agentctl.errors import UsageError
+from agentctl.checks import Check
+from agentctl.errors import AgentctlError, UsageError
 from agentctl.executors.claim import claimed
 from agentctl.registry import load
 from agentctl.runs import Run, this_host
@@ -105,3 +106,38 @@ def cancel(run: Run, *, grace: float, config: Callable[[], Config]) -> str:
         if loaded.settings.executor.kind != "local":
             backstop = make_executor(loaded).cancel
     return cancel_run(run, grace=grace, backstop=backstop)
+
+
+def executor_checks(config: Config) -> list[Check]:
+    """What ``doctor`` says about where pipelines run: under Celery, the broker and the
+    live workers on the queue (none is a warning: pipelines wait in the queue)."""
+    if config.settings.executor.kind == "local":
+        return [Check("executor", "ok", "local processes ([executor] kind)")]
+    queue = config.settings.executor.celery.queue
+    if config.settings.forge.kind == "local":
+        return [
+            Check(
+                "executor",
+                "fail",
+                "celery with the local forge: workers' pull requests cannot reach the head",
+                'set [forge] kind = "github"',
+            )
+        ]
+    try:
+        rows = list_workers(config, timeout=1.0)
+    except AgentctlError as exc:
+        return [Check("executor", "fail", exc.without_hint(), exc.hint)]
+    names = [str(r["name"]) for r in rows if queue in r["queues"]]
+    if not names:
+        return [
+            Check(
+                "executor",
+                "warn",
+                f"celery: the broker answers, but no live worker takes queue {queue!r}",
+                "start `agentctl worker` on each worker host (README: Running on several "
+                "machines); until then pipelines wait in the queue",
+            )
+        ]
+    return [
+        Check("executor", "ok", f"celery: {len(names)} worker(s) on {queue!r}: {', '.join(names)}")
+    ]

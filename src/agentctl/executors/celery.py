@@ -20,7 +20,7 @@ from agentctl.runs import Run, read_journal
 if TYPE_CHECKING:
     from celery import Celery
 
-HINT = "is redis-server running and [executor.celery] broker_url right? (`agentctl doctor`)"
+HINT = "is redis-server running, and [executor.celery] broker_url (or broker_url_env) right?"
 
 
 @dataclass
@@ -79,6 +79,8 @@ class CeleryExecutor:
         from kombu.exceptions import KombuError
 
         try:
+            with self.app.connection_for_write() as connection:  # one try: fail fast
+                connection.ensure_connection(max_retries=1, interval_start=0, timeout=timeout)
             stats = inspect.stats() or {}
             active = inspect.active() or {}
             queues = inspect.active_queues() or {}
