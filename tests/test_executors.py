@@ -3,10 +3,12 @@ and what a delivered task decides for each state of its run."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,10 @@ from agentctl.executors import make_executor, resume
 from agentctl.executors.claim import CLAIM, claim, claimed
 from agentctl.executors.local import LocalExecutor
 from agentctl.executors.task import run_task
+from agentctl.orchestrator.home import Home
+from agentctl.orchestrator.tick import Tick
 from agentctl.runs import Run, RunStore, read_journal
+from agentctl.trackers.local import LocalTracker
 from agentctl.workspace import find_workspace
 from tests.conftest import Invoke
 
@@ -92,18 +97,7 @@ def test_a_broker_that_is_down_leaves_the_run_pending_on_disk(celery_ws: Path, c
 def test_the_claim_is_held_while_its_holder_lives(tmp_path: Path) -> None:
     run = pipeline_run(tmp_path)
     assert not claimed(run)
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import fcntl, os, sys, time\n"
-            f"fd = os.open({str(run.dir / CLAIM)!r}, os.O_RDWR | os.O_CREAT)\n"
-            "fcntl.flock(fd, fcntl.LOCK_EX)\nprint('held', flush=True)\ntime.sleep(60)\n",
-        ],
-        stdout=subprocess.PIPE,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
+    with holding(run):
         assert claimed(run)
         with claim(run) as ours:
             assert not ours
@@ -111,9 +105,6 @@ def test_the_claim_is_held_while_its_holder_lives(tmp_path: Path) -> None:
             load_config(find_workspace(tmp_path)), run.id
         )
         assert run.load().status == "pending"  # untouched
-    finally:
-        holder.kill()
-        holder.wait()
     deadline = time.monotonic() + 5
     while claimed(run):  # the kernel drops a dead holder's lock
         assert time.monotonic() < deadline
@@ -187,3 +178,54 @@ def test_doctor_says_where_pipelines_run(workspace: Path, cli: Invoke) -> None:
     assert down.exit_code != 0
     line = next(x for x in down.output.splitlines() if "] executor:" in x)
     assert "Celery broker: cannot ask the workers" in line, down.output
+
+
+def test_a_run_a_worker_is_taking_over_is_not_a_failed_attempt(celery_ws: Path) -> None:
+    """A worker taking over a dead worker's run marks it failed just before it starts it
+    again: a tick in between must not read that as the attempt's end and start a second
+    pipeline for the ticket (found on a trial run: a worker killed before the ticket
+    moved to In Progress)."""
+    config = celery_ws / "agentctl.toml"
+    config.write_text(config.read_text().replace('# triage = "model"', 'triage = "none"'))
+    tracker = LocalTracker(celery_ws / ".agentctl")
+    for ticket in tracker.list():
+        tracker.set_state(ticket.id, "Done")
+    ticket = tracker.add("Add feature 1").id
+    run = RunStore(celery_ws / ".agentctl").create(
+        "pipeline",
+        input={"pipeline": "coding-pipeline", "inputs": {}, "models": []},
+        pipeline="coding-pipeline",
+        ticket=ticket,
+    )
+    run.mark_started(999_999, 999_999)
+    run.journal.append("process.spawned", pid=999_999, spawn="attached", host="gone")
+    run.transition("failed", reason="stale: its worker on gone died")  # the take-over
+    Home.of(celery_ws / ".agentctl").claim(ticket, 1, run.id)
+    with holding(run):
+        report = Tick(load_config(find_workspace(celery_ws))).run()
+        assert report.failed == report.started == report.errors == [], report
+    run.journal.append("resume.requested", durable=True, previous="failed")  # queued
+    report = Tick(load_config(find_workspace(celery_ws))).run()
+    assert report.failed == report.started == report.errors == [], report
+    assert len(RunStore(celery_ws / ".agentctl").list(kind="pipeline")) == 1
+
+
+@contextlib.contextmanager
+def holding(run: Run) -> Iterator[None]:
+    """``run``'s claim held by another process (a worker), until the block ends."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time\n"
+            f"fd = os.open({str(run.dir / CLAIM)!r}, os.O_RDWR | os.O_CREAT)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\nprint('held', flush=True)\ntime.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
+        yield
+    finally:
+        holder.kill()
+        holder.wait()

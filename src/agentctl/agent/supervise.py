@@ -260,13 +260,25 @@ def watch(run: Run, *, poll: float = 0.1) -> Iterator[dict[str, Any]]:
     def done() -> bool:
         record = run.load()
         finished = record.status in TERMINAL or record.status == "paused"
-        if worker is None:
-            return finished
+        if worker is None:  # not started yet, or on another host: its record says
+            return finished and not resume_asked(run)
         if record.pid == worker and finished:
             return True
         return not pid_alive(worker, None)
 
     yield from follow(run.paths.events, poll=poll, stop=done)
+
+
+def resume_asked(run: Run) -> bool:
+    """Is a resume of ``run`` journaled that no worker has started yet (queued for one)?"""
+    asked = False
+    for event in read_journal(run.paths.events).events:
+        kind = event.get("type")
+        if kind == "resume.requested":
+            asked = True
+        elif kind == "process.spawned":
+            asked = False
+    return asked
 
 
 def latest_worker(run: Run) -> int | None:

@@ -14,6 +14,7 @@ import fcntl
 import os
 from collections.abc import Iterator
 
+from agentctl.agent.supervise import resume_asked
 from agentctl.runs import Run
 
 CLAIM = "claim.lock"
@@ -40,3 +41,10 @@ def claimed(run: Run) -> bool:
         return False
     with claim(run) as ours:
         return not ours
+
+
+def in_hand(run: Run) -> bool:
+    """Does a worker have ``run`` (its claim held), or is its resume queued for one? An
+    ended record is not the end then: a worker taking over a dead worker's run marks it
+    failed just before it starts it again."""
+    return claimed(run) or resume_asked(run)

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import contextlib
 
-from agentctl.agent.supervise import deaths, record_spend, run_attached
+from agentctl.agent.supervise import deaths, record_spend, resume_asked, run_attached
 from agentctl.config import Config
 from agentctl.errors import NotFoundError, TransitionError
 from agentctl.executors.claim import claim
-from agentctl.runs import Run, RunStore, read_journal, this_host
+from agentctl.runs import Run, RunStore, this_host
 
 
 def run_task(config: Config, run_id: str) -> str:
@@ -46,14 +46,7 @@ def _todo(run: Run) -> str | None:
     if status == "running":
         return "dead"  # we hold its claim: the process that ran it is gone
     if status in ("failed", "paused"):
-        asked = False
-        for event in read_journal(run.paths.events).events:
-            kind = event.get("type")
-            if kind == "resume.requested":
-                asked = True
-            elif kind == "process.spawned":
-                asked = False
-        return "resume" if asked else None
+        return "resume" if resume_asked(run) else None
     return None
 
 

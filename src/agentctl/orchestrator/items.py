@@ -17,6 +17,7 @@ from typing import Any
 
 from agentctl.agent.supervise import end_children, latest_worker
 from agentctl.errors import AgentctlError
+from agentctl.executors.claim import in_hand
 from agentctl.orchestrator.attempts import FailureClass, branch_key, ticket_key
 from agentctl.orchestrator.context import TickContext
 from agentctl.runs import TERMINAL, Run, RunRecord, pid_alive, this_host
@@ -187,9 +188,12 @@ class Items:
 
     def over(self, run: Run, record: RunRecord) -> bool:
         """Ended, and no worker of it still alive (a resume marks a dead run failed just
-        before its new worker starts; a worker that recorded its end may still be exiting)."""
+        before its new worker starts; a worker that recorded its end may still be exiting;
+        under Celery, a worker holds its claim or its resume is queued)."""
         if record.status not in TERMINAL:
             return False
+        if self.ctx.config.settings.executor.kind != "local" and in_hand(run):
+            return False  # a worker is taking it over, or will: not the attempt's end
         worker = latest_worker(run)
         return worker is None or not pid_alive(worker, None)
 
