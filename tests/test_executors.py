@@ -4,6 +4,7 @@ and what a delivered task decides for each state of its run."""
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
 import sys
@@ -13,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from agentctl import keystore
 from agentctl.config import load_config
 from agentctl.executors import make_executor, resume
+from agentctl.executors.celery_app import broker_url
 from agentctl.executors.claim import CLAIM, claim, claimed
 from agentctl.executors.local import LocalExecutor
 from agentctl.executors.task import run_task
@@ -229,3 +232,17 @@ def holding(run: Run) -> Iterator[None]:
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_the_broker_url_from_its_env_is_kept_like_a_key(
+    celery_ws: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with (celery_ws / "agentctl.toml").open("a") as config:
+        config.write('broker_url_env = "AGENTCTL_TEST_BROKER_URL"\n')
+    url = f"redis://:s3cret-broker-pw@127.0.0.1:{_closed_port()}/0"
+    monkeypatch.setenv("AGENTCTL_TEST_BROKER_URL", url)
+    config = load_config(find_workspace(celery_ws))
+    keystore.load_configured(config)
+    assert "AGENTCTL_TEST_BROKER_URL" not in os.environ  # no child can read it
+    assert broker_url(config) == url
+    assert "s3cret-broker-pw" not in keystore.redact(f"connecting to {url} failed")

@@ -103,9 +103,13 @@ def redact(text: str) -> str:
 
 
 def configured_names(config: Config) -> list[str]:
-    """The key variables ``config`` names: every model's key, the tracker's and forge's token."""
+    """The key variables ``config`` names: every model's key, the tracker's and forge's
+    token, and the Celery broker's URL (it may hold the broker's password)."""
     names = {m.key_env for m in config.models.values() if m.key_env}
     names.update(service_keys(config))
+    executor = config.settings.executor
+    if executor.kind == "celery" and executor.celery.broker_url_env:
+        names.add(executor.celery.broker_url_env)
     return sorted(n for n in names if n)
 
 

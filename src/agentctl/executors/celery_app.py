@@ -9,9 +9,9 @@ Celery is imported by this module only, and only where the executor is ``celery`
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
+from agentctl import keystore
 from agentctl.config import Config, load_config
 from agentctl.errors import ConfigError, UsageError
 
@@ -23,10 +23,11 @@ _STATE: dict[str, Any] = {}  # the worker's config and app, set once per process
 
 
 def broker_url(config: Config) -> str:
-    """``broker_url_env``'s value when set (a password lives there), else ``broker_url``."""
+    """``broker_url_env``'s value when set (a password lives there: kept like the keys,
+    redacted everywhere), else ``broker_url``."""
     settings = config.settings.executor.celery
     if settings.broker_url_env:
-        value = os.environ.get(settings.broker_url_env, "")
+        value = keystore.get(settings.broker_url_env)  # a key: out of the environment
         if not value:
             raise ConfigError(
                 f"[executor.celery] broker_url_env names {settings.broker_url_env}, "
