@@ -26,11 +26,8 @@ import argparse
 import contextlib
 import functools
 import os
-import signal
-import socket
 import statistics
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -40,16 +37,11 @@ from agentctl.config import Config, load_config
 from agentctl.executors.celery import CeleryExecutor
 from agentctl.pipeline.process import start_pipeline
 from agentctl.runs import TERMINAL, Run
+from agentctl.testing.workers import RedisServer, WorkerProcess
+from agentctl.testing.workers import clone as make_clone
 from agentctl.workspace import find_workspace
 
-REDIS = "/usr/bin/redis-server"
 PIPELINE = '[[steps]]\nid = "noop"\nrun = "true"\n'
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def git(cwd: Path, *args: str) -> None:
@@ -77,88 +69,21 @@ def workspace(root: Path, kind: str, broker: str) -> Config:
 
 
 @contextlib.contextmanager
-def redis(home: Path) -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            REDIS,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(home),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        until(lambda: _listening(port), timeout=10)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        process.kill()
-        process.wait()
-
-
-def _listening(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-    except OSError:
-        return False
-    return True
-
-
-@contextlib.contextmanager
 def worker(config: Config, scratch: Path, name: str, concurrency: int) -> Iterator[int]:
     """An ``agentctl worker`` on its own clone, in its own session; yields its pid."""
     head = config.workspace.root
-    clone = scratch / f"clone-{name}"
-    subprocess.run(["git", "clone", "-q", str(head), str(clone)], check=True)
-    log = (scratch / f"worker-{name}.log").open("ab")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "agentctl",
-            "--workspace",
-            str(head),
-            "--set",
-            f"executor.celery.workspace={clone}",
-            "worker",
-            "--hostname",
-            name,
-            "--concurrency",
-            str(concurrency),
-        ],
-        cwd=clone,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    clone = make_clone(head, scratch / f"clone-{name}", name=name)
+    process = WorkerProcess(head, clone, name, scratch / f"worker-{name}.log", concurrency)
+    process.start()
     try:
         executor = CeleryExecutor(config)
         deadline = time.monotonic() + 60
         while name not in {row["name"].split("@")[0] for row in executor.workers(timeout=0.5)}:
-            if process.poll() is not None or time.monotonic() > deadline:
-                tail = (scratch / f"worker-{name}.log").read_text(errors="replace")[-3000:]
-                raise SystemExit(f"worker {name} did not start:\n{tail}")
+            if not process.alive() or time.monotonic() > deadline:
+                raise SystemExit(f"worker {name} did not start:\n{process.tail()}")
         yield process.pid
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        with contextlib.suppress(ProcessLookupError):  # pool processes left behind
-            os.killpg(process.pid, signal.SIGKILL)
-        log.close()
+        process.stop()
 
 
 def until(condition: Callable[[], bool], timeout: float = 120.0) -> None:
@@ -250,8 +175,8 @@ def main() -> None:
     options = parser.parse_args()
     n = options.runs
     rows: dict[str, list[str]] = {}
-    with TemporaryDirectory() as tmp, redis(Path(tmp)) as broker:
-        scratch = Path(tmp)
+    with TemporaryDirectory() as tmp, RedisServer(Path(tmp)) as server:
+        scratch, broker = Path(tmp), server.url
         local = workspace(scratch / "local", "local", broker)
         median, most = latency(local, n)
         wall = throughput(local, n)

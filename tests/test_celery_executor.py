@@ -9,11 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -28,12 +23,13 @@ from agentctl.orchestrator.home import Home
 from agentctl.runs import TERMINAL, RunStore, pid_alive, read_journal
 from agentctl.testing.github_server import GitHubServer
 from agentctl.testing.llm_server import LLMServer, Turn
+from agentctl.testing.workers import REDIS, RedisServer, WorkerProcess
+from agentctl.testing.workers import clone as make_clone
 from agentctl.trackers.local import LocalTracker
 from agentctl.workspace import find_workspace
 from tests.conftest import Invoke, git
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
-REDIS = shutil.which("redis-server")
 if REDIS is None:  # `.ci/run` installs it; a user's machine may not have it
     pytest.skip(
         "redis-server is not installed (apt-get install redis-server)", allow_module_level=True
@@ -42,62 +38,10 @@ if REDIS is None:  # `.ci/run` installs it; a user's machine may not have it
 APPROVE = Turn.tool_call("finish", {"verdict": "approve", "summary": "Good.", "comments": []})
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Redis:
-    port: int
-    home: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                REDIS or "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.home),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.05)
-
-    def kill(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self.process = None
-
-
 @pytest.fixture
-def redis(tmp_path: Path) -> Iterator[Redis]:
-    server = Redis(_free_port(), tmp_path)
-    server.start()
-    yield server
-    server.kill()
+def redis(tmp_path: Path) -> Iterator[RedisServer]:
+    with RedisServer(tmp_path) as server:
+        yield server
 
 
 @dataclass
@@ -108,9 +52,9 @@ class Team:
     bare: Path
     hub: GitHubServer
     llm: LLMServer
-    redis: Redis
+    redis: RedisServer
     tmp: Path
-    workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    workers: dict[str, WorkerProcess] = field(default_factory=dict)
     clones: dict[str, Path] = field(default_factory=dict)
 
     @property
@@ -119,36 +63,13 @@ class Team:
 
     def start_worker(self, name: str, concurrency: int = 2) -> None:
         clone = self.clones.get(name)
-        if clone is None:
-            clone = self.tmp / f"clone-{name}"
-            # a clone whose remote is the forge's: it fetches and pushes through GitHub
-            subprocess.run(["git", "clone", "-q", str(self.bare), str(clone)], check=True)
-            git(clone, "remote", "set-url", "origin", self.hub.remote_url("acme", "calc"))
-            git(clone, "config", "user.name", f"worker {name}")
-            git(clone, "config", "user.email", f"{name}@agentctl.invalid")
+        if clone is None:  # its remote is the forge's: it fetches and pushes through GitHub
+            remote = self.hub.remote_url("acme", "calc")
+            clone = make_clone(self.bare, self.tmp / f"clone-{name}", remote=remote, name=name)
             self.clones[name] = clone
-        log = (self.tmp / f"worker-{name}.log").open("ab")
-        self.workers[name] = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "agentctl",
-                "--workspace",
-                str(self.root),
-                "--set",
-                f"executor.celery.workspace={clone}",
-                "worker",
-                "--hostname",
-                name,
-                "--concurrency",
-                str(concurrency),
-            ],
-            cwd=clone,
-            env={**os.environ, "GITHUB_TOKEN": "ghp_test"},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        env = {**os.environ, "GITHUB_TOKEN": "ghp_test"}
+        log = self.tmp / f"worker-{name}.log"
+        self.workers[name] = WorkerProcess(self.root, clone, name, log, concurrency, env).start()
 
     def wait_for_workers(self, *names: str, timeout: float = 30) -> None:
         executor = CeleryExecutor(load_config(find_workspace(self.root)))
@@ -158,25 +79,16 @@ class Team:
             if set(names) <= live:
                 return
             for name in names:
-                assert self.workers[name].poll() is None, self.log(name)
+                assert self.workers[name].alive(), self.workers[name].tail()
             assert time.monotonic() < deadline, f"workers {names} not ready: {live}"
 
     def kill_worker(self, name: str) -> None:
         """kill -9 of the worker's whole process group."""
-        process = self.workers.pop(name)
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        self.workers.pop(name).kill()
 
     def stop(self) -> None:
-        for process in self.workers.values():
-            with _quiet():
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in self.workers.values():
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        for worker in self.workers.values():
+            worker.stop()
         self.workers.clear()
 
     def log(self, name: str) -> str:
@@ -206,18 +118,10 @@ class Team:
         return lambda: all(tracker.get(t).state == "Done" for t in tickets)
 
 
-class _quiet:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return exc[0] is not None and issubclass(exc[0], ProcessLookupError)  # type: ignore[arg-type]
-
-
 @pytest.fixture
 def team(
     tmp_path: Path,
-    redis: Redis,
+    redis: RedisServer,
     github_schema: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Team]:
@@ -414,7 +318,7 @@ def test_redis_restarted_mid_run_loses_no_task_and_the_tick_says_so_once(
     outbox = [m.body for m in Home.of(team.root / ".agentctl").outbox.read(after=0)]
     said = [m for m in outbox if "broker is unreachable" in json.dumps(m)]
     assert len(said) == 1, said  # reported once, not once per tick
-    assert all(team.workers[n].poll() is None for n in ("w1", "w2"))  # they reconnected
+    assert all(team.workers[n].alive() for n in ("w1", "w2"))  # they reconnected
 
 
 def test_cancel_reaches_a_pipeline_running_on_another_worker(team: Team, cli: Invoke) -> None:
@@ -444,4 +348,4 @@ def test_cancel_reaches_a_pipeline_running_on_another_worker(team: Team, cli: In
     children = team.store.children(run_id)
     assert children and all(c.record and c.record.status in TERMINAL for c in children)
     assert left_in(team.clones["w1"]) == []
-    assert team.workers["w1"].poll() is None  # the worker lives on
+    assert team.workers["w1"].alive()  # the worker lives on

@@ -10,12 +10,11 @@ age to guess from, and never a second worker for one run.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
 from collections.abc import Iterator
 
 from agentctl.agent.supervise import resume_asked
 from agentctl.runs import Run
+from agentctl.runs.locking import try_lock
 
 CLAIM = "claim.lock"
 
@@ -23,16 +22,8 @@ CLAIM = "claim.lock"
 @contextlib.contextmanager
 def claim(run: Run) -> Iterator[bool]:
     """Try to take ``run``'s claim without waiting; yields whether it is ours."""
-    fd = os.open(run.dir / CLAIM, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
-    finally:
-        os.close(fd)  # releases the lock
+    with try_lock(run.dir / CLAIM, 0o600) as ours:
+        yield ours
 
 
 def claimed(run: Run) -> bool:

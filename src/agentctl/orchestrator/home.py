@@ -11,7 +11,6 @@ under the tick lock, so one without a run seen under that lock is a dead tick's.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from agentctl import atomic
 from agentctl.errors import CorruptStateError
 from agentctl.runs import Journal, Mailbox
 from agentctl.runs.journal import read_journal
+from agentctl.runs.locking import try_lock
 
 STATE_VERSION = 1
 
@@ -74,16 +74,8 @@ class Home:
     def tick_lock(self) -> Iterator[bool]:
         """Yield True while this process holds the tick lock, False if another tick does."""
         self.make()
-        fd = os.open(self.dir / "tick.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                yield False
-                return
-            yield True
-        finally:
-            os.close(fd)
+        with try_lock(self.dir / "tick.lock") as held:
+            yield held
 
     def claim(self, ticket: str, token: int, run_id: str | None = None) -> bool:
         """Create the ticket's lease; False when one exists (another tick claimed it)."""
