@@ -112,7 +112,7 @@ def executor_checks(config: Config) -> list[Check]:
     """What ``doctor`` says about where pipelines run: under Celery, the broker and the
     live workers on the queue (none is a warning: pipelines wait in the queue)."""
     if config.settings.executor.kind == "local":
-        return [Check("executor", "ok", "local processes ([executor] kind)")]
+        return [Check("executor", "ok", f"{make_executor(config).describe()} ([executor] kind)")]
     queue = config.settings.executor.celery.queue
     if config.settings.forge.kind == "local":
         return [
