@@ -169,3 +169,33 @@ def test_a_pipeline_failed_by_the_reaper_ends_its_dead_child_with_it(
     spent = Ledger(project / ".agentctl").spent(since=None, run_ids={dev})
     assert spent > 0
     assert child.read_output()["cost_usd"] == str(spent)
+
+
+def test_a_pipeline_killed_between_its_agents_death_and_its_resume_leaves_the_spend_said(
+    project: Path,
+    server: LLMServer,
+    cli: Invoke,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """The agent dies; its pipeline marks it failed, and dies too before resuming it.
+    The agent's output says what the ledger says it spent (the soak once found it
+    without one), and a resume of the pipeline still continues it and merges once."""
+    server.script("demo-coder", *AGAIN)
+    server.script("demo-reviewer", *APPROVE)
+    points = f"agent.after_tool_run@{tmp_path / 'a'},pipeline.after_agent_died@{tmp_path / 'p'}"
+    monkeypatch.setenv("AGENTCTL_FAILPOINT", points)
+    assert cli("pipeline", "run", "demo", "--ticket", "T-1").exit_code != 0
+    (dev,) = dev_agents(project)
+    run = RunStore(project / ".agentctl").get(dev)
+    output = run.read_output()
+    spent = Ledger(project / ".agentctl").spent(since=None, run_ids={dev})
+    assert run.load().status == "failed" and spent > 0
+    assert output is not None and output["ending"] == "killed"
+    assert output["cost_usd"] == str(spent)
+    monkeypatch.delenv("AGENTCTL_FAILPOINT")
+    (pipeline,) = RunStore(project / ".agentctl").list(kind="pipeline")
+    result = cli("runs", "resume", pipeline.id)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert merged_once(project) and dev_agents(project) == [dev]
+    assert run.load().status == "succeeded" and (run.read_output() or {})["ending"] != "killed"

@@ -31,6 +31,7 @@ POINTS: dict[str, str] = {
     "agent.after_tool_run": "a tool ran, its result not yet journaled",
     "agent.after_llm_call": "a model answer journaled, not yet in the transcript",
     "pipeline.after_child_start": "a role step's agent started, the pipeline not yet waiting",
+    "pipeline.after_agent_died": "a role step marked its dead agent failed, not yet resumed",
     "pipeline.after_gate": "a gate command ran, its step not yet finished",
     "pipeline.after_action": "a built-in action done, its step not yet finished",
     "orchestrator.before_merge": "a tick is about to call the merge queue",

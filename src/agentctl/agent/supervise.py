@@ -420,11 +420,15 @@ def record_spend(run: Run, reason: str) -> None:
 
     A killed agent may have paid for calls it never reported; the ledger knows, and
     ``runs show`` / the run's output then say the same as ``cost``. The ending is
-    ``killed``: a resumed pipeline still continues such an agent's transcript.
+    ``killed``: a resumed pipeline still continues such an agent's transcript, and a
+    ``killed`` output from an earlier death is said again with what it spent since.
     """
-    if run.paths.output_json.exists() or run.load().kind != "agent":
-        return  # the run said its own last words (only agents pay for model calls)
+    if run.load().kind != "agent":
+        return  # only agents pay for model calls
     with contextlib.suppress(AgentctlError):
+        said = run.read_output()
+        if said is not None and said.get("ending") != "killed":
+            return  # the run said its own last words
         spent = Ledger(run.dir.parent.parent).spent(since=None, run_ids={run.id})
         run.write_output({"ending": "killed", "reason": reason, "cost_usd": str(spent)})
 

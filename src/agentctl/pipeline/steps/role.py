@@ -148,6 +148,7 @@ def _watched(engine: Engine, role: str, child: Run) -> RunRecord:
         record = _settled(child, role)
         if record.status != "failed" or not died(record.reason):
             return record
+        failpoints.hit("pipeline.after_agent_died")
         _within_bound(engine, role, child)
         with contextlib.suppress(UsageError):  # someone else resumed it first: watch that one
             resume_run(engine.config, child)  # from its transcript, journaled results kept
@@ -212,8 +213,11 @@ def _settled(child: Run, role: str) -> RunRecord:
     if record.status in TERMINAL or record.status == "paused":
         return record
     pid = latest_worker(child) or record.pid
+    reason = f"the {role} agent's {_died(pid)}"
     with contextlib.suppress(TransitionError):  # it finished after all, just now
-        child.transition("failed", reason=f"the {role} agent's {_died(pid)}", failure="transient")
+        child.transition("failed", reason=reason, failure="transient")
+        # Its paid calls are said now: this pipeline may die before it resumes it.
+        record_spend(child, reason)
     return child.load()
 
 
