@@ -21,8 +21,9 @@ from typing import Any
 from agentctl import atomic, failpoints, keystore
 from agentctl.agent import guard
 from agentctl.agent.ending import Ending
+from agentctl.agent.launch import take_process_slot
 from agentctl.agent.loop import AgentLoop, Limits
-from agentctl.agent.supervise import Heartbeat, chain_of, take_process_slot
+from agentctl.agent.supervise import Heartbeat, chain_of
 from agentctl.config import Config
 from agentctl.config.schema import Role
 from agentctl.cost.ledger import Ledger

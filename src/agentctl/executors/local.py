@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from agentctl.agent.supervise import spawn_worker
+from agentctl.agent.launch import spawn_worker
 from agentctl.config import Config
 from agentctl.runs import Run
 

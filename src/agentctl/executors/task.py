@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import contextlib
 
-from agentctl.agent.supervise import deaths, record_spend, resume_asked, run_attached
+from agentctl.agent.launch import run_attached
+from agentctl.agent.supervise import deaths, record_spend, resume_asked
 from agentctl.config import Config
 from agentctl.errors import NotFoundError, TransitionError
 from agentctl.executors.claim import claim

@@ -13,7 +13,8 @@ from types import FrameType
 from typing import Any
 
 from agentctl import atomic, failpoints
-from agentctl.agent.supervise import Heartbeat, end_children, take_process_slot
+from agentctl.agent.launch import take_process_slot
+from agentctl.agent.supervise import Heartbeat, end_children
 from agentctl.config import Config
 from agentctl.config.schema import Pipeline
 from agentctl.cost.ledger import Ledger
