@@ -177,6 +177,16 @@ def summary_path(path: Path, kind: str = "summary") -> Path:
 Cache = dict[Path, tuple[dict[str, Any], "DaySummary"]]
 
 
+def _open(path: Path) -> int | None:
+    """A day file's descriptor for reading, or None when the day has none."""
+    try:
+        return os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise state_error(exc, path, "read") from exc
+
+
 def load(
     path: Path, *, rebuild: bool = False, cache: Cache | None = None, coarse: bool = False
 ) -> DaySummary | None:
@@ -186,12 +196,9 @@ def load(
     checked against the day file: ``status`` asks once per unfinished run.
     ``coarse``: by (model, role) only (``<day>.totals.json``), made from the summary.
     """
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
+    fd = _open(path)
+    if fd is None:
         return None
-    except OSError as exc:
-        raise state_error(exc, path, "read") from exc
     try:
         st = os.fstat(fd)
         tail = os.pread(fd, _TAIL, max(0, st.st_size - _TAIL))
@@ -297,12 +304,9 @@ def open_totals(path: Path) -> DaySummary | None:
     last newline) never reaches them. Readers racing each other each save a consistent
     partial (atomic replace): whichever lands is right.
     """
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
+    fd = _open(path)
+    if fd is None:
         return None
-    except OSError as exc:
-        raise state_error(exc, path, "read") from exc
     where = summary_path(path, "partial")
     try:
         st = os.fstat(fd)

@@ -84,6 +84,17 @@ def resume(
     return record.status
 
 
+def forge_spans_clones(config: Config) -> UsageError | None:
+    """Why workers' pull requests could not reach the head, if they could not: the
+    local forge lives in one checkout's state, and each worker works in its own clone."""
+    if config.settings.forge.kind != "local":
+        return None
+    return UsageError(
+        "a worker's pull requests must reach the head: the local forge cannot span clones",
+        hint="set [forge] kind = \"github\" (every clone's remote is the forge's)",
+    )
+
+
 def list_workers(config: Config, *, timeout: float = 1.0) -> list[dict[str, Any]]:
     """The live workers (Celery's inspect): a ``UsageError`` where runs are local."""
     if config.settings.executor.kind != "celery":
@@ -114,15 +125,8 @@ def executor_checks(config: Config) -> list[Check]:
     if config.settings.executor.kind == "local":
         return [Check("executor", "ok", f"{make_executor(config).describe()} ([executor] kind)")]
     queue = config.settings.executor.celery.queue
-    if config.settings.forge.kind == "local":
-        return [
-            Check(
-                "executor",
-                "fail",
-                "celery with the local forge: workers' pull requests cannot reach the head",
-                'set [forge] kind = "github"',
-            )
-        ]
+    if (spans := forge_spans_clones(config)) is not None:
+        return [Check("executor", "fail", spans.message, spans.hint)]
     try:
         rows = list_workers(config, timeout=1.0)
     except AgentctlError as exc:

@@ -66,7 +66,9 @@ class CeleryExecutor:
             if e.get("type") == "executor.submitted" and e.get("task")
         ]
         if tasks:
-            with contextlib.suppress(Exception):  # a backstop: the broker may be down too
+            from kombu.exceptions import KombuError
+
+            with contextlib.suppress(KombuError, OSError):  # the broker may be down too
                 self.app.control.revoke(tasks, terminate=True, signal="SIGTERM")
 
     def describe(self) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from agentctl.config import Config
 from agentctl.errors import UsageError
+from agentctl.executors import forge_spans_clones
 from agentctl.runs.liveness import HOST_ENV, this_host
 
 
@@ -22,11 +23,8 @@ def check_checkout(config: Config) -> None:
             'agentctl worker runs pipelines for [executor] kind = "celery" only',
             hint='set [executor] kind = "celery" and [executor.celery] broker_url',
         )
-    if config.settings.forge.kind == "local":
-        raise UsageError(
-            "a worker's pull requests must reach the head: the local forge cannot span clones",
-            hint="set [forge] kind = \"github\" (every clone's remote is the forge's)",
-        )
+    if (spans := forge_spans_clones(config)) is not None:
+        raise spans
     checkout = config.workspace.git_root
     if checkout is None or not (Path(checkout) / ".git").exists():
         raise UsageError(
