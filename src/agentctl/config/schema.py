@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Annotated, Literal
 
+from agentctl.config.agents import Backend, BackendOptions, McpServer
+
 # A duration in seconds, written in TOML as a number of seconds or "90s", "5m", "2h", "1d".
 Duration = Annotated[float, "duration"]
 # A price in USD (per million tokens or a budget): a non-negative TOML number, held as
@@ -167,6 +169,16 @@ class Role:
     web_fetch_private: bool = field(
         default=False,
         metadata=doc("let web_fetch reach private and local addresses (intranet docs)"),
+    )
+    backend: Backend = field(
+        default="agentctl",
+        metadata=doc("who runs the agent: agentctl (its own loop), claude-code or codex"),
+    )
+    backend_options: BackendOptions = field(
+        default_factory=BackendOptions, metadata=doc("[backend_options]: the CLI's program")
+    )
+    mcp_servers: Mapping[str, McpServer] = field(
+        default_factory=dict, metadata=doc("[mcp_servers.<id>]: MCP servers and allowed tools")
     )
 
     @property

@@ -14,6 +14,7 @@ from dataclasses import replace
 from types import MappingProxyType
 
 from agentctl.config.actions import ACTIONS
+from agentctl.config.agents import CLI_WIRE
 from agentctl.config.convert import Issue, suggest
 from agentctl.config.schema import TOOLS, Model, Pipeline, Role, Settings, Step
 from agentctl.config.templates import (
@@ -26,6 +27,7 @@ from agentctl.config.templates import (
 )
 
 _STEP_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+_MCP_ID = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def _missing(
@@ -88,6 +90,31 @@ def check_role(name: str, role: Role, models: Mapping[str, Model]) -> Iterator[I
             yield _missing("tool", tool, TOOLS, (*path, "tools", i))
     if len(set(role.tools)) != len(role.tools):
         yield Issue((*path, "tools"), f"role {name!r} lists a tool twice")
+    yield from check_agent(name, role, models)
+
+
+def check_agent(name: str, role: Role, models: Mapping[str, Model]) -> Iterator[Issue]:
+    """A CLI backend's models must speak its wire; each MCP server is one kind, named safely."""
+    path = ("roles", name)
+    if role.backend in CLI_WIRE:
+        provider, api = CLI_WIRE[role.backend]
+        for model_name in role.models:
+            model = models.get(model_name)
+            if model is not None and (model.provider, model.resolved_api) != (provider, api):
+                yield Issue(
+                    (*path, "backend"),
+                    f"role {name!r} runs on {role.backend}, which speaks {provider}/{api}, "
+                    f"but its model {model_name!r} is {model.provider}/{model.resolved_api}",
+                    f"give the role {provider}/{api} models only (model and fallback)",
+                )
+    for server_id, server in role.mcp_servers.items():
+        where = (*path, "mcp_servers", server_id)
+        if not _MCP_ID.fullmatch(server_id):
+            yield Issue(where, f"MCP server id {server_id!r} must be letters, digits, - or _")
+        if bool(server.command) == bool(server.url):
+            yield Issue(where, f"MCP server {server_id!r} needs exactly one of command or url")
+        if server.url is not None and not server.url.startswith(("http://", "https://")):
+            yield Issue((*where, "url"), f"url {server.url!r} is not an http(s) URL")
 
 
 def resolve_pipelines(
