@@ -86,6 +86,12 @@ def work(config: Config, run_id: str) -> int:
     # Every key value the parent handed down (and its encodings), plus anything in this
     # process's environment that looks like a secret.
     redact = Redactor([*keystore.redact_values(), *Redactor.from_environ(os.environ).secrets])
+    if role.backend != "agentctl":  # an external coding agent CLI, metered through a proxy
+        from agentctl.agent import backends  # lazy: the backends' modules, for their roles only
+
+        ending = backends.run(config, run, role, data, chain, heartbeat, redact)
+        heartbeat.stop()
+        return record_ending(run, ending, redact, lambda: {"model": chain[0]})
     cwd = Path(data["cwd"])
     project = config.settings.project
     toolbox = Toolbox(

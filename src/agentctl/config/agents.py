@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 Duration = Annotated[float, "duration"]  # as in schema.py: 90, "90s", "5m"
 
 Backend = Literal["agentctl", "claude-code", "codex"]
-PermissionMode = Literal["acceptEdits", "default", "plan", "bypassPermissions"]
+PermissionMode = Literal["acceptEdits", "dontAsk", "manual", "plan", "auto", "bypassPermissions"]
 
 # What each CLI backend is installed as, and the wire its model must speak.
 CLI_PACKAGES: dict[str, tuple[str, str]] = {

@@ -1,0 +1,197 @@
+"""Agent backends: who runs a role step's agent when it is not agentctl's own loop.
+
+A role with ``backend = "claude-code"`` or ``"codex"`` runs that coding agent CLI as
+its agent, in the worktree, in its own process group, through a per-run metering
+proxy (``proxy.py``) that holds the key, reserves each call against every cap and
+prices it into the ledger. The pipeline, gates, review, merge queue and budgets do
+not change: the backend is the agent process's inside. A backend is a class with
+``api`` (the wire its CLI speaks), ``command`` (argv and environment), ``on_event``
+(one JSON event of the CLI's output: journaled) and ``ending``; ``BACKENDS`` names
+them. ``run`` is the part they share.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from agentctl.agent.backends.process import Exited, run_cli
+from agentctl.agent.backends.proxy import MeteringProxy
+from agentctl.agent.ending import Ending
+from agentctl.agent.loop import Limits
+from agentctl.agent.supervise import Heartbeat
+from agentctl.config import Config
+from agentctl.config.schema import Role
+from agentctl.cost.metered import Meter
+from agentctl.errors import AgentctlError
+from agentctl.redact import Redactor
+from agentctl.registry import load
+from agentctl.runs import Run, read_journal
+
+BACKENDS: dict[str, str] = {
+    "claude-code": "agentctl.agent.backends.claude_code:ClaudeCode",
+    "codex": "agentctl.agent.backends.codex:Codex",
+}
+# How long a CLI may go on after the proxy refused it a call before it is stopped.
+REFUSED_GRACE = 3.0
+
+
+@dataclass
+class Session:
+    """One CLI run of a role step: what the backend's hooks read and update."""
+
+    config: Config
+    run: Run
+    role_name: str
+    role: Role
+    task: str
+    cwd: Path
+    chain: Sequence[str]
+    limits: Limits
+    redact: Redactor
+    home: Path  # the CLI's own configuration folder, in the run directory
+    resume_id: str | None = None  # the CLI's conversation to go on with
+    session_id: str | None = None
+    result: dict[str, Any] = field(default_factory=dict)
+    turns: int = 0
+
+
+class Backend(Protocol):
+    api: str  # "messages" (Anthropic) or "responses" (OpenAI)
+
+    def command(self, s: Session, proxy: MeteringProxy) -> tuple[list[str], dict[str, str]]:
+        """The CLI's argv and its whole environment (allowlisted; a token, never a key)."""
+        ...
+
+    def on_event(self, s: Session, event: dict[str, Any]) -> None:
+        """One JSON event of the CLI's output: journal it, keep what the ending needs."""
+        ...
+
+    def ending(self, s: Session, exited: Exited) -> Ending:
+        """How the step ended, from the CLI's last events and its exit."""
+        ...
+
+
+def run(
+    config: Config,
+    run: Run,
+    role: Role,
+    data: dict[str, Any],
+    chain: Sequence[str],
+    heartbeat: Heartbeat,
+    redact: Redactor,
+) -> Ending:
+    """Run the role's CLI backend to an ending (never raises for an agent-level outcome)."""
+    from agentctl.agent.worker import overrides  # lazy: the worker imports this package
+
+    backend: Backend = load(BACKENDS, role.backend, "agent backend")()
+    limits = Limits.of(role, overrides(run, data))
+    home = run.dir / "cli"
+    home.mkdir(mode=0o700, exist_ok=True)
+    session = Session(
+        config=config,
+        run=run,
+        role_name=str(data["role"]),
+        role=role,
+        task=str(data["task"]),
+        cwd=Path(data["cwd"]),
+        chain=chain,
+        limits=limits,
+        redact=redact,
+        home=home,
+        resume_id=_resume_id(run) if role.backend_options.resume else None,
+    )
+    meter = Meter(config, run, session.role_name, run_cap=limits.budget_usd)
+    refused_at: list[float] = []
+    proxy = MeteringProxy(
+        meter=meter,
+        chain=chain,
+        api=backend.api,
+        redact=redact,
+        on_refused=lambda reason: refused_at.append(time.monotonic()),
+        max_calls=limits.max_turns,
+    )
+
+    def should_stop() -> str | None:
+        if heartbeat.cancel.is_set():
+            return "canceled"
+        if refused_at and time.monotonic() - refused_at[0] > REFUSED_GRACE:
+            return "refused"  # it went on after a refusal: stopped, whole
+        return None
+
+    try:
+        argv, env = backend.command(session, proxy.start())
+        run.journal.append(
+            "cli.start",
+            durable=True,
+            backend=role.backend,
+            argv=redact.redact_obj(argv[:1] + [a[:200] for a in argv[1:]]),
+            proxy=proxy.url,
+            resume=session.resume_id,
+        )
+        exited = run_cli(
+            argv,
+            cwd=str(session.cwd),
+            env=env,
+            log=run.dir / "cli.log",
+            on_event=lambda event: backend.on_event(session, event),
+            should_stop=should_stop,
+            on_process=lambda pgid: run.journal.append("tool.process", durable=True, pgid=pgid),
+        )
+    except AgentctlError as exc:  # no CLI, a refused permission mode: one clear ending
+        return Ending("failed", "error", exc.message, failure="permanent")
+    except OSError as exc:
+        return Ending("failed", "error", f"{role.backend}: {exc}", failure="permanent")
+    finally:
+        proxy.close()
+    run.journal.append(
+        "cli.exit", durable=True, code=exited.code, stopped=exited.stopped, calls=proxy.calls
+    )
+    if exited.stopped == "canceled":
+        return Ending("canceled", "canceled", "canceled on request")
+    if proxy.refused is not None:
+        if proxy.refused.startswith("max_turns"):
+            return Ending("failed", "max_turns", proxy.refused)
+        return Ending("paused", "budget", proxy.refused)
+    return backend.ending(session, exited)
+
+
+def _resume_id(run: Run) -> str | None:
+    """The CLI's conversation id from an earlier attempt of this run (resumed)."""
+    ids = [
+        e.get("session_id")
+        for e in read_journal(run.paths.events).events
+        if e.get("type") == "cli.session"
+    ]
+    return str(ids[-1]) if ids and ids[-1] else None
+
+
+def cli_env(role: Role, extra: dict[str, str]) -> dict[str, str]:
+    """The CLI's environment: the agents' tool allowlist, the role's ``env``, ``extra``."""
+    from agentctl.tools.env import tool_env
+
+    env = tool_env(role.env)
+    env.update(extra)
+    return env
+
+
+def executable(role: Role, default: str) -> str:
+    """The CLI program: ``backend_options.executable`` or ``default``, found on PATH."""
+    import shutil
+
+    from agentctl.config.agents import CLI_PACKAGES
+    from agentctl.errors import PreflightError
+
+    wanted = role.backend_options.executable or default
+    found = shutil.which(wanted, path=os.environ.get("PATH"))
+    if found is None:
+        package = CLI_PACKAGES[role.backend][1]
+        raise PreflightError(
+            f"{role.backend}: {wanted!r} not found on PATH",
+            hint=f"npm install -g {package}, or set [backend_options] executable",
+        )
+    return found
