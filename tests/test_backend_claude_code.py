@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from decimal import Decimal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -105,3 +106,68 @@ def test_claude_code_edits_through_its_own_tools_metered_by_agentctl(
     assert leaks == []
     shown = cli("runs", "tail", run.id, "-n", "100").stdout
     assert "Edit" in shown
+
+
+def test_the_feature_pipeline_merges_a_change_claude_code_made(
+    tmp_path: Path, cli: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with LLMServer() as server:  # the demo's models send no key
+        pipeline_with_claude_code(tmp_path, server, cli, monkeypatch)
+
+
+def pipeline_with_claude_code(
+    tmp_path: Path, server: LLMServer, cli: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agentctl.commands.demo import prepare
+
+    root = prepare(tmp_path / "project", server, scripted=False).root
+    config = root / "agentctl.toml"
+    config.write_text(
+        config.read_text()
+        + '\n[models.claude]\nprovider = "anthropic"\nname = "claude-x"\n'
+        f'base_url = "{server.anthropic_url}"\napi_key_env = "TEST_KEY"\nmax_retries = 0\n'
+        "max_tokens = 4000\nprice = { input = 3.0, output = 15.0 }\n"
+    )
+    dev = root / "roles" / "dev.toml"
+    dev.write_text(
+        dev.read_text().replace('model = "demo-coder"', 'model = "claude"')
+        + f'backend = "claude-code"\n\n[backend_options]\nexecutable = "{CLAUDE}"\n'
+    )
+    git(root, "commit", "-qam", "dev on Claude Code")
+    monkeypatch.setenv("TEST_KEY", CANARY)
+    monkeypatch.chdir(root)
+    edit = {"file_path": "calc.py", "old_string": "return a - b", "new_string": "return a + b"}
+    server.script(
+        "claude-x",
+        Turn.tool_call("Read", {"file_path": "calc.py"}),
+        Turn.tool_call("Edit", edit),
+        Turn.text("Fixed add()."),
+    )
+    server.script(
+        "demo-reviewer",
+        Turn.tool_call("finish", {"verdict": "approve", "summary": "Good.", "comments": []}),
+    )
+    result = cli("pipeline", "run", "feature", "--task", "Fix add()")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "merged" in result.stdout
+    assert "return a + b" in git(root, "show", "main:calc.py")
+    server.assert_complete()
+    store = RunStore(root / ".agentctl")
+    agents = [store.get(listing.id) for listing in store.list(kind="agent")]
+    (dev_run,) = [run for run in agents if run.load().role == "dev"]
+    events = read_journal(dev_run.paths.events).events
+    assert [e["name"] for e in events if e["type"] == "tool.start"] == ["Read", "Edit"]
+    # The dev's calls, priced by agentctl at the configured price, under its role.
+    calls = [e["usage"] for e in events if e["type"] == "llm.call"]
+    assert len(calls) == 3  # every request the CLI made, none missed
+    tokens = {k: sum(c[k] for c in calls) for k in calls[0]}
+    priced = Decimal(
+        3 * (tokens["input_tokens"] + tokens["cache_write_tokens"] + tokens["cache_read_tokens"])
+        + 15 * tokens["output_tokens"]
+    ) / 1_000_000
+    rows = json.loads(cli("cost", "--by", "role", "--json").stdout)["rows"]
+    (dev_row,) = [row for row in rows if row["key"] == "dev"]
+    assert dev_row["calls"] == 3 and Decimal(str(dev_row["cost_usd"])) == priced
+    shown = cli("runs", "show", dev_run.id).stdout
+    print(shown)
+    assert "Edit" in shown and "cli.result" in shown
