@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-from decimal import Decimal
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -123,8 +123,7 @@ def pipeline_with_claude_code(
     root = prepare(tmp_path / "project", server, scripted=False).root
     config = root / "agentctl.toml"
     config.write_text(
-        config.read_text()
-        + '\n[models.claude]\nprovider = "anthropic"\nname = "claude-x"\n'
+        config.read_text() + '\n[models.claude]\nprovider = "anthropic"\nname = "claude-x"\n'
         f'base_url = "{server.anthropic_url}"\napi_key_env = "TEST_KEY"\nmax_retries = 0\n'
         "max_tokens = 4000\nprice = { input = 3.0, output = 15.0 }\n"
     )
@@ -161,10 +160,14 @@ def pipeline_with_claude_code(
     calls = [e["usage"] for e in events if e["type"] == "llm.call"]
     assert len(calls) == 3  # every request the CLI made, none missed
     tokens = {k: sum(c[k] for c in calls) for k in calls[0]}
-    priced = Decimal(
-        3 * (tokens["input_tokens"] + tokens["cache_write_tokens"] + tokens["cache_read_tokens"])
-        + 15 * tokens["output_tokens"]
-    ) / 1_000_000
+    priced = (
+        Decimal(
+            3
+            * (tokens["input_tokens"] + tokens["cache_write_tokens"] + tokens["cache_read_tokens"])
+            + 15 * tokens["output_tokens"]
+        )
+        / 1_000_000
+    )
     rows = json.loads(cli("cost", "--by", "role", "--json").stdout)["rows"]
     (dev_row,) = [row for row in rows if row["key"] == "dev"]
     assert dev_row["calls"] == 3 and Decimal(str(dev_row["cost_usd"])) == priced
