@@ -3,8 +3,9 @@
 Each check is independent and cheap (no model is called): the config loads, every
 API key the configured roles need is set, the Linear and GitHub accounts answer
 (their own ``checks`` modules), the pipelines' preflight passes (``preflight``: base branch,
-base checkout, test command, local model endpoints), git and bubblewrap are there,
-the state folder is writable.
+base checkout, test command, local model endpoints), the coding agent CLIs that roles
+run as their backend answer ``--version``, git and bubblewrap are there, the state
+folder is writable.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from agentctl import failpoints, keystore
 from agentctl.agent.spawner import spawn_check
 from agentctl.checks import Check
 from agentctl.config import Config
+from agentctl.config.agents import CLI_PACKAGES
 from agentctl.errors import ConfigError, SecretsFileError, WorkspaceError
 from agentctl.executors import executor_checks
 from agentctl.forges import forge_checks
@@ -77,6 +79,70 @@ def _bubblewrap(host: Host | None = None) -> Check:
     return Check(
         "sandbox", "warn", f"{reason}: roles with sandbox = 'strict' cannot run commands", hint
     )
+
+
+def _backends(config: Config, host: Host) -> list[Check]:
+    """Each coding agent CLI a role runs as its backend: found on PATH, its version.
+
+    None when no role uses one. As root, Claude Code refuses
+    ``--dangerously-skip-permissions``, so a role asking for bypassPermissions fails.
+    """
+    users: dict[tuple[str, str], list[str]] = {}
+    bypass: list[str] = []
+    for name, role in sorted(config.roles.items()):
+        if role.backend not in CLI_PACKAGES:
+            continue
+        program = role.backend_options.executable or CLI_PACKAGES[role.backend][0]
+        users.setdefault((role.backend, program), []).append(name)
+        if role.backend == "claude-code" and role.backend_options.permission_mode == (
+            "bypassPermissions"
+        ):
+            bypass.append(name)
+    checks = [_cli(backend, program, roles) for (backend, program), roles in users.items()]
+    if bypass and host.euid() == 0:
+        checks.append(
+            Check(
+                "claude-code",
+                "fail",
+                f"permission_mode bypassPermissions (roles: {', '.join(bypass)}) is refused "
+                "as root: Claude Code will not skip permissions for root",
+                "use acceptEdits (the default) or dontAsk with the role's tools, or run "
+                "agentctl as another user",
+            )
+        )
+    return checks
+
+
+def _cli(backend: str, program: str, roles: list[str]) -> Check:
+    """One CLI backend's program: where it is and what ``--version`` says (5 s at most)."""
+    who = f"(roles: {', '.join(roles)})"
+    path = shutil.which(program)
+    if path is None:
+        missing = "is not an executable file" if os.sep in program else "not found on PATH"
+        return Check(
+            backend,
+            "fail",
+            f"{program!r} {missing} {who}",
+            f"npm install -g {CLI_PACKAGES[backend][1]}, or set [backend_options] executable",
+        )
+    try:
+        out = subprocess.run(
+            [path, "--version"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Check(backend, "fail", f"{path} does not run {who}: {exc}")
+    said = (out.stdout.strip() or out.stderr.strip()).splitlines()
+    first = said[0].strip() if said else "no output"
+    if out.returncode != 0:
+        return Check(
+            backend, "fail", f"{path} --version exited {out.returncode}: {first[:200]} {who}"
+        )
+    return Check(backend, "ok", f"{first[:200]} at {path} {who}")
 
 
 def _state_dir(workspace: Workspace) -> Check:
@@ -144,6 +210,7 @@ def run_doctor(
     ``environ`` stands in for the key store when given; ``host`` says whether
     bubblewrap works and who we run as (real by default).
     """
+    host = host or Host()
     checks = [Check("python", "ok", sys.version.split()[0])]
     try:
         workspace = workspace_loader()
@@ -169,6 +236,7 @@ def run_doctor(
         checks.extend(_preflight(config))
         checks.append(spawn_check(config))
         checks.extend(executor_checks(config))
+        checks.extend(_backends(config, host))
         if not config.settings.project.test_command:
             checks.append(
                 Check(
