@@ -91,6 +91,7 @@ def test_claude_code_edits_through_its_own_tools_metered_by_agentctl(
     bash = [e for e in events if e["type"] == "tool.result"][-1]
     assert "return a + b" in bash["content"]
     assert CANARY not in bash["content"] and "TEST_KEY" not in bash["content"]
+    assert "agentctl-proxy-" not in bash["content"], bash["content"]
     # Every call the CLI made went through the proxy, carried the real key upstream only,
     # and was priced by agentctl into the ledger.
     calls = [e for e in events if e["type"] == "llm.call"]

@@ -55,6 +55,21 @@ class ResponsesRenderer:
                 text = done["content"][0]["text"]
                 emit("response.output_text.done", text=text, logprobs=[], **where)
                 emit("response.content_part.done", part={**part, "text": text}, **where)
+            elif done["type"] == "custom_tool_call":
+                for delta in deltas:
+                    emit(
+                        "response.custom_tool_call_input.delta",
+                        True,
+                        delta=delta,
+                        item_id=item_id,
+                        output_index=index,
+                    )
+                emit(
+                    "response.custom_tool_call_input.done",
+                    input=done["input"],
+                    item_id=item_id,
+                    output_index=index,
+                )
             elif done["type"] == "function_call":
                 for delta in deltas:
                     emit(
@@ -134,6 +149,18 @@ class ResponsesRenderer:
             items.append((added, done, pieces(turn.content, ctx.min_pieces)))
         ids = call_ids(turn.calls, ctx.ids, "call")
         for call, call_id in zip(turn.calls, ids, strict=True):
+            if call.custom:
+                done = {
+                    "id": ctx.ids.next("ctc"),
+                    "type": "custom_tool_call",
+                    "status": "completed",
+                    "call_id": call_id,
+                    "input": call.arguments,
+                    "name": call.name,
+                }
+                added = {**done, "status": "in_progress", "input": ""}
+                items.append((added, done, pieces(call.arguments, ctx.min_pieces)))
+                continue
             done = {
                 "id": ctx.ids.next("fc"),
                 "type": "function_call",
@@ -142,6 +169,8 @@ class ResponsesRenderer:
                 "call_id": call_id,
                 "name": call.name,
             }
+            if call.namespace is not None:
+                done["namespace"] = call.namespace
             added = {**done, "status": "in_progress", "arguments": ""}
             items.append((added, done, pieces(call.arguments, ctx.min_pieces)))
         return items

@@ -39,6 +39,11 @@ class Call:
     name: str
     arguments: str
     id: str | None = None
+    # Responses API only: a freeform ``custom`` tool's call (``arguments`` is its raw
+    # input, e.g. Codex's ``apply_patch``), and the ``namespace`` of a namespaced tool
+    # (Codex offers MCP tools in one per server).
+    custom: bool = False
+    namespace: str | None = None
 
     def input_object(self) -> dict[str, Any]:
         """The arguments as an object, or ``{}`` when they are not a JSON object.
@@ -126,6 +131,19 @@ class Turn:
         """One tool call; a ``str`` ``arguments`` is sent verbatim (may be malformed)."""
         call = Call(name, _arguments_text(arguments), id)
         return cls("reply", content=text, calls=(call,), delay=delay, usage=_usage(usage))
+
+    @classmethod
+    def custom_call(cls, name: str, input: str, *, text: str = "", id: str | None = None) -> Turn:
+        """A call of a freeform ``custom`` tool (Responses API: a ``custom_tool_call``)."""
+        return cls("reply", content=text, calls=(Call(name, input, id, custom=True),))
+
+    @classmethod
+    def namespaced_call(
+        cls, namespace: str, name: str, arguments: Arguments, *, id: str | None = None
+    ) -> Turn:
+        """A function call of a tool offered inside a ``namespace`` (Responses API)."""
+        call = Call(name, _arguments_text(arguments), id, namespace=namespace)
+        return cls("reply", calls=(call,))
 
     @classmethod
     def tool_calls(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from typing import Any
 
 from agentctl.agent.backends import Session, cli_env, executable, verdict
@@ -77,6 +78,13 @@ class ClaudeCode:
             "",
             "--strict-mcp-config",
         ]
+        # The proxy's token reaches Claude Code through a key helper, not its environment,
+        # which every command it runs inherits.
+        token_file = s.home / "proxy-token"
+        fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(proxy.token)
+        argv += ["--settings", json.dumps({"apiKeyHelper": f"cat {shlex.quote(str(token_file))}"})]
         if s.role.mcp_servers:
             argv += ["--mcp-config", json.dumps(mcp_config(s))]
         if s.resume_id:
@@ -88,7 +96,6 @@ class ClaudeCode:
                 "HOME": str(s.home),
                 "CLAUDE_CONFIG_DIR": str(s.home),
                 "ANTHROPIC_BASE_URL": proxy.url,
-                "ANTHROPIC_API_KEY": proxy.token,
                 # Side tasks (titles, summaries) go to the role's model, through the proxy.
                 "ANTHROPIC_SMALL_FAST_MODEL": model.name,
                 "ANTHROPIC_DEFAULT_HAIKU_MODEL": model.name,

@@ -1,0 +1,95 @@
+"""Codex CLI (the real CLI, from npm) as a role's agent, against the scripted Responses
+server, through agentctl's metering proxy."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agentctl.runs import RunStore, read_journal
+from agentctl.testing import clis
+from agentctl.testing.llm_server import LLMServer, Turn
+from tests.conftest import Invoke, git, make_repo
+
+CANARY = "sk-canary-codex-41c9e2"
+CODEX = clis.find("codex")
+MODEL = "gpt-5.5"  # a model whose metadata Codex knows: it offers apply_patch for it
+pytestmark = pytest.mark.skipif(
+    CODEX is None and os.environ.get("AGENTCTL_REQUIRE_CLIS") != "1",
+    reason="Codex CLI is not installed (python -m agentctl.testing.clis installs it)",
+)
+PATCH = "*** Begin Patch\n*** Add File: notes.txt\n+written by codex\n*** End Patch\n"
+
+
+@pytest.fixture
+def server() -> Iterator[LLMServer]:
+    with LLMServer(api_key=CANARY) as running:
+        yield running
+
+
+@pytest.fixture
+def project(tmp_path: Path, server: LLMServer, monkeypatch: pytest.MonkeyPatch) -> Path:
+    repo = make_repo(tmp_path / "project")
+    (repo / "README.md").write_text("# a project\n")
+    (repo / "agentctl.toml").write_text(
+        '[models.codex]\nprovider = "openai"\napi = "responses"\n'
+        f'name = "{MODEL}"\nbase_url = "{server.openai_url}"\napi_key_env = "TEST_KEY"\n'
+        "max_retries = 0\nmax_tokens = 4000\nprice = { input = 1.25, output = 10.0 }\n\n"
+        '[roles.devops]\nbackend = "codex"\nmodel = "codex"\nfallback = []\n'
+        'sandbox = "strict"\nmax_turns = 10\n'
+        f'[roles.devops.backend_options]\nexecutable = "{CODEX}"\n'
+    )
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "project")
+    monkeypatch.setenv("TEST_KEY", CANARY)
+    monkeypatch.chdir(repo)
+    return repo
+
+
+def only_run(repo: Path):  # type: ignore[no-untyped-def]
+    (listing,) = RunStore(repo / ".agentctl").list(kind="agent")
+    return RunStore(repo / ".agentctl").get(listing.id)
+
+
+def test_codex_runs_a_command_and_writes_a_file_metered_by_agentctl(
+    project: Path, server: LLMServer, cli: Invoke
+) -> None:
+    server.script(
+        MODEL,
+        Turn.tool_call("exec_command", {"cmd": "echo built > build.log; env"}),
+        Turn.custom_call("apply_patch", PATCH),
+        Turn.text("Built it and wrote notes.txt."),
+    )
+    result = cli("agent", "run", "devops", "Build, then write notes.txt")
+    assert result.exit_code == 0, result.stderr + result.stdout
+    assert (project / "build.log").read_text() == "built\n"
+    assert (project / "notes.txt").read_text() == "written by codex\n"
+    run = only_run(project)
+    assert run.read_output()["text"] == "Built it and wrote notes.txt."
+    server.assert_complete()
+    # Codex offered its own tools (apply_patch as a freeform custom tool) through the proxy.
+    offered = {(t.get("type"), t.get("name")) for t in server.requests[0].body["tools"]}
+    assert ("custom", "apply_patch") in offered
+    events = read_journal(run.paths.events).events
+    results = [e for e in events if e["type"] == "tool.result"]
+    assert [e["name"] for e in results] == ["command", "apply_patch"]
+    assert not any(e["is_error"] for e in results)
+    command_output = results[0]["content"]
+    assert "PATH=" in command_output and CANARY not in command_output
+    assert "AGENTCTL_PROXY_TOKEN" not in command_output  # Codex keeps *TOKEN* from commands
+    # Each call: the real key upstream only, priced by agentctl at the configured price.
+    assert all(r.headers.get("authorization") == f"Bearer {CANARY}" for r in server.requests)
+    calls = [e for e in events if e["type"] == "llm.call"]
+    assert len(calls) == len(server.requests) == 3
+    cost = json.loads(cli("cost", "--run", run.id, "--json").stdout)
+    assert cost["total"]["calls"] == 3
+    leaks = [
+        p
+        for p in (project / ".agentctl").rglob("*")
+        if p.is_file() and CANARY.encode() in p.read_bytes()
+    ]
+    assert leaks == []
