@@ -27,7 +27,7 @@ Measured here on 2026-12-05 (--repeat 3), zygote: first request 64 ms (OpenAI
 chat) and 76 ms (Anthropic); 20 agents 1.71 s and 1.90 s; Pss 18.8 and 17.1 MiB;
 CPU 0.05 and 0.04 s (exec: 816 and 1,176 ms, 11.1 and 17.0 s, 42 and 56 MiB,
 0.68 and 1.03 s). Backends, first request: agentctl 64–76 ms, Claude Code 2.1.197
-600–660 ms, Codex 0.171.0 305–318 ms (the CLI's own start-up: Node and its bundle).
+600–675 ms, Codex 0.171.0 305–320 ms (the CLI's own start-up: Node and its bundle).
 """
 
 from __future__ import annotations
