@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -30,13 +31,15 @@ def server() -> Iterator[LLMServer]:
         yield running
 
 
-def role_config(server: LLMServer, *, budget: str = "", extra: str = "") -> str:
+def role_config(
+    server: LLMServer, *, budget: str = "", extra: str = "", max_turns: int = 10
+) -> str:
     return (
         '[models.claude]\nprovider = "anthropic"\nname = "claude-x"\n'
         f'base_url = "{server.anthropic_url}"\napi_key_env = "TEST_KEY"\nmax_retries = 0\n'
         "max_tokens = 4000\nprice = { input = 3.0, output = 15.0 }\n\n"
         '[roles.dev]\nbackend = "claude-code"\nmodel = "claude"\nfallback = []\n'
-        f"max_turns = 10\n{budget}"
+        f"max_turns = {max_turns}\n{budget}"
         f'[roles.dev.backend_options]\nexecutable = "{CLAUDE}"\n{extra}'
     )
 
@@ -175,3 +178,74 @@ def pipeline_with_claude_code(
     shown = cli("runs", "show", dev_run.id).stdout
     print(shown)
     assert "Edit" in shown and "cli.result" in shown
+
+
+def process_running(marker: str) -> bool:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                continue
+            if marker.encode() in cmdline:
+                return True
+    return False
+
+
+def cli_processes(home: Path) -> list[int]:
+    """Processes whose command line or environment names the run's CLI home."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                seen = (entry / "cmdline").read_bytes() + (entry / "environ").read_bytes()
+            except OSError:
+                continue
+            if str(home).encode() in seen:
+                found.append(int(entry.name))
+    return found
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 20.0) -> None:
+    end = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.05)
+
+
+def test_the_budget_stops_claude_code_before_a_call_past_the_cap(
+    project: Path, server: LLMServer, cli: Invoke
+) -> None:
+    (project / "agentctl.toml").write_text(
+        role_config(server, budget="budget_usd = 0.2\n", max_turns=50)
+    )
+    git(project, "commit", "-qam", "a small budget")
+    for i in range(40):  # a model that never stops calling tools
+        server.script("claude-x", Turn.tool_call("Bash", {"command": f"echo {i}"}))
+    result = cli("agent", "run", "dev", "Loop")
+    assert result.exit_code == 1
+    run = only_run(project)
+    assert run.load().status == "paused"
+    output = run.read_output()
+    assert output["ending"] == "budget" and "budget" in output["reason"]
+    events = read_journal(run.paths.events).events
+    sent = len(server.requests)
+    assert 2 <= sent < 40
+    assert len([e for e in events if e["type"] == "llm.call"]) == sent
+    spent = json.loads(cli("cost", "--run", run.id, "--json").stdout)["total"]["cost_usd"]
+    assert 0 < Decimal(str(spent)) <= Decimal("0.2")  # nothing past the cap, ever
+    assert cli_processes(run.dir / "cli") == []
+
+
+def test_cancel_kills_claude_code_and_the_commands_it_started(
+    project: Path, server: LLMServer, cli: Invoke
+) -> None:
+    server.script("claude-x", Turn.tool_call("Bash", {"command": "sleep 976"}))
+    run_id = cli("agent", "run", "dev", "Wait", "--detach").stdout.strip()
+    run = RunStore(project / ".agentctl").get(run_id)
+    wait_for(lambda: process_running("sleep 976"))
+    assert cli_processes(run.dir / "cli")  # claude is running
+    assert cli("runs", "cancel", run_id, "--grace", "0.5").exit_code == 0
+    wait_for(lambda: not process_running("sleep 97"), timeout=10)
+    wait_for(lambda: run.load().status == "canceled", timeout=10)
+    wait_for(lambda: not cli_processes(run.dir / "cli"), timeout=10)

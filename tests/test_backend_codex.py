@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,19 +36,23 @@ def server() -> Iterator[LLMServer]:
 def project(tmp_path: Path, server: LLMServer, monkeypatch: pytest.MonkeyPatch) -> Path:
     repo = make_repo(tmp_path / "project")
     (repo / "README.md").write_text("# a project\n")
-    (repo / "agentctl.toml").write_text(
-        '[models.codex]\nprovider = "openai"\napi = "responses"\n'
-        f'name = "{MODEL}"\nbase_url = "{server.openai_url}"\napi_key_env = "TEST_KEY"\n'
-        "max_retries = 0\nmax_tokens = 4000\nprice = { input = 1.25, output = 10.0 }\n\n"
-        '[roles.devops]\nbackend = "codex"\nmodel = "codex"\nfallback = []\n'
-        'sandbox = "strict"\nmax_turns = 10\n'
-        f'[roles.devops.backend_options]\nexecutable = "{CODEX}"\n'
-    )
+    (repo / "agentctl.toml").write_text(config_text(server))
     git(repo, "add", ".")
     git(repo, "commit", "-q", "-m", "project")
     monkeypatch.setenv("TEST_KEY", CANARY)
     monkeypatch.chdir(repo)
     return repo
+
+
+def config_text(server: LLMServer, extra: str = "") -> str:
+    return (
+        '[models.codex]\nprovider = "openai"\napi = "responses"\n'
+        f'name = "{MODEL}"\nbase_url = "{server.openai_url}"\napi_key_env = "TEST_KEY"\n'
+        "max_retries = 0\nmax_tokens = 4000\nprice = { input = 1.25, output = 10.0 }\n\n"
+        '[roles.devops]\nbackend = "codex"\nmodel = "codex"\nfallback = []\n'
+        'sandbox = "strict"\nmax_turns = 10\n{extra}'
+        f'[roles.devops.backend_options]\nexecutable = "{CODEX}"\n'
+    ).replace("{extra}", extra)
 
 
 def only_run(repo: Path):  # type: ignore[no-untyped-def]
@@ -93,3 +98,38 @@ def test_codex_runs_a_command_and_writes_a_file_metered_by_agentctl(
         if p.is_file() and CANARY.encode() in p.read_bytes()
     ]
     assert leaks == []
+
+
+def processes_under(folder: Path) -> list[int]:
+    """Processes whose command line or environment names ``folder``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                seen = (entry / "cmdline").read_bytes() + (entry / "environ").read_bytes()
+            except OSError:
+                continue
+            if str(folder).encode() in seen:
+                found.append(int(entry.name))
+    return found
+
+
+def test_the_deadline_stops_codex_and_every_command_it_started(
+    project: Path, server: LLMServer, cli: Invoke
+) -> None:
+    (project / "agentctl.toml").write_text(config_text(server, 'deadline = "2s"\n'))
+    git(project, "commit", "-qam", "a short deadline")
+    server.script(
+        MODEL, Turn.tool_call("exec_command", {"cmd": "sleep 975", "yield_time_ms": 60000})
+    )
+    started = time.monotonic()
+    result = cli("agent", "run", "devops", "Wait a long time")
+    assert result.exit_code == 1
+    assert time.monotonic() - started < 15
+    run = only_run(project)
+    assert run.load().status == "failed"
+    assert run.read_output()["ending"] == "deadline"
+    end = time.monotonic() + 5
+    while processes_under(run.dir / "cli") and time.monotonic() < end:
+        time.sleep(0.05)
+    assert processes_under(run.dir / "cli") == []  # no codex, no shell, no sleep

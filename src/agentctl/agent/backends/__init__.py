@@ -151,7 +151,8 @@ def run(
     run.journal.append(
         "cli.exit", durable=True, code=exited.code, stopped=exited.stopped, calls=proxy.calls
     )
-    if exited.stopped == "canceled":
+    # A cancel signals our whole group, so the CLI may be gone before we stopped it.
+    if exited.stopped == "canceled" or heartbeat.cancel.is_set():
         return Ending("canceled", "canceled", "canceled on request")
     if proxy.refused is not None:
         if proxy.refused.startswith("max_turns"):
