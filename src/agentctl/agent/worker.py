@@ -27,7 +27,7 @@ from agentctl.agent.supervise import Heartbeat, chain_of
 from agentctl.config import Config
 from agentctl.config.schema import Role
 from agentctl.cost.ledger import Ledger
-from agentctl.errors import StateError, TransitionError
+from agentctl.errors import AgentctlError, StateError, TransitionError
 from agentctl.redact import Redactor
 from agentctl.runs import Run, RunStore, read_journal
 from agentctl.tools import gitview, sandbox
@@ -94,16 +94,32 @@ def work(config: Config, run_id: str) -> int:
         return record_ending(run, ending, redact, lambda: {"model": chain[0]})
     cwd = Path(data["cwd"])
     project = config.settings.project
+    # The worktree's own code first on PYTHONPATH, as for the gates (tools.projectenv).
+    env = with_pythonpath(tool_env(role.env), project.pythonpath, cwd)
+
+    def on_process(pgid: int) -> None:  # a cancel kills the groups journaled here
+        run.journal.append("tool.process", durable=True, pgid=pgid)
+
+    mcp = None
+    if role.mcp_servers:  # started before the loop, shut down in the finally below
+        # lazy: asyncio and the MCP SDK (pydantic), only for a role that has MCP servers
+        from agentctl.tools.mcp import McpTools
+
+        try:
+            mcp = McpTools.start(role.mcp_servers, env, cwd, redact, on_process)
+        except AgentctlError as exc:  # a server did not start, or lacks an allowed tool
+            heartbeat.stop()
+            failed = Ending("failed", "error", str(exc))
+            return record_ending(run, failed, redact, lambda: {"model": chain[0]})
     toolbox = Toolbox(
         cwd,
         role.tools,
         sandbox=role.sandbox,
         bash_timeout=role.bash_timeout,
         tool_timeout=role.tool_timeout,
-        # The worktree's own code first on PYTHONPATH, as for the gates (tools.projectenv).
-        env=with_pythonpath(tool_env(role.env), project.pythonpath, cwd),
+        env=env,
         redact=redact,
-        on_process=lambda pgid: run.journal.append("tool.process", durable=True, pgid=pgid),
+        on_process=on_process,
         web_private=role.web_fetch_private,
         base=diff_base(config, role, data),
         # The same toolchain as the gates (the test command's venv), a home of its own,
@@ -114,6 +130,7 @@ def work(config: Config, run_id: str) -> int:
             home=config.workspace.state_dir / "homes" / run.id,
             commands=[c for c in (project.test_command, project.setup_command) if c],
         ),
+        extra=mcp,
     )
     loop = AgentLoop(
         run=run,
@@ -136,6 +153,8 @@ def work(config: Config, run_id: str) -> int:
             traceback.print_exc()
             ending = Ending("failed", "error", f"internal error: {type(exc).__name__}: {exc}")
     finally:
+        if mcp is not None:
+            mcp.close()  # bounded; the supervisor kills whatever outlives it
         heartbeat.stop()
         home = config.workspace.state_dir / "homes" / run.id
         if home.exists():

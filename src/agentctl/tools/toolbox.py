@@ -3,7 +3,8 @@
 ``run`` never raises for a tool-level problem (a refused path, a missing file, a
 bad regex, a failing command): those come back as error results the model can act
 on. Every text it returns is redacted, and cut to ``max_output`` for the model
-while the journal keeps it whole.
+while the journal keeps it whole. A role's MCP tools (``extra``: ``tools.mcp``) are
+offered and run beside the built-in ones, under the same rules.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 from agentctl.config.schema import TOOLS
 from agentctl.errors import NotFoundError, StateError, UsageError, WorkspaceError
@@ -24,6 +25,18 @@ from agentctl.tools.sandbox import Host, Policy
 from agentctl.tools.specs import SPECS
 
 SANDBOXES = ("auto", "none", "strict")
+
+
+class ExtraTools(Protocol):
+    """Tools from outside agentctl, offered beside the built-in ones: a role's MCP
+    servers (``tools.mcp.McpTools``). ``call`` never raises for a tool-level problem."""
+
+    @property
+    def specs(self) -> Sequence[ToolSpec]: ...
+
+    def call(
+        self, name: str, arguments: Mapping[str, Any], *, time_left: float | None = None
+    ) -> Output: ...
 
 
 class Toolbox:
@@ -45,6 +58,7 @@ class Toolbox:
         policy: Policy | None = None,
         host: Host | None = None,
         base: str | None = None,
+        extra: ExtraTools | None = None,
     ) -> None:
         unknown = [n for n in names if n not in TOOLS]
         if unknown:
@@ -73,7 +87,14 @@ class Toolbox:
         self.host = host or Host()
         # What git_diff compares with when the model names no base (a review's base branch).
         self.base = base
-        self.specs: tuple[ToolSpec, ...] = tuple(SPECS[n] for n in self.names)
+        # A role's MCP tools (``mcp__<server>__<tool>``), run by ``extra`` and journaled
+        # by the loop like the built-in ones.
+        self.extra = extra
+        self._extra = {spec.name: spec for spec in (extra.specs if extra else ())}
+        self.specs: tuple[ToolSpec, ...] = (
+            *(SPECS[n] for n in self.names),
+            *self._extra.values(),
+        )
         self._left: float | None = None
 
     def run(
@@ -83,20 +104,24 @@ class Toolbox:
 
         ``time_left``: seconds until the run's deadline; no call runs longer.
         """
-        if name not in self.names:
+        if name not in self.names and name not in self._extra:
             why = (
                 f"tool {name!r} is not enabled for this agent"
                 if name in TOOLS
                 else f"unknown tool {name!r}"
             )
-            return self._finish(Output(f"{why}; tools: {', '.join(self.names)}", {}, True))
+            tools = ", ".join(s.name for s in self.specs)
+            return self._finish(Output(f"{why}; tools: {tools}", {}, True))
         if not isinstance(arguments, Mapping):
             return self._finish(Output(f"{name}: arguments must be a JSON object", {}, True))
-        errors = schema_errors(dict(arguments), SPECS[name].parameters)
+        spec = self._extra.get(name) or SPECS[name]
+        errors = schema_errors(dict(arguments), spec.parameters)
         if errors:
             return self._finish(Output(f"{name}: {'; '.join(errors)}", {}, True))
         if time_left is not None and time_left <= 0:
             return self._finish(Output(f"{name} not run: the run's deadline has passed", {}, True))
+        if self.extra is not None and name in self._extra:
+            return self._finish(self.extra.call(name, dict(arguments), time_left=time_left))
         self._left = time_left
         try:
             out = self._dispatch(name, dict(arguments))
