@@ -249,3 +249,76 @@ def test_cancel_kills_claude_code_and_the_commands_it_started(
     wait_for(lambda: not process_running("sleep 97"), timeout=10)
     wait_for(lambda: run.load().status == "canceled", timeout=10)
     wait_for(lambda: not cli_processes(run.dir / "cli"), timeout=10)
+
+
+REVIEW_ROLE = (
+    '\n[roles.review]\nbackend = "claude-code"\nmodel = "claude"\nfallback = []\n'
+    'tools = ["read", "grep", "git_diff"]\n'
+    f'[roles.review.backend_options]\nexecutable = "{CLAUDE}"\n'
+)
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "ending"),
+    [
+        (
+            'Looks right.\n```json\n{"verdict": "request_changes", "summary": "Add a test.", '
+            '"comments": [{"file": "calc.py", "line": 2, "body": "untested"}]}\n```',
+            "succeeded",
+            "verdict",
+        ),
+        ('Fine.\n```json\n{"verdict": "maybe", "summary": "?"}\n```', "failed", "malformed"),
+        ("I approve.", "failed", "malformed"),
+    ],
+)
+def test_a_review_on_claude_code_submits_its_verdict_as_a_final_json_block(
+    answer: str, status: str, ending: str, project: Path, server: LLMServer, cli: Invoke
+) -> None:
+    config = project / "agentctl.toml"
+    config.write_text(config.read_text() + REVIEW_ROLE)
+    git(project, "commit", "-qam", "review on Claude Code")
+    server.script("claude-x", Turn.text(answer))
+    cli("agent", "run", "review", "Review the change")
+    (listing,) = RunStore(project / ".agentctl").list(kind="agent")
+    run = RunStore(project / ".agentctl").get(listing.id)
+    assert run.load().status == status
+    output = run.read_output()
+    assert output["ending"] == ending
+    if ending == "verdict":
+        assert output["verdict"] == "request_changes" and output["summary"] == "Add a test."
+        assert output["comments"][0]["file"] == "calc.py"
+    else:
+        assert "verdict is unusable" in output["reason"]
+    # The verdict instructions reached the model beside Claude Code's own system prompt.
+    system = json.dumps(server.requests[0].body["system"])
+    assert "fenced JSON" in system
+
+
+def test_kill_9_leaves_nothing_running_and_resume_continues_the_cli_conversation(
+    project: Path, server: LLMServer, cli: Invoke
+) -> None:
+    import signal
+
+    server.script("claude-x", Turn.tool_call("Bash", {"command": "sleep 974"}))
+    run_id = cli("agent", "run", "dev", "Wait for the slow build", "--detach").stdout.strip()
+    run = RunStore(project / ".agentctl").get(run_id)
+    wait_for(lambda: process_running("sleep 974"))
+    wait_for(lambda: any((run.dir / "cli" / "projects").rglob("*.jsonl")))  # saved by Claude
+    os.killpg(run.load().pgid or 0, signal.SIGKILL)  # the agent and its supervisor
+    # The warden follows its parent: Claude Code and the command it started in a session
+    # of its own are gone too.
+    wait_for(lambda: not process_running("sleep 974"), timeout=10)
+    wait_for(lambda: not cli_processes(run.dir / "cli"), timeout=10)
+    wait_for(lambda: "stale" in cli("runs", "list", "--json").stdout)
+    first = [e for e in read_journal(run.paths.events).events if e["type"] == "cli.session"]
+    server.script("claude-x", Turn.text("Resumed and done."))
+    resumed = cli("runs", "resume", run_id)
+    assert resumed.exit_code == 0, resumed.stderr
+    assert run.read_output()["text"] == "Resumed and done."
+    events = read_journal(run.paths.events).events
+    starts = [e for e in events if e["type"] == "cli.start"]
+    assert [s["resume"] for s in starts] == [None, first[0]["session_id"]]
+    # The resumed CLI sent its earlier conversation (the task), then "go on".
+    sent = json.dumps(server.requests[-1].body["messages"])
+    assert "Wait for the slow build" in sent
+    assert sent.index("Wait for the slow build") < sent.index("Go on with the task")

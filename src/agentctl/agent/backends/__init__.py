@@ -13,6 +13,8 @@ them. ``run`` is the part they share.
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,13 +26,16 @@ from agentctl.agent.backends.proxy import MeteringProxy
 from agentctl.agent.ending import Ending
 from agentctl.agent.loop import Limits
 from agentctl.agent.supervise import Heartbeat
+from agentctl.agent.worker import overrides
 from agentctl.config import Config
+from agentctl.config.agents import CLI_PACKAGES
 from agentctl.config.schema import Role
 from agentctl.cost.metered import Meter
-from agentctl.errors import AgentctlError
+from agentctl.errors import AgentctlError, PreflightError
 from agentctl.redact import Redactor
 from agentctl.registry import load
 from agentctl.runs import Run, read_journal
+from agentctl.tools.env import tool_env
 
 BACKENDS: dict[str, str] = {
     "claude-code": "agentctl.agent.backends.claude_code:ClaudeCode",
@@ -75,6 +80,41 @@ class Backend(Protocol):
         """How the step ended, from the CLI's last events and its exit."""
         ...
 
+    def sandboxed(self, s: Session) -> bool:
+        """Whether the CLI itself runs in agentctl's sandbox (raises when it must but
+        cannot); False where the CLI sandboxes its own commands."""
+        ...
+
+
+def guarded(
+    s: Session, proxy: MeteringProxy, argv: list[str], env: dict[str, str], sandboxed: bool
+) -> list[str]:
+    """``argv`` below the warden (``tools/warden.py``) and, if ``sandboxed``, inside
+    bubblewrap with no network but the proxy, relayed in through a Unix socket."""
+    warden = [sys.executable, "-I", "-m", "agentctl.tools.warden"]
+    if not sandboxed:
+        return [*warden, "--parent", str(os.getpid()), "--", *argv]
+    from agentctl.tools import sandbox  # lazy: bubblewrap's policy, for sandboxed CLIs only
+
+    socket_path = s.home / "proxy.sock"
+    socket_path.unlink(missing_ok=True)
+    proxy.serve_unix(str(socket_path))
+    port = proxy.url.rsplit(":", 1)[1]
+    config = s.config
+    project = config.settings.project
+    policy = sandbox.workspace_policy(
+        workspace=config.workspace.root,
+        state_dir=config.workspace.state_dir,
+        home=s.home,
+        commands=[
+            *(c for c in (project.test_command, project.setup_command) if c),
+            os.path.realpath(argv[0]),
+            sys.executable,
+        ],
+    )
+    inner = [*warden, "--relay", f"{port}:{socket_path}", "--", *argv]
+    return sandbox.wrap(str(s.cwd), inner, policy, env)
+
 
 def run(
     config: Config,
@@ -86,7 +126,6 @@ def run(
     redact: Redactor,
 ) -> Ending:
     """Run the role's CLI backend to an ending (never raises for an agent-level outcome)."""
-    from agentctl.agent.worker import overrides  # lazy: the worker imports this package
 
     backend: Backend = load(BACKENDS, role.backend, "agent backend")()
     limits = Limits.of(role, overrides(run, data))
@@ -103,7 +142,7 @@ def run(
         limits=limits,
         redact=redact,
         home=home,
-        resume_id=_resume_id(run) if role.backend_options.resume else None,
+        resume_id=_resume_id(run, home) if role.backend_options.resume else None,
     )
     meter = Meter(config, run, session.role_name, run_cap=limits.budget_usd)
     refused_at: list[float] = []
@@ -125,6 +164,7 @@ def run(
 
     try:
         argv, env = backend.command(session, proxy.start())
+        sandboxed = backend.sandboxed(session)
         run.journal.append(
             "cli.start",
             durable=True,
@@ -132,9 +172,10 @@ def run(
             argv=redact.redact_obj(argv[:1] + [a[:200] for a in argv[1:]]),
             proxy=proxy.url,
             resume=session.resume_id,
+            sandbox=sandboxed,
         )
         exited = run_cli(
-            argv,
+            guarded(session, proxy, argv, env, sandboxed),
             cwd=str(session.cwd),
             env=env,
             log=run.dir / "cli.log",
@@ -161,20 +202,26 @@ def run(
     return backend.ending(session, exited)
 
 
-def _resume_id(run: Run) -> str | None:
-    """The CLI's conversation id from an earlier attempt of this run (resumed)."""
+def _resume_id(run: Run, home: Path) -> str | None:
+    """The CLI's conversation id from an earlier attempt of this run, if the CLI saved
+    that conversation (both keep one ``<id>.jsonl``-named file per session in ``home``);
+    else None, and the task starts over (journaled)."""
     ids = [
         e.get("session_id")
         for e in read_journal(run.paths.events).events
         if e.get("type") == "cli.session"
     ]
-    return str(ids[-1]) if ids and ids[-1] else None
+    if not ids or not ids[-1]:
+        return None
+    session = str(ids[-1])
+    if any(home.rglob(f"*{session}*.jsonl")):
+        return session
+    run.journal.append("cli.resume_lost", session_id=session, reason="not saved before it ended")
+    return None
 
 
 def cli_env(role: Role, extra: dict[str, str]) -> dict[str, str]:
     """The CLI's environment: the agents' tool allowlist, the role's ``env``, ``extra``."""
-    from agentctl.tools.env import tool_env
-
     env = tool_env(role.env)
     env.update(extra)
     return env
@@ -182,11 +229,6 @@ def cli_env(role: Role, extra: dict[str, str]) -> dict[str, str]:
 
 def executable(role: Role, default: str) -> str:
     """The CLI program: ``backend_options.executable`` or ``default``, found on PATH."""
-    import shutil
-
-    from agentctl.config.agents import CLI_PACKAGES
-    from agentctl.errors import PreflightError
-
     wanted = role.backend_options.executable or default
     found = shutil.which(wanted, path=os.environ.get("PATH"))
     if found is None:
@@ -195,4 +237,4 @@ def executable(role: Role, default: str) -> str:
             f"{role.backend}: {wanted!r} not found on PATH",
             hint=f"npm install -g {package}, or set [backend_options] executable",
         )
-    return found
+    return os.path.realpath(found)  # what a sandbox must show, not a link in a hidden home

@@ -108,6 +108,15 @@ class ClaudeCode:
         )
         return argv, env
 
+    def sandboxed(self, s: Session) -> bool:
+        """Claude Code has no sandbox of its own: it runs in ours (the role's sandbox)."""
+        from agentctl.tools import sandbox  # lazy: bubblewrap's probe, for this backend only
+
+        wrap, refusal = sandbox.decide(s.role.sandbox, what=f"role {s.role_name!r} on Claude Code")
+        if refusal:
+            raise PreflightError(refusal)
+        return wrap
+
     def on_event(self, s: Session, event: dict[str, Any]) -> None:
         kind = event.get("type")
         journal = s.run.journal

@@ -51,6 +51,10 @@ class Codex:
         )
         return argv, env
 
+    def sandboxed(self, s: Session) -> bool:
+        """Codex sandboxes the commands it runs itself (``sandbox_mode``, bubblewrap)."""
+        return False
+
     def on_event(self, s: Session, event: dict[str, Any]) -> None:
         kind = event.get("type")
         journal = s.run.journal

@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from socketserver import ThreadingUnixStreamServer
 from typing import Any
 
 from agentctl.agent.backends.wire import CALL_PATHS, FREE_PATHS, Tap, error_body
@@ -33,6 +34,7 @@ from agentctl.cost.metered import Meter
 from agentctl.cost.pricing import upper_bound
 from agentctl.cost.reserve import Hold
 from agentctl.llm import resolve_key
+from agentctl.tools.warden import short_path
 
 DEFAULT_BASE = {"messages": "https://api.anthropic.com", "responses": "https://api.openai.com/v1"}
 # Request headers the CLI's SDK sets that the model's API needs (never its key).
@@ -65,6 +67,7 @@ class MeteringProxy:
         self._started = 0
         self.refused: str | None = None
         self._server: ThreadingHTTPServer | None = None
+        self._unix: Any = None
         self._client: Any = None
         self._lock = threading.Lock()
 
@@ -88,7 +91,25 @@ class MeteringProxy:
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 
+    def serve_unix(self, path: str) -> None:
+        """Serve the same proxy on a Unix socket too (bound into a CLI's sandbox)."""
+        proxy = self
+
+        class Handler(_Handler):
+            owner = proxy
+
+            def address_string(self) -> str:
+                return "unix"
+
+        server = ThreadingUnixStreamServer(short_path(path), Handler)
+        server.daemon_threads = True
+        self._unix = server
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+
     def close(self) -> None:
+        if self._unix is not None:
+            self._unix.shutdown()
+            self._unix.server_close()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
