@@ -322,3 +322,30 @@ def test_kill_9_leaves_nothing_running_and_resume_continues_the_cli_conversation
     sent = json.dumps(server.requests[-1].body["messages"])
     assert "Wait for the slow build" in sent
     assert sent.index("Wait for the slow build") < sent.index("Go on with the task")
+
+
+def test_claude_code_in_the_sandbox_reaches_the_proxy_and_nothing_else(
+    project: Path, server: LLMServer, cli: Invoke
+) -> None:
+    (project / "agentctl.toml").write_text(
+        role_config(server).replace("fallback = []\n", 'fallback = []\nsandbox = "strict"\n')
+    )
+    git(project, "commit", "-qam", "strict")
+    port = server.anthropic_url.rsplit(":", 1)[1]
+    probe = (
+        f"python3 -c \"import socket; socket.create_connection(('127.0.0.1', {port}), 2)\" "
+        f"2>&1 | tail -1; ls {project / '.agentctl'}; ls {project / '.agentctl' / 'ledger'}"
+    )
+    server.script("claude-x", Turn.tool_call("Bash", {"command": probe}), Turn.text("Probed."))
+    result = cli("agent", "run", "dev", "Probe the network")
+    assert result.exit_code == 0, result.stderr
+    run = only_run(project)
+    events = read_journal(run.paths.events).events
+    assert [e["sandbox"] for e in events if e["type"] == "cli.start"] == [True]
+    (bash,) = [e for e in events if e["type"] == "tool.result"]
+    # The model's server is on this machine's loopback, which the sandbox does not have;
+    # of the state folder only the way to the CLI's own home is there: no ledger, no runs.
+    lines = bash["content"].strip().splitlines()[-3:]  # after Claude Code's "Exit code 2"
+    assert "ConnectionRefusedError" in lines[0], lines
+    assert lines[1] == "runs" and "No such file or directory" in lines[2], lines
+    assert len(server.requests) == 2  # yet both calls went through the proxy
