@@ -349,3 +349,30 @@ def test_claude_code_in_the_sandbox_reaches_the_proxy_and_nothing_else(
     assert "ConnectionRefusedError" in lines[0], lines
     assert lines[1] == "runs" and "No such file or directory" in lines[2], lines
     assert len(server.requests) == 2  # yet both calls went through the proxy
+
+
+def test_claude_code_calls_an_allowed_tool_of_the_roles_mcp_server(
+    project: Path, server: LLMServer, cli: Invoke
+) -> None:
+    import sys
+
+    mcp = (
+        "[roles.dev.mcp_servers.time]\n"
+        f'command = ["{sys.executable}", "-m", "mcp_server_time", "--local-timezone", "UTC"]\n'
+        'tools = ["get_current_time"]\n'
+    )
+    (project / "agentctl.toml").write_text(role_config(server) + mcp)
+    git(project, "commit", "-qam", "an MCP server")
+    server.script(
+        "claude-x",
+        Turn.tool_call("mcp__time__get_current_time", {"timezone": "UTC"}),
+        Turn.text("It is now."),
+    )
+    result = cli("agent", "run", "dev", "What time is it?")
+    assert result.exit_code == 0, result.stderr
+    offered = {t["name"] for t in server.requests[0].body["tools"]}
+    assert "mcp__time__get_current_time" in offered
+    assert "mcp__time__convert_time" not in offered  # not on the role's allowlist
+    run = only_run(project)
+    (called,) = [e for e in read_journal(run.paths.events).events if e["type"] == "tool.result"]
+    assert '"timezone":"UTC"' in called["content"] and not called["is_error"], called

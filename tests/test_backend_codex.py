@@ -133,3 +133,38 @@ def test_the_deadline_stops_codex_and_every_command_it_started(
     while processes_under(run.dir / "cli") and time.monotonic() < end:
         time.sleep(0.05)
     assert processes_under(run.dir / "cli") == []  # no codex, no shell, no sleep
+
+
+def test_codex_calls_an_allowed_tool_of_the_roles_mcp_server(
+    project: Path, server: LLMServer, cli: Invoke
+) -> None:
+    import sys
+
+    mcp = (
+        "[roles.devops.mcp_servers.time]\n"
+        f'command = ["{sys.executable}", "-m", "mcp_server_time", "--local-timezone", "UTC"]\n'
+        'tools = ["get_current_time"]\n'
+    )
+    # The shipped codex model: Codex offers MCP tools to it in a namespace per server.
+    config = config_text(server).replace(f'name = "{MODEL}"', 'name = "gpt-5.3-codex"')
+    (project / "agentctl.toml").write_text(config + mcp)
+    git(project, "commit", "-qam", "an MCP server")
+    server.script(
+        "gpt-5.3-codex",
+        Turn.namespaced_call("mcp__time", "get_current_time", {"timezone": "UTC"}),
+        Turn.text("It is now."),
+    )
+    result = cli("agent", "run", "devops", "What time is it?")
+    assert result.exit_code == 0, result.stderr
+    namespaces = {
+        t["name"]: [tool["name"] for tool in t["tools"]]
+        for t in server.requests[0].body["tools"]
+        if t.get("type") == "namespace"
+    }
+    assert namespaces["mcp__time"] == ["get_current_time"]  # convert_time: not allowed
+    assert "multi_agent_v1" not in namespaces  # no sub-agents outside agentctl's sight
+    run = only_run(project)
+    events = read_journal(run.paths.events).events
+    (called,) = [e for e in events if e["type"] == "tool.result"]
+    assert called["name"] == "mcp__time__get_current_time" and not called["is_error"]
+    assert '"timezone":"UTC"' in called["content"].replace(" ", ""), called

@@ -203,6 +203,10 @@ class McpTools:
                 why += f"; its stderr ends: {last}"
         return ServiceUnavailableError(redact(why), service=server.service)
 
+    def listed(self) -> dict[str, list[str]]:
+        """Every tool each server has (allowed or not), by server id."""
+        return {server.id: [tool.name for tool in server.listed] for server in self._servers}
+
     def _allowed(self, server: _Server) -> list[ToolSpec]:
         have = {tool.name: tool for tool in server.listed}
         missing = [name for name in server.config.tools if name not in have]

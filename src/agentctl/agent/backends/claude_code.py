@@ -87,6 +87,9 @@ class ClaudeCode:
         argv += ["--settings", json.dumps({"apiKeyHelper": f"cat {shlex.quote(str(token_file))}"})]
         if s.role.mcp_servers:
             argv += ["--mcp-config", json.dumps(mcp_config(s))]
+            hidden = not_allowed(s)
+            if hidden:  # Claude Code offers a server's every tool unless told not to
+                argv += ["--disallowedTools", ",".join(hidden)]
         if s.resume_id:
             argv += ["--resume", s.resume_id]
         argv += list(options.args)
@@ -184,6 +187,24 @@ class ClaudeCode:
         return Ending(
             "failed", "error", f"claude-code exited with {exited.code} and no result: {tail}"
         )
+
+
+def not_allowed(s: Session) -> list[str]:
+    """The role's MCP servers' tools it may not use, found by starting each once (which
+    also fails the step clearly, before the CLI starts, when a server cannot start)."""
+    from agentctl.tools.mcp import McpTools  # lazy: the MCP SDK, for roles with servers
+
+    tools = McpTools.start(s.role.mcp_servers, cli_env(s.role, {}), s.cwd, s.redact)
+    try:
+        listed = tools.listed()
+    finally:
+        tools.close()
+    return [
+        f"mcp__{server_id}__{name}"
+        for server_id, names in listed.items()
+        for name in names
+        if name not in s.role.mcp_servers[server_id].tools
+    ]
 
 
 def mcp_config(s: Session) -> dict[str, Any]:

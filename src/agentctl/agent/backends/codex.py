@@ -155,6 +155,9 @@ def config_toml(s: Session, proxy: MeteringProxy) -> str:
         f"developer_instructions = {_str(instructions)}",
         "check_for_update_on_startup = false",
         "",
+        "[features]",  # one agent per step: sub-agents would be runs agentctl cannot see
+        "multi_agent = false",
+        "",
         "[analytics]",
         "enabled = false",
         "",
@@ -176,8 +179,6 @@ def config_toml(s: Session, proxy: MeteringProxy) -> str:
         f"base_url = {_str(proxy.url + '/v1')}",
         f"env_key = {_str(TOKEN_ENV)}",
         'wire_api = "responses"',
-        "request_max_retries = 0",
-        "stream_max_retries = 0",
     ]
     for server_id, server in s.role.mcp_servers.items():
         lines += ["", f"[mcp_servers.{server_id}]"]
