@@ -376,3 +376,31 @@ def test_claude_code_calls_an_allowed_tool_of_the_roles_mcp_server(
     run = only_run(project)
     (called,) = [e for e in read_journal(run.paths.events).events if e["type"] == "tool.result"]
     assert '"timezone":"UTC"' in called["content"] and not called["is_error"], called
+
+
+def test_the_proxy_moves_on_to_the_fallback_when_the_first_model_is_down(
+    project: Path, server: LLMServer, cli: Invoke
+) -> None:
+    import socket
+
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    config = role_config(server).replace("fallback = []\n", 'fallback = ["claude"]\n')
+    config = config.replace('model = "claude"\n', 'model = "local"\n', 1)
+    config += (
+        '\n[models.local]\nprovider = "anthropic"\nname = "local-x"\n'
+        f'base_url = "{down}"\napi_key_env = ""\nprice = {{ input = 0, output = 0 }}\n'
+    )
+    (project / "agentctl.toml").write_text(config)
+    git(project, "commit", "-qam", "a local model that is down")
+    server.script("claude-x", Turn.text("Answered by the fallback."))
+    result = cli("agent", "run", "dev", "Hello")
+    assert result.exit_code == 0, result.stderr
+    run = only_run(project)
+    events = read_journal(run.paths.events).events
+    (switch,) = [e for e in events if e["type"] == "model.switch"]
+    assert switch["to"] == "claude" and switch["reason"].startswith("local:")
+    calls = [e for e in events if e["type"] == "llm.call"]
+    assert {c["model"] for c in calls} == {"claude"} and len(calls) == len(server.requests)
+    assert run.read_output()["text"] == "Answered by the fallback."

@@ -65,6 +65,7 @@ class MeteringProxy:
         self.calls = 0  # priced
         self.max_calls = max_calls
         self._started = 0
+        self._current = 0  # index in chain of the model calls go to
         self.refused: str | None = None
         self._server: ThreadingHTTPServer | None = None
         self._unix: Any = None
@@ -125,6 +126,24 @@ class MeteringProxy:
             if requested in (name, models[name].name):
                 return name, models[name]
         return self.chain[0], models[self.chain[0]]
+
+    def current(self) -> str:
+        """The model calls go to: the role's first, or the one a failure moved on to."""
+        with self._lock:
+            return self.chain[self._current]
+
+    def after(self, name: str) -> str | None:
+        """The chain's model after ``name``, if there is one."""
+        index = self.chain.index(name)
+        return self.chain[index + 1] if index + 1 < len(self.chain) else None
+
+    def switch(self, name: str, to: str, why: str) -> None:
+        """Move on from ``name`` (for this and every later call), as agentctl's loop does."""
+        with self._lock:
+            self._current = max(self._current, self.chain.index(to))
+        self.meter.run.journal.append(
+            "model.switch", durable=True, to=to, reason=self.redact(f"{name}: {why}")
+        )
 
     def upstream(self, model: Model, path: str) -> str:
         base = (model.base_url or DEFAULT_BASE[self.api]).rstrip("/")
@@ -239,15 +258,29 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(404, error_body(proxy.api, f"not served here: {path}"))
             return
         body = _load(raw)
-        name, model = proxy.model_for(body.get("model"))
         if proxy.refused is not None:
             self._send_json(400, error_body(proxy.api, f"agentctl: not sent: {proxy.refused}"))
             return
-        hold = proxy.reserve(name, model, body, len(raw))
-        if hold is None:
-            self._send_json(400, error_body(proxy.api, f"agentctl: not sent: {proxy.refused}"))
-            return
-        self._forward(name, model, path, body, hold)
+        self._call(path, body, len(raw))
+
+    def _call(self, path: str, body: dict[str, Any], size: int) -> None:
+        """Reserve, forward, settle; on to the chain's next model while the current one
+        cannot be reached or fails on its side (5xx) and nothing reached the CLI yet."""
+        proxy = self.owner
+        name = proxy.current()
+        while True:
+            model = proxy.meter.config.models[name]
+            hold = proxy.reserve(name, model, body, size)
+            if hold is None:
+                message = f"agentctl: not sent: {proxy.refused}"
+                self._send_json(400, error_body(proxy.api, message))
+                return
+            after = proxy.after(name)
+            failed = self._forward(name, model, path, body, hold, may_fail_over=after is not None)
+            if failed is None or after is None:
+                return
+            proxy.switch(name, after, failed)
+            name = after
 
     def _authorised(self) -> bool:
         token = self.owner.token
@@ -255,30 +288,47 @@ class _Handler(BaseHTTPRequestHandler):
         return self.headers.get("x-api-key") == token or bearer == f"Bearer {token}"
 
     def _forward(
-        self, name: str, model: Model, path: str, body: dict[str, Any], hold: Hold | None
-    ) -> None:
+        self,
+        name: str,
+        model: Model,
+        path: str,
+        body: dict[str, Any],
+        hold: Hold | None,
+        *,
+        may_fail_over: bool = False,
+    ) -> str | None:
+        """Send ``body`` to ``model`` and relay its answer; None once answered. With
+        ``may_fail_over``, why it failed (nothing sent to the CLI, hold released)."""
         proxy = self.owner
         content = proxy.redact(json.dumps(body, ensure_ascii=False)).encode()
         tap = Tap(proxy.api)
         started = time.monotonic()
+        self._answered = False
+        failed: str | None = None
         try:
-            try:
-                with proxy._client.stream(
-                    "POST",
-                    proxy.upstream(model, path),
-                    content=content,
-                    headers=proxy.headers(name, model, self.headers),
-                ) as answer:
+            with proxy._client.stream(
+                "POST",
+                proxy.upstream(model, path),
+                content=content,
+                headers=proxy.headers(name, model, self.headers),
+            ) as answer:
+                if may_fail_over and answer.status_code >= 500:
+                    failed = f"HTTP {answer.status_code}"
+                else:
                     self._relay(answer, tap)
-            except Exception as exc:  # the model's endpoint: unreachable, reset, timed out
-                if tap.usage is None:
-                    message = f"agentctl proxy: {model.base_url or 'the API'}: {exc}"
+        except Exception as exc:  # the model's endpoint: unreachable, reset, timed out
+            if not self._answered:
+                failed = f"{model.base_url or 'the API'}: {exc}"
+                if not may_fail_over:
+                    message = f"agentctl proxy: {failed}"
                     self._send_json(502, error_body(proxy.api, message, "api_error"))
         finally:
             if hold is not None:
                 proxy.settle(name, model, hold, tap, time.monotonic() - started)
+        return failed if may_fail_over and not self._answered else None
 
     def _relay(self, answer: Any, tap: Tap) -> None:
+        self._answered = True
         self.send_response(answer.status_code)
         for header in KEEP_HEADERS:
             if header in answer.headers:
@@ -304,6 +354,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
     def _send_json(self, status: int, data: dict[str, Any]) -> None:
+        self._answered = True
         payload = json.dumps(data).encode()
         self.send_response(status)
         self.send_header("content-type", "application/json")
