@@ -17,7 +17,7 @@ import shutil
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -112,6 +112,10 @@ def guarded(
             sys.executable,
         ],
     )
+    # The warden is agentctl's code: where agentctl is installed must be visible (an
+    # editable install or a virtualenv in a temporary folder would be under a tmpfs).
+    installed = str(Path(__file__).resolve().parents[3])
+    policy = replace(policy, visible=(*policy.visible, installed))
     inner = [*warden, "--relay", f"{port}:{socket_path}", "--", *argv]
     return sandbox.wrap(str(s.cwd), inner, policy, env)
 
