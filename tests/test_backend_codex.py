@@ -85,6 +85,9 @@ def test_codex_runs_a_command_and_writes_a_file_metered_by_agentctl(
     assert not any(e["is_error"] for e in results)
     command_output = results[0]["content"]
     assert "PATH=" in command_output and CANARY not in command_output
+    # Not a login shell: the PATH agentctl gave (the project's virtualenv first) holds.
+    path_line = next(line for line in command_output.splitlines() if line.startswith("PATH="))
+    assert path_line.endswith(":" + os.environ["PATH"]), path_line  # after Codex's helpers
     assert "AGENTCTL_PROXY_TOKEN" not in command_output  # Codex keeps *TOKEN* from commands
     # Each call: the real key upstream only, priced by agentctl at the configured price.
     assert all(r.headers.get("authorization") == f"Bearer {CANARY}" for r in server.requests)

@@ -36,6 +36,7 @@ from agentctl.redact import Redactor
 from agentctl.registry import load
 from agentctl.runs import Run, read_journal
 from agentctl.tools.env import tool_env
+from agentctl.tools.projectenv import with_pythonpath
 
 BACKENDS: dict[str, str] = {
     "claude-code": "agentctl.agent.backends.claude_code:ClaudeCode",
@@ -224,9 +225,11 @@ def _resume_id(run: Run, home: Path) -> str | None:
     return None
 
 
-def cli_env(role: Role, extra: dict[str, str]) -> dict[str, str]:
-    """The CLI's environment: the agents' tool allowlist, the role's ``env``, ``extra``."""
-    env = tool_env(role.env)
+def cli_env(s: Session, extra: dict[str, str]) -> dict[str, str]:
+    """The CLI's environment: the agents' tool allowlist and the role's ``env``, the
+    worktree's own code first on PYTHONPATH (as for agentctl's agents), then ``extra``."""
+    project = s.config.settings.project
+    env = with_pythonpath(tool_env(s.role.env), project.pythonpath, s.cwd)
     env.update(extra)
     return env
 

@@ -94,7 +94,7 @@ class ClaudeCode:
             argv += ["--resume", s.resume_id]
         argv += list(options.args)
         env = cli_env(
-            s.role,
+            s,
             {
                 "HOME": str(s.home),
                 "CLAUDE_CONFIG_DIR": str(s.home),
@@ -194,7 +194,7 @@ def not_allowed(s: Session) -> list[str]:
     also fails the step clearly, before the CLI starts, when a server cannot start)."""
     from agentctl.tools.mcp import McpTools  # lazy: the MCP SDK, for roles with servers
 
-    tools = McpTools.start(s.role.mcp_servers, cli_env(s.role, {}), s.cwd, s.redact)
+    tools = McpTools.start(s.role.mcp_servers, cli_env(s, {}), s.cwd, s.redact)
     try:
         listed = tools.listed()
     finally:

@@ -41,7 +41,7 @@ class Codex:
         tmp = s.home / "tmp"  # Codex will not put its sandbox helper below the temp folder
         tmp.mkdir(exist_ok=True)
         env = cli_env(
-            s.role,
+            s,
             {
                 "HOME": str(s.home),
                 "CODEX_HOME": str(s.home),
@@ -154,6 +154,7 @@ def config_toml(s: Session, proxy: MeteringProxy) -> str:
         f"sandbox_mode = {_str(SANDBOX[s.role.sandbox])}",
         f"developer_instructions = {_str(instructions)}",
         "check_for_update_on_startup = false",
+        "allow_login_shell = false",  # a login shell would reset PATH (the project's venv)
         "",
         "[features]",  # one agent per step: sub-agents would be runs agentctl cannot see
         "multi_agent = false",
