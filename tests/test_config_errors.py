@@ -268,3 +268,44 @@ def test_locator_skips_multiline_strings_and_counts_array_tables() -> None:
     assert lines[("steps", 1, "with", "y", "z")] == 9
     assert line_of(text, ("steps", 1, "missing")) == 7
     assert line_of(text, ("nothing",)) is None
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        (
+            {"roles/dev.toml": 'backend = "claude-code"\n'},
+            "roles/dev.toml:1: role 'dev' runs on claude-code, which speaks anthropic/messages,"
+            " but its model 'coder-next' is openai/chat — give the role anthropic/messages"
+            " models only (model and fallback)",
+        ),
+        (
+            {"roles/dev.toml": 'model = "sonnet"\nfallback = []\nbackend = "codx"\n'},
+            "roles/dev.toml:3: roles.dev.backend must be 'agentctl' | 'claude-code' |"
+            " 'codex', not 'codx' — did you mean 'codex'?",
+        ),
+        (
+            {"roles/main.toml": 'fallback = []\nbackend = "claude-code"\n'},
+            "roles/main.toml:2: role 'main' is a tier (the main session or the orchestrator),"
+            " which runs agentctl's own loop, not claude-code — remove backend from it; give"
+            " the CLI to the roles its pipelines run (dev, review)",
+        ),
+        (
+            {"roles/dev.toml": '[backend_options]\nexecutabel = "claude"\n'},
+            "roles/dev.toml:2: unknown key 'executabel' in roles.dev.backend_options — did"
+            " you mean 'executable'?",
+        ),
+        (
+            {"roles/dev.toml": '[mcp_servers.time]\ncommand = ["t"]\nurl = "http://x/mcp"\n'},
+            "roles/dev.toml:1: MCP server 'time' needs exactly one of command or url",
+        ),
+        (
+            {"roles/dev.toml": '[mcp_servers."a b"]\ncommand = ["t"]\n'},
+            "roles/dev.toml:1: MCP server id 'a b' must be letters, digits, - or _",
+        ),
+    ],
+)
+def test_backends_and_mcp_servers_are_checked(
+    tmp_path: Path, files: dict[str, str], expected: str
+) -> None:
+    assert one_error(tmp_path, files) == expected

@@ -290,6 +290,15 @@ def check_settings(
     orch = settings.orchestrator
     if orch.role not in settings.roles:
         yield _missing("role", orch.role, settings.roles, ("orchestrator", "role"))
+    for tier in dict.fromkeys(("main", orch.role)):  # these run in agentctl's own process
+        tier_role = settings.roles.get(tier)
+        if tier_role is not None and tier_role.backend != "agentctl":
+            yield Issue(
+                ("roles", tier, "backend"),
+                f"role {tier!r} is a tier (the main session or the orchestrator), which "
+                f"runs agentctl's own loop, not {tier_role.backend}",
+                "remove backend from it; give the CLI to the roles its pipelines run (dev, review)",
+            )
     if orch.pipeline not in settings.pipelines:
         yield _missing("pipeline", orch.pipeline, settings.pipelines, ("orchestrator", "pipeline"))
     for role_name in settings.budgets.roles:

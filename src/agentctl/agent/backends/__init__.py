@@ -28,7 +28,7 @@ from agentctl.agent.loop import Limits
 from agentctl.agent.supervise import Heartbeat
 from agentctl.agent.worker import overrides
 from agentctl.config import Config
-from agentctl.config.agents import CLI_PACKAGES
+from agentctl.config.agents import CLI_PACKAGES, CLI_WIRE
 from agentctl.config.schema import Role
 from agentctl.cost.metered import Meter
 from agentctl.errors import AgentctlError, PreflightError
@@ -133,6 +133,17 @@ def run(
     """Run the role's CLI backend to an ending (never raises for an agent-level outcome)."""
 
     backend: Backend = load(BACKENDS, role.backend, "agent backend")()
+    provider, api = CLI_WIRE[role.backend]
+    for name in chain:  # a --model given on the command line is checked here
+        model = config.models[name]
+        if (model.provider, model.resolved_api) != (provider, api):
+            return Ending(
+                "failed",
+                "error",
+                f"{role.backend} speaks {provider}/{api}, but model {name!r} is "
+                f"{model.provider}/{model.resolved_api}: choose a {provider}/{api} model",
+                failure="permanent",
+            )
     limits = Limits.of(role, overrides(run, data))
     home = run.dir / "cli"
     home.mkdir(mode=0o700, exist_ok=True)
