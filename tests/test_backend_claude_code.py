@@ -63,7 +63,9 @@ def only_run(repo: Path):  # type: ignore[no-untyped-def]
 
 def fix_turns(repo: Path) -> list[Turn]:
     path = str(repo / "calc.py")
+    (repo / "local.env").write_text(f"TEST_KEY={CANARY}\n")  # a key in a file it reads
     return [
+        Turn.tool_call("Read", {"file_path": str(repo / "local.env")}),
         Turn.tool_call("Read", {"file_path": path}),
         Turn.tool_call(
             "Edit", {"file_path": path, "old_string": "return a - b", "new_string": "return a + b"}
@@ -90,7 +92,10 @@ def test_claude_code_edits_through_its_own_tools_metered_by_agentctl(
     kinds = [e["type"] for e in events]
     assert "cli.session" in kinds and "cli.result" in kinds
     tools = [e["name"] for e in events if e["type"] == "tool.start"]
-    assert tools == ["Read", "Edit", "Bash"]
+    assert tools == ["Read", "Read", "Edit", "Bash"]
+    # The CLI read the key from a file; the proxy took it out of every request it sent.
+    assert not any(CANARY in json.dumps(r.body) for r in server.requests)
+    assert any("[redacted]" in json.dumps(r.body) for r in server.requests)
     bash = [e for e in events if e["type"] == "tool.result"][-1]
     assert "return a + b" in bash["content"]
     assert CANARY not in bash["content"] and "TEST_KEY" not in bash["content"]

@@ -27,6 +27,7 @@ from agentctl.agent.ending import Ending
 from agentctl.agent.loop import Limits
 from agentctl.agent.supervise import Heartbeat
 from agentctl.agent.worker import overrides
+from agentctl.atomic import write_text
 from agentctl.config import Config
 from agentctl.config.agents import CLI_PACKAGES, CLI_WIRE
 from agentctl.config.schema import Role
@@ -178,6 +179,7 @@ def run(
             return "refused"  # it went on after a refusal: stopped, whole
         return None
 
+    scrub(home, redact)  # what an earlier, killed attempt left unscrubbed
     try:
         argv, env = backend.command(session, proxy.start())
         sandboxed = backend.sandboxed(session)
@@ -205,6 +207,7 @@ def run(
         return Ending("failed", "error", f"{role.backend}: {exc}", failure="permanent")
     finally:
         proxy.close()
+        scrub(home, redact)
     run.journal.append(
         "cli.exit", durable=True, code=exited.code, stopped=exited.stopped, calls=proxy.calls
     )
@@ -216,6 +219,25 @@ def run(
             return Ending("failed", "max_turns", proxy.refused)
         return Ending("paused", "budget", proxy.refused)
     return backend.ending(session, exited)
+
+
+def scrub(home: Path, redact: Redactor, *, limit: int = 64 * 1024 * 1024) -> None:
+    """Take every known secret out of the CLI's own files (its transcripts, logs).
+
+    The CLI writes them itself, not through agentctl's redactor, and a key it read from
+    a file of the worktree would stay there. The model never saw it (the proxy redacts
+    each request), so a resumed conversation loses nothing it had.
+    """
+    for path in home.rglob("*"):
+        try:
+            if path.is_symlink() or not path.is_file() or path.stat().st_size > limit:
+                continue
+            text = path.read_bytes().decode("utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        clean = redact(text)
+        if clean != text:
+            write_text(path, clean, durable=False)
 
 
 def _resume_id(run: Run, home: Path) -> str | None:
