@@ -171,3 +171,25 @@ def test_codex_calls_an_allowed_tool_of_the_roles_mcp_server(
     (called,) = [e for e in events if e["type"] == "tool.result"]
     assert called["name"] == "mcp__time__get_current_time" and not called["is_error"]
     assert '"timezone":"UTC"' in called["content"].replace(" ", ""), called
+
+
+def test_a_review_on_codex_submits_its_verdict_as_a_final_json_block(
+    project: Path, server: LLMServer, cli: Invoke
+) -> None:
+    review = (
+        '\n[roles.review]\nbackend = "codex"\nmodel = "codex"\nfallback = []\n'
+        'sandbox = "strict"\n'
+        f'[roles.review.backend_options]\nexecutable = "{CODEX}"\n'
+    )
+    (project / "agentctl.toml").write_text(config_text(server) + review)
+    git(project, "commit", "-qam", "review on Codex")
+    verdict = '{"verdict": "approve", "summary": "Clean.", "comments": []}'
+    server.script(MODEL, Turn.text(f"Reviewed.\n```json\n{verdict}\n```"))
+    result = cli("agent", "run", "review", "Review the change")
+    assert result.exit_code == 0, result.stderr
+    (listing,) = RunStore(project / ".agentctl").list(kind="agent")
+    output = RunStore(project / ".agentctl").get(listing.id).read_output()
+    assert output["ending"] == "verdict" and output["verdict"] == "approve"
+    # The role's prompt and the verdict instructions reached the model as Codex's
+    # developer instructions.
+    assert "fenced JSON" in json.dumps(server.requests[0].body["input"])
