@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from agentctl.runs import RunStore, read_journal
 from agentctl.testing import clis
 from agentctl.testing.llm_server import LLMServer, Turn
 from tests.conftest import Invoke, git, make_repo
+from tests.processes import only_agent_run, process_running, processes_naming, wait_for
 
 CANARY = "sk-canary-claude-code-7f3a91"
 CLAUDE = clis.find("claude")
@@ -56,11 +56,6 @@ def project(tmp_path: Path, server: LLMServer, monkeypatch: pytest.MonkeyPatch) 
     return repo
 
 
-def only_run(repo: Path):  # type: ignore[no-untyped-def]
-    (listing,) = RunStore(repo / ".agentctl").list(kind="agent")
-    return RunStore(repo / ".agentctl").get(listing.id)
-
-
 def fix_turns(repo: Path) -> list[Turn]:
     path = str(repo / "calc.py")
     (repo / "local.env").write_text(f"TEST_KEY={CANARY}\n")  # a key in a file it reads
@@ -83,7 +78,7 @@ def test_claude_code_edits_through_its_own_tools_metered_by_agentctl(
     print([(r.path, r.body.get("model")) for r in server.requests])
     assert result.exit_code == 0, result.stderr + result.stdout
     assert (project / "calc.py").read_text() == "def add(a, b):\n    return a + b\n"
-    run = only_run(project)
+    run = only_agent_run(project)
     record = run.load()
     assert record.status == "succeeded"
     output = run.read_output()
@@ -185,39 +180,6 @@ def pipeline_with_claude_code(
     assert "Edit" in shown and "cli.result" in shown
 
 
-def process_running(marker: str) -> bool:
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
-            except OSError:
-                continue
-            if marker.encode() in cmdline:
-                return True
-    return False
-
-
-def cli_processes(home: Path) -> list[int]:
-    """Processes whose command line or environment names the run's CLI home."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                seen = (entry / "cmdline").read_bytes() + (entry / "environ").read_bytes()
-            except OSError:
-                continue
-            if str(home).encode() in seen:
-                found.append(int(entry.name))
-    return found
-
-
-def wait_for(check: Callable[[], bool], timeout: float = 20.0) -> None:
-    end = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < end, "timed out"
-        time.sleep(0.05)
-
-
 def test_the_budget_stops_claude_code_before_a_call_past_the_cap(
     project: Path, server: LLMServer, cli: Invoke
 ) -> None:
@@ -229,7 +191,7 @@ def test_the_budget_stops_claude_code_before_a_call_past_the_cap(
         server.script("claude-x", Turn.tool_call("Bash", {"command": f"echo {i}"}))
     result = cli("agent", "run", "dev", "Loop")
     assert result.exit_code == 1
-    run = only_run(project)
+    run = only_agent_run(project)
     assert run.load().status == "paused"
     output = run.read_output()
     assert output["ending"] == "budget" and "budget" in output["reason"]
@@ -239,7 +201,7 @@ def test_the_budget_stops_claude_code_before_a_call_past_the_cap(
     assert len([e for e in events if e["type"] == "llm.call"]) == sent
     spent = json.loads(cli("cost", "--run", run.id, "--json").stdout)["total"]["cost_usd"]
     assert 0 < Decimal(str(spent)) <= Decimal("0.2")  # nothing past the cap, ever
-    assert cli_processes(run.dir / "cli") == []
+    assert processes_naming(run.dir / "cli") == []
 
 
 def test_cancel_kills_claude_code_and_the_commands_it_started(
@@ -249,11 +211,11 @@ def test_cancel_kills_claude_code_and_the_commands_it_started(
     run_id = cli("agent", "run", "dev", "Wait", "--detach").stdout.strip()
     run = RunStore(project / ".agentctl").get(run_id)
     wait_for(lambda: process_running("sleep 976"))
-    assert cli_processes(run.dir / "cli")  # claude is running
+    assert processes_naming(run.dir / "cli")  # claude is running
     assert cli("runs", "cancel", run_id, "--grace", "0.5").exit_code == 0
     wait_for(lambda: not process_running("sleep 97"), timeout=10)
     wait_for(lambda: run.load().status == "canceled", timeout=10)
-    wait_for(lambda: not cli_processes(run.dir / "cli"), timeout=10)
+    wait_for(lambda: not processes_naming(run.dir / "cli"), timeout=10)
 
 
 REVIEW_ROLE = (
@@ -313,7 +275,7 @@ def test_kill_9_leaves_nothing_running_and_resume_continues_the_cli_conversation
     # The warden follows its parent: Claude Code and the command it started in a session
     # of its own are gone too.
     wait_for(lambda: not process_running("sleep 974"), timeout=10)
-    wait_for(lambda: not cli_processes(run.dir / "cli"), timeout=10)
+    wait_for(lambda: not processes_naming(run.dir / "cli"), timeout=10)
     wait_for(lambda: "stale" in cli("runs", "list", "--json").stdout)
     first = [e for e in read_journal(run.paths.events).events if e["type"] == "cli.session"]
     server.script("claude-x", Turn.text("Resumed and done."))
@@ -344,7 +306,7 @@ def test_claude_code_in_the_sandbox_reaches_the_proxy_and_nothing_else(
     server.script("claude-x", Turn.tool_call("Bash", {"command": probe}), Turn.text("Probed."))
     result = cli("agent", "run", "dev", "Probe the network")
     assert result.exit_code == 0, result.stderr
-    run = only_run(project)
+    run = only_agent_run(project)
     events = read_journal(run.paths.events).events
     assert [e["sandbox"] for e in events if e["type"] == "cli.start"] == [True]
     (bash,) = [e for e in events if e["type"] == "tool.result"]
@@ -378,7 +340,7 @@ def test_claude_code_calls_an_allowed_tool_of_the_roles_mcp_server(
     offered = {t["name"] for t in server.requests[0].body["tools"]}
     assert "mcp__time__get_current_time" in offered
     assert "mcp__time__convert_time" not in offered  # not on the role's allowlist
-    run = only_run(project)
+    run = only_agent_run(project)
     (called,) = [e for e in read_journal(run.paths.events).events if e["type"] == "tool.result"]
     assert '"timezone":"UTC"' in called["content"] and not called["is_error"], called
 
@@ -402,7 +364,7 @@ def test_the_proxy_moves_on_to_the_fallback_when_the_first_model_is_down(
     server.script("claude-x", Turn.text("Answered by the fallback."))
     result = cli("agent", "run", "dev", "Hello")
     assert result.exit_code == 0, result.stderr
-    run = only_run(project)
+    run = only_agent_run(project)
     events = read_journal(run.paths.events).events
     (switch,) = [e for e in events if e["type"] == "model.switch"]
     assert switch["to"] == "claude" and switch["reason"].startswith("local:")

@@ -15,6 +15,7 @@ from agentctl.runs import RunStore, read_journal
 from agentctl.testing import clis
 from agentctl.testing.llm_server import LLMServer, Turn
 from tests.conftest import Invoke, git, make_repo
+from tests.processes import only_agent_run, processes_naming, wait_for
 
 CANARY = "sk-canary-codex-41c9e2"
 CODEX = clis.find("codex")
@@ -55,11 +56,6 @@ def config_text(server: LLMServer, extra: str = "") -> str:
     ).replace("{extra}", extra)
 
 
-def only_run(repo: Path):  # type: ignore[no-untyped-def]
-    (listing,) = RunStore(repo / ".agentctl").list(kind="agent")
-    return RunStore(repo / ".agentctl").get(listing.id)
-
-
 def test_codex_runs_a_command_and_writes_a_file_metered_by_agentctl(
     project: Path, server: LLMServer, cli: Invoke
 ) -> None:
@@ -73,7 +69,7 @@ def test_codex_runs_a_command_and_writes_a_file_metered_by_agentctl(
     assert result.exit_code == 0, result.stderr + result.stdout
     assert (project / "build.log").read_text() == "built\n"
     assert (project / "notes.txt").read_text() == "written by codex\n"
-    run = only_run(project)
+    run = only_agent_run(project)
     assert run.read_output()["text"] == "Built it and wrote notes.txt."
     server.assert_complete()
     # Codex offered its own tools (apply_patch as a freeform custom tool) through the proxy.
@@ -103,20 +99,6 @@ def test_codex_runs_a_command_and_writes_a_file_metered_by_agentctl(
     assert leaks == []
 
 
-def processes_under(folder: Path) -> list[int]:
-    """Processes whose command line or environment names ``folder``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                seen = (entry / "cmdline").read_bytes() + (entry / "environ").read_bytes()
-            except OSError:
-                continue
-            if str(folder).encode() in seen:
-                found.append(int(entry.name))
-    return found
-
-
 def test_the_deadline_stops_codex_and_every_command_it_started(
     project: Path, server: LLMServer, cli: Invoke
 ) -> None:
@@ -129,13 +111,10 @@ def test_the_deadline_stops_codex_and_every_command_it_started(
     result = cli("agent", "run", "devops", "Wait a long time")
     assert result.exit_code == 1
     assert time.monotonic() - started < 15
-    run = only_run(project)
+    run = only_agent_run(project)
     assert run.load().status == "failed"
     assert run.read_output()["ending"] == "deadline"
-    end = time.monotonic() + 5
-    while processes_under(run.dir / "cli") and time.monotonic() < end:
-        time.sleep(0.05)
-    assert processes_under(run.dir / "cli") == []  # no codex, no shell, no sleep
+    wait_for(lambda: not processes_naming(run.dir / "cli"), timeout=5)  # codex, shell, sleep
 
 
 def test_codex_calls_an_allowed_tool_of_the_roles_mcp_server(
@@ -166,7 +145,7 @@ def test_codex_calls_an_allowed_tool_of_the_roles_mcp_server(
     }
     assert namespaces["mcp__time"] == ["get_current_time"]  # convert_time: not allowed
     assert "multi_agent_v1" not in namespaces  # no sub-agents outside agentctl's sight
-    run = only_run(project)
+    run = only_agent_run(project)
     events = read_journal(run.paths.events).events
     (called,) = [e for e in events if e["type"] == "tool.result"]
     assert called["name"] == "mcp__time__get_current_time" and not called["is_error"]
