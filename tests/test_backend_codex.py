@@ -172,3 +172,91 @@ def test_a_review_on_codex_submits_its_verdict_as_a_final_json_block(
     # The role's prompt and the verdict instructions reached the model as Codex's
     # developer instructions.
     assert "fenced JSON" in json.dumps(server.requests[0].body["input"])
+
+
+OPS_PIPELINE = """\
+description = "An operational change by the devops role: worktree → devops → gate → review → merge"
+
+[[steps]]
+id = "worktree"
+uses = "git.worktree"
+
+[[steps]]
+id = "implement"
+role = "devops"
+prompt = "{inputs.task}"
+
+[[steps]]
+id = "commit"
+uses = "git.commit"
+with = { message = "{inputs.task}" }
+
+[[steps]]
+id = "test"
+run = "{project.test_command}"
+
+[[steps]]
+id = "review"
+role = "review"
+prompt = "Review the change made for this task: {inputs.task}"
+
+[[steps]]
+id = "merge"
+uses = "forge.merge"
+
+[inputs]
+task = ""
+"""
+
+
+def test_a_pipeline_merges_a_change_codex_made_with_a_command_and_a_patch(
+    tmp_path: Path, cli: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agentctl.commands.demo import prepare
+
+    with LLMServer() as server:  # the demo's reviewer sends no key
+        root = prepare(tmp_path / "project", server, scripted=False).root
+        config = root / "agentctl.toml"
+        config.write_text(
+            config.read_text() + '\n[models.codex]\nprovider = "openai"\napi = "responses"\n'
+            f'name = "{MODEL}"\nbase_url = "{server.openai_url}"\napi_key_env = ""\n'
+            "max_tokens = 4000\nprice = { input = 1.25, output = 10.0 }\n"
+        )
+        devops = root / "roles" / "devops.toml"
+        devops.write_text(
+            devops.read_text().replace('fallback = ["sonnet"]', "fallback = []")
+            + f'backend = "codex"\n\n[backend_options]\nexecutable = "{CODEX}"\n'
+        )
+        (root / "pipelines" / "ops.toml").write_text(OPS_PIPELINE)
+        git(root, "add", ".")
+        git(root, "commit", "-qm", "devops on Codex")
+        monkeypatch.chdir(root)
+        fix = (
+            "*** Begin Patch\n*** Update File: calc.py\n@@\n def add(a, b):\n"
+            "-    return a - b\n+    return a + b\n*** End Patch\n"
+        )
+        server.script(
+            MODEL,
+            Turn.tool_call("exec_command", {"cmd": "python -m unittest -q 2>&1 | tail -1"}),
+            Turn.custom_call("apply_patch", fix),
+            Turn.tool_call("exec_command", {"cmd": "python -m unittest -q > TESTED.txt 2>&1"}),
+            Turn.text("Fixed add() and ran the tests."),
+        )
+        server.script(
+            "demo-reviewer",
+            Turn.tool_call("finish", {"verdict": "approve", "summary": "Good.", "comments": []}),
+        )
+        result = cli("pipeline", "run", "ops", "--task", "Fix add()")
+        assert result.exit_code == 0, result.stdout + result.stderr
+        assert "merged" in result.stdout
+        server.assert_complete()
+    assert "return a + b" in git(root, "show", "main:calc.py")
+    assert "OK" in git(root, "show", "main:TESTED.txt")  # the command's file, merged too
+    store = RunStore(root / ".agentctl")
+    agents = [store.get(listing.id) for listing in store.list(kind="agent")]
+    (ops_run,) = [run for run in agents if run.load().role == "devops"]
+    events = read_journal(ops_run.paths.events).events
+    names = [e["name"] for e in events if e["type"] == "tool.result"]
+    assert names == ["command", "apply_patch", "command"]
+    rows = json.loads(cli("cost", "--by", "role", "--json").stdout)["rows"]
+    assert {row["key"]: row["calls"] for row in rows}["devops"] == 4
