@@ -28,6 +28,8 @@ def list_roles(
         {
             "name": name,
             "models": list(role.models),
+            "backend": role.backend,
+            "mcp_servers": sorted(role.mcp_servers),
             "tools": list(role.tools),
             "result": role.result,
             "max_turns": role.max_turns,
@@ -46,7 +48,8 @@ def list_roles(
         [
             (
                 r["name"],
-                _models(tuple(r["models"])),
+                _models(tuple(r["models"]))
+                + ("" if r["backend"] == "agentctl" else f" on {r['backend']}"),
                 str(r["max_turns"]),
                 usd(r["budget_usd"]),
                 r["description"],
