@@ -81,7 +81,9 @@ _TRANSPORT = ("httpcore2", "h11", "truststore", "anyio.streams.tls", "encodings.
 def preload(config: Config) -> list[str]:
     """Import what every agent worker needs: agentctl's worker, and the adapter and SDK
     of each model a role uses (building a throwaway client, as a worker does)."""
-    used = {name for role in config.roles.values() for name in role.models}
+    # A role on a CLI backend calls its models through the metering proxy, not an SDK.
+    looped = [role for role in config.roles.values() if role.backend == "agentctl"]
+    used = {name for role in looped for name in role.models}
     adapters = {}
     for name in sorted(used & set(config.models)):
         model = config.models[name]
@@ -90,6 +92,8 @@ def preload(config: Config) -> list[str]:
             adapters[name] = target
     modules = ["agentctl.cli.agent", "agentctl.agent.worker", "agentctl.llm.call", "setproctitle"]
     modules += [target.partition(":")[0] for target in adapters.values()]
+    if len(looped) < len(config.roles):
+        modules += ["agentctl.agent.backends", "httpx2"]
     loaded = [name for name in dict.fromkeys(modules) if _imported(name)]
     for name, target in adapters.items():
         module, _, cls = target.partition(":")
