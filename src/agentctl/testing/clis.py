@@ -3,7 +3,9 @@
 ``.ci/run`` installs them (``install``) into a cache folder outside the repository;
 tests ``find`` them there (or on PATH) and skip with the reason when they are not
 installed, unless ``AGENTCTL_REQUIRE_CLIS=1`` (set by ``.ci/run``) makes that a failure.
-The major versions are pinned: a new major may change the flags and events we rely on.
+The versions are pinned to those the tests were written against (Claude Code 2.x's
+native binary, Codex 0.171's exec events): a new release may change the flags and events
+the backends rely on, and CI must not change under us; move the pins on purpose.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-PACKAGES = {"claude": "@anthropic-ai/claude-code@2", "codex": "@openai/codex@0.171"}
+PACKAGES = {"claude": "@anthropic-ai/claude-code@2.1.197", "codex": "@openai/codex@0.171.0"}
 
 
 def cache_dir() -> Path:
