@@ -371,3 +371,18 @@ def test_the_proxy_moves_on_to_the_fallback_when_the_first_model_is_down(
     calls = [e for e in events if e["type"] == "llm.call"]
     assert {c["model"] for c in calls} == {"claude"} and len(calls) == len(server.requests)
     assert run.read_output()["text"] == "Answered by the fallback."
+
+
+def test_a_missing_key_ends_the_step_clearly_before_the_cli_starts(
+    project: Path, server: LLMServer, cli: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TEST_KEY")
+    result = cli("agent", "run", "dev", "Fix add()")
+    assert result.exit_code == 1
+    run = only_agent_run(project)
+    output = run.read_output()
+    assert output["ending"] == "error"
+    assert "needs an API key in $TEST_KEY" in output["reason"]
+    assert server.requests == []
+    kinds = [e["type"] for e in read_journal(run.paths.events).events]
+    assert "cli.start" not in kinds

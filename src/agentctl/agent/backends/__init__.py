@@ -33,6 +33,7 @@ from agentctl.config.agents import CLI_PACKAGES, CLI_WIRE
 from agentctl.config.schema import Role
 from agentctl.cost.metered import Meter
 from agentctl.errors import AgentctlError, PreflightError
+from agentctl.llm import resolve_key
 from agentctl.redact import Redactor
 from agentctl.registry import load
 from agentctl.runs import Run, read_journal
@@ -181,6 +182,8 @@ def run(
 
     scrub(home, redact)  # what an earlier, killed attempt left unscrubbed
     try:
+        for name in chain:  # a missing key is one clear ending, not a CLI's API error
+            resolve_key(name, config.models[name])
         argv, env = backend.command(session, proxy.start())
         sandboxed = backend.sandboxed(session)
         run.journal.append(

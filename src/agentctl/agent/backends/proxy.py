@@ -81,7 +81,7 @@ class MeteringProxy:
     def start(self) -> MeteringProxy:
         import httpx2  # lazy: the HTTP client, for the runs of a CLI backend only
 
-        self._client = httpx2.Client(timeout=httpx2.Timeout(600.0, connect=10.0))
+        self._client = httpx2.Client()
         proxy = self
 
         class Handler(_Handler):
@@ -126,6 +126,11 @@ class MeteringProxy:
             if requested in (name, models[name].name):
                 return name, models[name]
         return self.chain[0], models[self.chain[0]]
+
+    def timeout(self, model: Model) -> Any:
+        import httpx2  # lazy: imported by start() already
+
+        return httpx2.Timeout(model.timeout, connect=10.0, read=model.idle_timeout)
 
     def current(self) -> str:
         """The model calls go to: the role's first, or the one a failure moved on to."""
@@ -311,6 +316,8 @@ class _Handler(BaseHTTPRequestHandler):
                 proxy.upstream(model, path),
                 content=content,
                 headers=proxy.headers(name, model, self.headers),
+                # The model's own limits: a stream silent for idle_timeout is dropped.
+                timeout=proxy.timeout(model),
             ) as answer:
                 if may_fail_over and answer.status_code >= 500:
                     failed = f"HTTP {answer.status_code}"
