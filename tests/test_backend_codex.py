@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,8 +66,13 @@ def test_codex_runs_a_command_and_writes_a_file_metered_by_agentctl(
         Turn.custom_call("apply_patch", PATCH),
         Turn.text("Built it and wrote notes.txt."),
     )
+    shared_tmp_git = Path(tempfile.gettempdir()) / ".git"
+    made_before = shared_tmp_git.exists()
     result = cli("agent", "run", "devops", "Build, then write notes.txt")
     assert result.exit_code == 0, result.stderr + result.stdout
+    # Codex's sandbox left the shared temp folder alone (a /tmp/.git of its own would
+    # make /tmp look like a repository to every other program).
+    assert made_before or not shared_tmp_git.exists()
     assert (project / "build.log").read_text() == "built\n"
     assert (project / "notes.txt").read_text() == "written by codex\n"
     run = only_agent_run(project)

@@ -174,6 +174,10 @@ def config_toml(s: Session, proxy: MeteringProxy) -> str:
         "",
         "[sandbox_workspace_write]",
         "network_access = false",
+        # Not the shared /tmp: Codex's sandbox would make a /tmp/.git of its own there
+        # (to keep a repository's .git read-only), which turns /tmp into a "repository"
+        # for every other program. Its commands get TMPDIR, a folder in its home.
+        "exclude_slash_tmp = true",
         "",
         "[model_providers.agentctl]",
         'name = "agentctl metering proxy"',
