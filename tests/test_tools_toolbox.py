@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import agentctl.tools
-from agentctl.config.schema import TOOLS
+from agentctl.config.agents import TOOLS
 from agentctl.errors import NotFoundError, UsageError, WorkspaceError
 from agentctl.tools.result import ToolResult, cut
 from agentctl.tools.toolbox import Toolbox

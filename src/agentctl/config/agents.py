@@ -15,6 +15,19 @@ Duration = Annotated[float, "duration"]  # as in schema.py: 90, "90s", "5m"
 Backend = Literal["agentctl", "claude-code", "codex"]
 PermissionMode = Literal["acceptEdits", "dontAsk", "manual", "plan", "auto", "bypassPermissions"]
 
+# agentctl's own tools, as roles name them in `tools`.
+TOOLS: dict[str, str] = {
+    "read": "read a file in the workspace",
+    "write": "create or overwrite a file in the workspace",
+    "edit": "replace one exact occurrence of text in a file",
+    "glob": "list files matching a pattern",
+    "grep": "search file contents",
+    "bash": "run a shell command in the workspace (timeout, own process group)",
+    "git_diff": "show a diff (read-only): uncommitted, or a branch against its base",
+    "git_status": "show git status (read-only)",
+    "web_fetch": "fetch a web page (off unless a role lists it)",
+}
+
 # What each CLI backend is installed as, and the wire its model must speak.
 CLI_PACKAGES: dict[str, tuple[str, str]] = {
     "claude-code": ("claude", "@anthropic-ai/claude-code"),

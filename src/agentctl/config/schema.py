@@ -37,18 +37,6 @@ Triage = Literal["model", "none"]
 MergeMethod = Literal["merge", "squash", "rebase"]
 ReasoningEffort = Literal["minimal", "low", "medium", "high"]
 
-TOOLS: dict[str, str] = {
-    "read": "read a file in the workspace",
-    "write": "create or overwrite a file in the workspace",
-    "edit": "replace one exact occurrence of text in a file",
-    "glob": "list files matching a pattern",
-    "grep": "search file contents",
-    "bash": "run a shell command in the workspace (timeout, own process group)",
-    "git_diff": "show a diff (read-only): uncommitted, or a branch against its base",
-    "git_status": "show git status (read-only)",
-    "web_fetch": "fetch a web page (off unless a role lists it)",
-}
-
 
 def doc(text: str, **extra: object) -> dict[str, object]:
     return {"doc": text, **extra}

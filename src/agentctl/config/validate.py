@@ -14,9 +14,9 @@ from dataclasses import replace
 from types import MappingProxyType
 
 from agentctl.config.actions import ACTIONS
-from agentctl.config.agents import CLI_WIRE
+from agentctl.config.agents import CLI_WIRE, TOOLS
 from agentctl.config.convert import Issue, suggest
-from agentctl.config.schema import TOOLS, Model, Pipeline, Role, Settings, Step
+from agentctl.config.schema import Model, Pipeline, Role, Settings, Step
 from agentctl.config.templates import (
     ACTION_FIELDS,
     STEP_FIELDS,

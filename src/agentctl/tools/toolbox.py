@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
-from agentctl.config.schema import TOOLS
+from agentctl.config.agents import TOOLS
 from agentctl.errors import NotFoundError, StateError, UsageError, WorkspaceError
 from agentctl.llm.toolcheck import schema_errors
 from agentctl.llm.types import ToolSpec
