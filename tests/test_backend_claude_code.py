@@ -386,3 +386,18 @@ def test_a_missing_key_ends_the_step_clearly_before_the_cli_starts(
     assert server.requests == []
     kinds = [e["type"] for e in read_journal(run.paths.events).events]
     assert "cli.start" not in kinds
+
+
+def test_a_message_to_an_agent_on_claude_code_is_refused_saying_why(
+    project: Path, server: LLMServer, cli: Invoke
+) -> None:
+    server.script("claude-x", Turn.tool_call("Bash", {"command": "sleep 972"}))
+    run_id = cli("agent", "run", "dev", "Wait", "--detach").stdout.strip()
+    wait_for(lambda: process_running("sleep 972"))
+    sent = cli("runs", "send", run_id, "also update the README")
+    assert sent.exit_code == 2
+    assert "on claude-code, which takes no message while it runs" in sent.stderr
+    run = RunStore(project / ".agentctl").get(run_id)
+    assert list(run.paths.inbox.iterdir()) == []  # nothing queued where nothing reads it
+    assert cli("runs", "cancel", run_id, "--grace", "0.5").exit_code == 0
+    wait_for(lambda: not process_running("sleep 972"), timeout=10)

@@ -302,8 +302,10 @@ def send(
     text: Annotated[str, typer.Argument(help="The message; the agent's model reads it next turn.")],
 ) -> None:
     """Send a message to a running agent (its inbox); it is given to the model at the next turn."""
+    from agentctl.agent.messages import send_message
     from agentctl.runs import RunStore
 
-    run = RunStore(state(ctx).workspace.state_dir).get(run_id)
-    seq = run.inbox.post({"type": "message", "text": text, "from": "the person running agentctl"})
+    app_state = state(ctx)
+    run = RunStore(app_state.workspace.state_dir).get(run_id)
+    seq = send_message(app_state.config, run, text)
     echo(f"{run.id}: message {seq} queued")
