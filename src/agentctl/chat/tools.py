@@ -8,24 +8,18 @@ chat's run. Each tool returns a short text for the model.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from agentctl import keystore
-from agentctl.agent.env import agent_env
 from agentctl.agent.supervise import AgentRequest, start_agent
 from agentctl.config import Config
 from agentctl.cost.pricing import format_usd
 from agentctl.cost.report import build_report
 from agentctl.errors import AgentctlError
-from agentctl.keystore import service_keys
 from agentctl.llm.types import ToolSpec
 from agentctl.orchestrator.home import Home
+from agentctl.orchestrator.loop import loop_pid, start_loop, stop_loop
 from agentctl.pipeline.process import start_pipeline
 from agentctl.runs import Run, RunStore
 from agentctl.runs.summary import detail, list_rows
@@ -111,63 +105,19 @@ class Delegation:
     # -- the orchestrator --------------------------------------------------------------
 
     def orchestrator_start(self, args: dict[str, Any]) -> str:
-        pid_file = self.home.dir / "loop.pid"
-        pid = self._loop_pid()
-        if pid is not None:
-            return f"the orchestrator is already running (pid {pid})"
-        self.home.make()
-        models = {m for r in self.config.roles.values() for m in r.models}
-        keys = sorted({k for k in (self.config.models[m].key_env for m in models) if k})
-        keys += service_keys(self.config)  # the orchestrator talks to the tracker and forge
-        argv = [
-            sys.executable,
-            "-m",
-            "agentctl",
-            "--workspace",
-            str(self.config.workspace.root),
-            "orchestrate",
-            "--interval",
-            str(args.get("interval") or "30s"),
-            "--parent",  # the pipelines it starts are this chat's children: costs add up here
-            self.chat.id,
-        ]
-        with (
-            (self.home.dir / "loop.log").open("ab") as log,
-            keystore.handoff(keys) as handoff,  # through a pipe, never its environment
-        ):
-            process = subprocess.Popen(
-                argv,
-                cwd=self.config.workspace.root,
-                env={**agent_env(), **handoff.env},
-                pass_fds=handoff.pass_fds,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        pid_file.write_text(f"{process.pid}\n")
-        self.chat.journal.append("orchestrator.started", durable=True, pid=process.pid)
-        return f"orchestrator started (pid {process.pid}); its reports will reach this chat"
+        running = loop_pid(self.config)
+        if running is not None:
+            return f"the orchestrator is already running (pid {running})"
+        interval = str(args.get("interval") or "30s")
+        pid = start_loop(self.config, interval=interval, parent_id=self.chat.id)
+        self.chat.journal.append("orchestrator.started", durable=True, pid=pid)
+        return f"orchestrator started (pid {pid}); its reports will reach this chat"
 
     def orchestrator_stop(self, args: dict[str, Any]) -> str:
-        pid = self._loop_pid()
+        pid = stop_loop(self.config)
         if pid is None:
             return "the orchestrator is not running"
-        os.kill(pid, signal.SIGTERM)
-        (self.home.dir / "loop.pid").unlink(missing_ok=True)
         return f"asked the orchestrator (pid {pid}) to stop after its current tick"
-
-    def _loop_pid(self) -> int | None:
-        try:
-            pid = int((self.home.dir / "loop.pid").read_text())
-            os.kill(pid, 0)
-        except (OSError, ValueError):
-            return None
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            return pid
-        return None if "State:\tZ" in status else pid
 
     def orchestrator_instruct(self, args: dict[str, Any]) -> str:
         seq = self.home.inbox.post(
