@@ -54,6 +54,7 @@ COMMANDS: dict[str, str] = {
     "tickets": "agentctl.cli.tickets:app",
     "worker": "agentctl.cli.worker:worker_app",
     "workers": "agentctl.cli.worker:workers_app",
+    "dashboard": "agentctl.cli.dashboard:app",
 }
 
 

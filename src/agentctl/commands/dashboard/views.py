@@ -1,0 +1,129 @@
+"""What each page shows, as plain data: read from the state folder, nothing written.
+
+The overview is ``agentctl status``'s snapshot (the unfinished-runs index, today's
+ledger) plus the orchestrator's loop and the runs arranged as a tree; a run page is
+``runs show``'s detail with its journal; the costs page is ``agentctl cost``'s report
+by role, model and day, so the numbers are the same as ``cost --json``'s.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from agentctl.commands.status import snapshot
+from agentctl.config import Config
+from agentctl.cost.report import build_report
+from agentctl.orchestrator.loop import loop_pid
+from agentctl.runs import RunStore, read_journal
+from agentctl.runs.summary import detail, list_rows
+
+TIERS = ("chat", "orchestrator", "pipeline", "agent")
+RESULT_TEXT = 2000  # characters of a tool result shown on a run page
+RECENT = 15  # runs in the overview's "recent" table (the newest; read by page, not all)
+
+
+def overview(config: Config, now: datetime) -> dict[str, Any]:
+    """The overview: the team's health and today's money at a glance."""
+    data = snapshot(config, now)
+    data["loop_pid"] = loop_pid(config)
+    data["tree"] = tree(data.get("active_runs") or [])
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    by_model = build_report(config.workspace.state_dir, by="model", since=today)
+    caps = config.settings.budgets.models
+    data["models_today"] = [
+        {
+            "model": row.key,
+            "spent_usd": float(row.cost),
+            "cap_usd": float(caps[row.key]) if row.key in caps else None,
+        }
+        for row in by_model.rows
+    ]
+    data["heartbeat"] = _heartbeat(config)
+    newest = list_rows(config.workspace.state_dir, limit=RECENT * 4, now=now)[0]
+    data["recent"] = [row for row in newest if row["kind"] != "step"][:RECENT]
+    return data
+
+
+def tree(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Runs nested under their parents (a run whose parent is not active is a root)."""
+    by_id = {run["id"]: {**run, "children": []} for run in runs}
+    roots: list[dict[str, Any]] = []
+    for run in by_id.values():
+        parent = by_id.get(run.get("parent_id") or "")
+        (parent["children"] if parent is not None else roots).append(run)
+    return roots
+
+
+def run_page(config: Config, run_id: str) -> dict[str, Any]:
+    """A run: its header, children, and its events so far (the page then follows live)."""
+    store = RunStore(config.workspace.state_dir)
+    run = store.get(run_id)
+    info = detail(run, recent=0)
+    journal = read_journal(run.paths.events)
+    info["events"] = [shown(event) for event in journal.events]
+    info["last_seq"] = journal.events[-1]["seq"] if journal.events else 0
+    info["children_rows"] = sorted(  # in the order they ran (ids sort by time)
+        (_child(store, child) for child in info["children"]), key=lambda row: row["id"]
+    )
+    return info
+
+
+def shown(event: dict[str, Any]) -> dict[str, Any]:
+    """One journal event as a run page shows it: its kind, time and a bounded text."""
+    kind = str(event.get("type", "?"))
+    rest = {k: v for k, v in event.items() if k not in ("seq", "ts", "type")}
+    if isinstance(rest.get("content"), str) and len(rest["content"]) > RESULT_TEXT:
+        cut = len(rest["content"]) - RESULT_TEXT
+        rest["content"] = rest["content"][:RESULT_TEXT] + f"… ({cut} more characters)"
+    return {
+        "seq": event.get("seq"),
+        "ts": str(event.get("ts", ""))[11:23],
+        "type": kind,
+        "fields": rest,
+    }
+
+
+def _child(store: RunStore, run_id: str) -> dict[str, Any]:
+    try:
+        record = store.get(run_id).load()
+    except Exception:  # a child being created or removed: shown by id only
+        return {"id": run_id}
+    return {
+        "id": run_id,
+        "kind": record.kind,
+        "status": record.status,
+        "role": record.role,
+        "step": record.step,
+        "model": record.model,
+    }
+
+
+def costs(config: Config, now: datetime, days: int = 30) -> dict[str, Any]:
+    """Spend over the last ``days`` days by role (tier), model and day; ``total`` equals
+    ``agentctl cost --since <days>d --json``'s."""
+    since = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    state_dir = config.workspace.state_dir
+    out: dict[str, Any] = {"since": since.date().isoformat(), "days": days}
+    total = Decimal(0)
+    for by in ("role", "model", "day"):
+        report = build_report(state_dir, by=by, since=since)
+        out[by] = [
+            {"key": row.key, "calls": row.calls, "cost_usd": row.cost} for row in report.rows
+        ]
+        total = report.total.cost
+    out["total_usd"] = total
+    return out
+
+
+def _heartbeat(config: Config) -> list[str]:
+    """The HEARTBEAT.md duties' headings, what the loop will do on its next ticks."""
+    path = config.workspace.root / "HEARTBEAT.md"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return []
+    return [
+        line.lstrip("#- ").strip() for line in text.splitlines() if line.startswith(("## ", "- "))
+    ][:12]
