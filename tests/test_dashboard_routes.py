@@ -10,17 +10,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from starlette.testclient import TestClient
 
-pytest.importorskip("starlette", reason="the dashboard extra is not installed")
-from starlette.testclient import TestClient  # noqa: E402
-
-from agentctl.commands.dashboard.app import make_app  # noqa: E402
-from agentctl.commands.dashboard.security import COOKIE, Guard  # noqa: E402
-from agentctl.config import load_config  # noqa: E402
-from agentctl.runs import RunStore  # noqa: E402
-from agentctl.trackers.local import LocalTracker  # noqa: E402
-from agentctl.workspace import find_workspace  # noqa: E402
-from tests.conftest import Invoke  # noqa: E402
+from agentctl.commands.dashboard.app import make_app
+from agentctl.commands.dashboard.security import COOKIE, Guard
+from agentctl.config import load_config
+from agentctl.runs import RunStore
+from agentctl.trackers.local import LocalTracker
+from agentctl.workspace import find_workspace
+from tests.conftest import Invoke
 
 TOKEN = "dashboard-test-token"
 HOSTILE = "<script>alert('x')</script>"
