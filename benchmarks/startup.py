@@ -22,7 +22,19 @@ from pathlib import Path
 
 from agentctl.testing.runs import make_finished_runs
 
-HEAVY = ("anthropic", "openai", "gql", "git", "graphql", "httpx", "httpx2", "pydantic")
+HEAVY = (
+    "anthropic",
+    "openai",
+    "gql",
+    "git",
+    "graphql",
+    "httpx",
+    "httpx2",
+    "pydantic",
+    "starlette",
+    "uvicorn",
+    "jinja2",
+)
 TARGETS_MS = {"agentctl --help": 120.0, "agentctl runs list": 250.0}
 
 

@@ -28,6 +28,9 @@ HEAVY = (
     "celery",
     "kombu",
     "redis",
+    "starlette",  # the dashboard's, imported by `agentctl dashboard` alone
+    "uvicorn",
+    "jinja2",
 )
 WORK_ONLY = (
     "agentctl.pipeline.process",
