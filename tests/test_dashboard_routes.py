@@ -139,12 +139,20 @@ def test_a_post_needs_this_origin_and_the_csrf_token(client: TestClient, demo: P
     assert away.headers["location"].startswith("/?")
 
 
-def test_a_tool_output_with_markup_is_shown_as_text(client: TestClient, demo: Path) -> None:
+def test_a_tool_output_with_markup_is_shown_as_text_and_keys_never(
+    client: TestClient, demo: Path, request: pytest.FixtureRequest
+) -> None:
+    from agentctl import keystore
+
+    key = "sk-dashboard-canary-6a1f0c9e"
+    keystore.load(["DASHBOARD_TEST_KEY"], environ={"DASHBOARD_TEST_KEY": key})
+    request.addfinalizer(keystore.forget)
     store = RunStore(demo / ".agentctl")
     run = store.create("agent", input={"task": "x", "role": "dev"}, role="dev")
-    run.journal.append("tool.result", name="bash", content=HOSTILE + " and an API key")
+    run.journal.append("tool.result", name="bash", content=f"{HOSTILE} and {key}")
     page = client.get(f"/runs/{run.id}")
     assert HOSTILE not in page.text and "&lt;script&gt;alert" in page.text
+    assert key not in page.text and "[redacted]" in page.text
 
 
 def test_the_event_stream_sends_what_follows_then_ends_with_the_run(

@@ -39,7 +39,9 @@ HEADERS = {
     "content-security-policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; "
     "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'",
     "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
+    # not "no-referrer": under it a browser sends `Origin: null` with a form's POST, and
+    # the Origin check refuses every action; "same-origin" still sends nothing elsewhere
+    "referrer-policy": "same-origin",
     "cache-control": "no-store",
 }
 

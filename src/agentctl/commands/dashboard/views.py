@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from agentctl import keystore
 from agentctl.commands.status import snapshot
 from agentctl.config import Config
 from agentctl.cost.report import build_report
@@ -73,7 +74,11 @@ def run_page(config: Config, run_id: str) -> dict[str, Any]:
 def shown(event: dict[str, Any]) -> dict[str, Any]:
     """One journal event as a run page shows it: its kind, time and a bounded text."""
     kind = str(event.get("type", "?"))
-    rest = {k: v for k, v in event.items() if k not in ("seq", "ts", "type")}
+    # Run files are redacted when written; this is the last line of defence again, with
+    # every key this process knows (a journal written before a key was configured).
+    rest = keystore.redactor().redact_obj(
+        {k: v for k, v in event.items() if k not in ("seq", "ts", "type")}
+    )
     if isinstance(rest.get("content"), str) and len(rest["content"]) > RESULT_TEXT:
         cut = len(rest["content"]) - RESULT_TEXT
         rest["content"] = rest["content"][:RESULT_TEXT] + f"… ({cut} more characters)"
