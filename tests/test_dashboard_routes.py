@@ -35,6 +35,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = CliRunner().invoke(app, ["demo", "--dir", str(target)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     LocalTracker(target / ".agentctl").add(HOSTILE, description="a hostile title")
+    heartbeat = target / "HEARTBEAT.md"
+    heartbeat.write_text(heartbeat.read_text() + "\n- every 30m [ci]: Check that CI is green\n")
     return target
 
 
@@ -92,6 +94,7 @@ def test_the_overview_shows_the_demo_and_escapes_a_hostile_title(
     text = page.text
     assert "pipeline" in text and "Done" in text
     assert "loop not running" in text
+    assert "Check that CI is green" in text and "never" in text  # a duty, not yet run
     runs = [listing.id for listing in RunStore(demo / ".agentctl").list(kind="pipeline")]
     assert runs and runs[0] in text  # the demo's pipeline in the recent runs
     assert HOSTILE not in text  # a title is text, never markup

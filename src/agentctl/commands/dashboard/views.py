@@ -8,7 +8,7 @@ by role, model and day, so the numbers are the same as ``cost --json``'s.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -16,9 +16,13 @@ from agentctl import keystore
 from agentctl.commands.status import snapshot
 from agentctl.config import Config
 from agentctl.cost.report import build_report
+from agentctl.errors import AgentctlError
+from agentctl.orchestrator.heartbeat import parse_heartbeat
+from agentctl.orchestrator.home import Home
 from agentctl.orchestrator.loop import loop_pid
-from agentctl.runs import RunStore, read_journal
+from agentctl.runs import RunStore, parse_ts, read_journal
 from agentctl.runs.summary import detail, list_rows
+from agentctl.runs.timefmt import format_ts
 
 TIERS = ("chat", "orchestrator", "pipeline", "agent")
 RESULT_TEXT = 2000  # characters of a tool result shown on a run page
@@ -41,7 +45,7 @@ def overview(config: Config, now: datetime) -> dict[str, Any]:
         }
         for row in by_model.rows
     ]
-    data["heartbeat"] = _heartbeat(config)
+    data["heartbeat"] = _heartbeat(config, now)
     newest = list_rows(config.workspace.state_dir, limit=RECENT * 4, now=now)[0]
     data["recent"] = [row for row in newest if row["kind"] != "step"][:RECENT]
     return data
@@ -122,13 +126,34 @@ def costs(config: Config, now: datetime, days: int = 30) -> dict[str, Any]:
     return out
 
 
-def _heartbeat(config: Config) -> list[str]:
-    """The HEARTBEAT.md duties' headings, what the loop will do on its next ticks."""
-    path = config.workspace.root / "HEARTBEAT.md"
+def _heartbeat(config: Config, now: datetime) -> list[dict[str, Any]]:
+    """The HEARTBEAT.md duties and when each is next due (from when it last ran)."""
+    path = config.workspace.root / config.settings.orchestrator.heartbeat_file
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
+        duties = parse_heartbeat(path.read_text("utf-8"), str(path))
+        state = Home.of(config.workspace.state_dir).load_state()
+    except (OSError, AgentctlError):  # no file, or one `agentctl status` reports as bad
         return []
-    return [
-        line.lstrip("#- ").strip() for line in text.splitlines() if line.startswith(("## ", "- "))
-    ][:12]
+    last = {k: parse_ts(v) for k, v in (state.get("duties") or {}).items()}
+    rows = []
+    for duty in duties:
+        ran = last.get(duty.id)
+        if duty.every is not None:
+            when = now if ran is None else max(ran + duty.every, now)
+        elif duty.at is not None:
+            today = datetime.combine(now.date(), duty.at, tzinfo=UTC)
+            when = (
+                today
+                if now <= today and (ran is None or ran < today)
+                else today + timedelta(days=1)
+            )
+        else:
+            continue
+        rows.append(
+            {
+                "text": duty.text.splitlines()[0],
+                "next": format_ts(when)[:16].replace("T", " "),
+                "last": format_ts(ran)[:16].replace("T", " ") if ran else "never",
+            }
+        )
+    return rows
