@@ -184,3 +184,18 @@ def test_the_event_stream_sends_what_follows_then_ends_with_the_run(
     assert "note" not in types  # what the page already had is not sent again
     assert "tool.start" in types and "status" in types
     assert seen[-1] == "succeeded"  # the end event carries the final status
+
+
+def test_a_taken_port_is_one_clear_error_before_any_address_is_printed(
+    demo: Path, cli: Invoke
+) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = cli("dashboard", "--port", str(port), cwd=demo)
+    assert result.exit_code == 2
+    assert f"cannot serve on 127.0.0.1:{port}" in result.stderr and "--port" in result.stderr
+    assert "token=" not in result.stdout and "Traceback" not in result.stderr

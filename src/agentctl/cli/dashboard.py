@@ -14,7 +14,9 @@ def dashboard_command(
     host: Annotated[
         str, typer.Option(help="Address to bind; keep loopback and forward a port to reach it.")
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.")] = 8765,
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Port to serve on (0: any free one).")
+    ] = 8765,
     token: Annotated[
         str | None,
         typer.Option(

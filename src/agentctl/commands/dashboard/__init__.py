@@ -11,6 +11,7 @@ are the ``dashboard`` extra; nothing else in agentctl imports this package.
 from __future__ import annotations
 
 import os
+import socket
 import webbrowser
 from collections.abc import Callable
 
@@ -42,6 +43,8 @@ def serve(
             f"the dashboard needs {exc.name or 'its dependencies'}", hint=INSTALL_HINT
         ) from exc
     token = token or os.environ.get(TOKEN_ENV) or new_token()
+    listener = _bind(host, port)  # refused here, in one line, before an address is printed
+    port = listener.getsockname()[1]
     guard = Guard(token=token, host=host, port=port)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     address = f"http://{shown}:{port}/?token={token}"
@@ -52,15 +55,23 @@ def serve(
         webbrowser.open(address)
     server = uvicorn.Server(
         uvicorn.Config(
-            make_app(config, guard),
-            host=host,
-            port=port,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
+            make_app(config, guard), log_level="warning", access_log=False, lifespan="off"
         )
     )
+    server.run(sockets=[listener])
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        server.run()
-    except OSError as exc:  # the port is taken, or the address is not ours
-        raise UsageError(f"cannot serve on {host}:{port}: {exc}", hint="try --port") from exc
+        listener.bind((host, port))
+        listener.listen(128)
+    except OSError as exc:  # the port is taken, or the address is not this machine's
+        listener.close()
+        raise UsageError(
+            f"cannot serve on {host}:{port}: {exc.strerror or exc}",
+            hint="choose another --port (or --port 0 for any free one)",
+        ) from exc
+    return listener
