@@ -216,10 +216,12 @@ def _spend_today(
     midnight = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     ledger = Ledger(state_dir)
     by_role: dict[str, Decimal] = {}
+    by_model: dict[str, Decimal] = {}
     total = Decimal(0)
     for entry in ledger.entries(midnight, midnight + timedelta(days=1)):
         role = entry.role or "-"
         by_role[role] = by_role.get(role, Decimal(0)) + entry.cost
+        by_model[entry.model] = by_model.get(entry.model, Decimal(0)) + entry.cost
         total += entry.cost
     problems.extend(f"ledger: {p}" for p in report_once(ledger.problems))
     names = sorted(set(by_role) | set(budgets.roles), key=lambda r: (-by_role.get(r, 0), r))
@@ -234,6 +236,14 @@ def _spend_today(
                 "cap_usd": to_data(budgets.roles.get(name)),
             }
             for name in names
+        ],
+        "models": [
+            {
+                "model": name,
+                "spent_usd": _usd(spent),
+                "cap_usd": to_data(budgets.models.get(name)),
+            }
+            for name, spent in sorted(by_model.items(), key=lambda item: (-item[1], item[0]))
         ],
     }
 

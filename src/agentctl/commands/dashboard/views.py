@@ -34,17 +34,8 @@ def overview(config: Config, now: datetime) -> dict[str, Any]:
     data = snapshot(config, now)
     data["loop_pid"] = loop_pid(config)
     data["tree"] = tree(data.get("active_runs") or [])
-    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    by_model = build_report(config.workspace.state_dir, by="model", since=today)
-    caps = config.settings.budgets.models
-    data["models_today"] = [
-        {
-            "model": row.key,
-            "spent_usd": float(row.cost),
-            "cap_usd": float(caps[row.key]) if row.key in caps else None,
-        }
-        for row in by_model.rows
-    ]
+    # Today's spend by model comes with status's one pass over today's ledger.
+    data["models_today"] = (data.get("spend_today") or {}).get("models", [])
     data["heartbeat"] = _heartbeat(config, now)
     newest = list_rows(config.workspace.state_dir, limit=RECENT * 4, now=now)[0]
     data["recent"] = [row for row in newest if row["kind"] != "step"][:RECENT]
