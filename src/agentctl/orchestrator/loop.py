@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from agentctl import keystore
@@ -77,6 +78,8 @@ def start_loop(config: Config, *, interval: str = "30s", parent_id: str | None =
             start_new_session=True,
         )
     (home.dir / "loop.pid").write_text(f"{process.pid}\n")
+    # Reaped when it exits, so a long-lived starter (the dashboard, a chat) keeps no zombie.
+    threading.Thread(target=process.wait, daemon=True).start()
     return process.pid
 
 

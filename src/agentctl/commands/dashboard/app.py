@@ -66,7 +66,7 @@ def make_app(config: Config, guard: Guard, *, clock: Callable[[], datetime] = ut
         try:
             data = await run_in_threadpool(views.run_page, config, run_id)
         except NotFoundError as exc:
-            return page("error.html", 404, message=str(exc))
+            return page("error.html", 404, problem=str(exc))
         return page("run.html", run=data, message=request.query_params.get("msg"))
 
     async def costs(request: Request) -> Response:
@@ -95,9 +95,9 @@ def make_app(config: Config, guard: Guard, *, clock: Callable[[], datetime] = ut
         form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
         origin = request.headers.get("origin") or request.headers.get("referer")
         if not guard.origin_ok(origin, request.headers.get("host")):
-            return page("error.html", 403, message="refused: the request came from another page")
+            return page("error.html", 403, problem="refused: the request came from another page")
         if not guard.csrf_ok(form.get("csrf")):
-            return page("error.html", 403, message="refused: the form's token is missing or old")
+            return page("error.html", 403, problem="refused: the form's token is missing or old")
         action = request.path_params["action"]
         target = request.path_params.get("target", "")
         try:

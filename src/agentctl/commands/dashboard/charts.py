@@ -50,7 +50,7 @@ def columns(rows: Sequence[dict[str, Any]], *, title: str) -> Markup:
     """One column per day (``key`` a date), oldest left."""
     ordered = sorted(rows, key=lambda r: str(r["key"]))
     top = max((Decimal(str(r["cost_usd"])) for r in ordered), default=Decimal(0)) or Decimal(1)
-    step = max(WIDTH // max(len(ordered), 1), 8)
+    step = min(max(WIDTH // max(len(ordered), 1), 8), 40)  # a lone day is a column, not a wall
     parts = [
         f'<svg class="chart" role="img" width="{WIDTH}" height="150" viewBox="0 0 {WIDTH} 150">'
         f"<title>{escape(title)}</title>"

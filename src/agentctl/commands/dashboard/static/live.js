@@ -27,6 +27,7 @@
     cell(row, event.type, "type");
     const fields = cell(row, "", "fields");
     for (const [key, value] of Object.entries(event.fields)) {
+      if (value === null) continue;
       const span = document.createElement("span");
       span.className = "field";
       const name = document.createElement("b");
