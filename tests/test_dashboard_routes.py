@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from starlette.testclient import TestClient
@@ -199,3 +201,51 @@ def test_a_taken_port_is_one_clear_error_before_any_address_is_printed(
     assert result.exit_code == 2
     assert f"cannot serve on 127.0.0.1:{port}" in result.stderr and "--port" in result.stderr
     assert "token=" not in result.stdout and "Traceback" not in result.stderr
+
+
+def act(client: TestClient, action: str, target: str = "") -> str:
+    """POST a dashboard action as its button does; the message the page then shows."""
+    guard = Guard(token=TOKEN, host="127.0.0.1", port=8765)
+    path = f"/act/{action}" + (f"/{target}" if target else "")
+    answer = client.post(
+        path,
+        data={"csrf": guard.csrf, "back": "/"},
+        headers={"origin": "http://127.0.0.1:8765"},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303, answer.text
+    return parse_qs(urlsplit(answer.headers["location"]).query)["msg"][0]
+
+
+def test_the_loop_starts_and_stops_from_the_overview(workspace: Path) -> None:
+    from agentctl.orchestrator.loop import loop_pid
+
+    config = load_config(find_workspace(workspace))
+    with client_for(workspace) as c:
+        c.cookies.set(COOKIE, TOKEN)
+        said = act(c, "start")
+        pid = loop_pid(config)
+        assert pid is not None and f"pid {pid}" in said
+        assert "loop running" in c.get("/").text
+        assert f"pid {pid}" in act(c, "stop")
+        deadline = time.monotonic() + 15
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)  # it finishes its tick, leaves, and is reaped: no zombie
+        assert not Path(f"/proc/{pid}").exists()
+        assert loop_pid(config) is None and "loop not running" in c.get("/").text
+
+
+def test_a_blocked_ticket_is_retried_and_a_finished_run_is_not_resumed(
+    workspace: Path, demo: Path, client: TestClient
+) -> None:
+    tracker = LocalTracker(workspace / ".agentctl")
+    ticket = tracker.add("Flaky build")
+    tracker.block(ticket.id)
+    with client_for(workspace) as c:
+        c.cookies.set(COOKIE, TOKEN)
+        said = act(c, "retry", ticket.id)
+    assert "blocked" in said and "next tick" in said
+    assert tracker.get(ticket.id).state != "Blocked"
+    (pipeline,) = RunStore(demo / ".agentctl").list(kind="pipeline")
+    said = act(client, "resume", pipeline.id)
+    assert "only unfinished runs resume" in said  # the core's own refusal, said on the page
