@@ -96,6 +96,7 @@ def test_the_overview_shows_the_demo_and_escapes_a_hostile_title(
     text = page.text
     assert "pipeline" in text and "Done" in text
     assert "loop not running" in text
+    assert 'id="health"' in text and "Healthy" in text  # nothing stopped, parked or capped
     assert "Check that CI is green" in text and "never" in text  # a duty, not yet run
     runs = [listing.id for listing in RunStore(demo / ".agentctl").list(kind="pipeline")]
     assert runs and runs[0] in text  # the demo's pipeline in the recent runs
@@ -249,3 +250,29 @@ def test_a_blocked_ticket_is_retried_and_a_finished_run_is_not_resumed(
     (pipeline,) = RunStore(demo / ".agentctl").list(kind="pipeline")
     said = act(client, "resume", pipeline.id)
     assert "only unfinished runs resume" in said  # the core's own refusal, said on the page
+
+
+def test_the_health_line_names_what_needs_a_look() -> None:
+    from agentctl.commands.dashboard.views import health
+
+    calm = health({"active_runs": [{"id": "a"}], "loop_pid": 42, "spend_today": {}})
+    assert calm == {"ok": True, "worries": [], "facts": ["loop running", "1 run working"]}
+    worried = health(
+        {
+            "stopped_runs": [{"id": "x"}, {"id": "y"}],
+            "parked": [{"ticket": "T-3"}],
+            "spend_today": {
+                "total_usd": 9.5,
+                "daily_usd": 10,
+                "roles": [{"role": "dev", "spent_usd": 1.0, "cap_usd": 5}],
+                "models": [{"model": "sonnet", "spent_usd": 2.0, "cap_usd": 2}],
+            },
+        }
+    )
+    assert not worried["ok"]
+    assert worried["worries"] == [
+        "2 stopped runs need a look",
+        "1 parked ticket",
+        "the day at 95% of its cap",
+        "model sonnet at 100% of its cap",
+    ]

@@ -37,9 +37,34 @@ def overview(config: Config, now: datetime) -> dict[str, Any]:
     # Today's spend by model comes with status's one pass over today's ledger.
     data["models_today"] = (data.get("spend_today") or {}).get("models", [])
     data["heartbeat"] = _heartbeat(config, now)
+    data["health"] = health(data)
     newest = list_rows(config.workspace.state_dir, limit=RECENT * 4, now=now)[0]
     data["recent"] = [row for row in newest if row["kind"] != "step"][:RECENT]
     return data
+
+
+def health(data: dict[str, Any]) -> dict[str, Any]:
+    """The one line a person reads first: is the team healthy, and if not, why."""
+    worries = []
+    stopped = data.get("stopped_runs") or []
+    if stopped:
+        worries.append(f"{len(stopped)} stopped run{'s' * (len(stopped) > 1)} need a look")
+    if data.get("parked"):
+        worries.append(f"{len(data['parked'])} parked ticket{'s' * (len(data['parked']) > 1)}")
+    spend = data.get("spend_today") or {}
+    caps = [(spend.get("total_usd"), spend.get("daily_usd"), "the day")]
+    caps += [(r["spent_usd"], r["cap_usd"], f"role {r['role']}") for r in spend.get("roles", [])]
+    caps += [(r["spent_usd"], r["cap_usd"], f"model {r['model']}") for r in spend.get("models", [])]
+    for spent, cap, what in caps:
+        if cap and spent is not None and spent >= 0.9 * float(cap):
+            worries.append(f"{what} at {spent / float(cap):.0%} of its cap")
+    worries += [f"problem: {p}" for p in data.get("problems") or []]
+    working = len(data.get("active_runs") or [])
+    facts = [
+        "loop running" if data.get("loop_pid") else "loop not running",
+        f"{working} run{'s' * (working != 1)} working",
+    ]
+    return {"ok": not worries, "worries": worries, "facts": facts}
 
 
 def tree(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
