@@ -34,10 +34,9 @@ def serve(
 ) -> None:
     """Serve the dashboard until interrupted; says the address to open first."""
     try:
-        # lazy: Starlette, uvicorn and Jinja2, the dashboard extra, only for this command
-        import uvicorn
+        import uvicorn  # lazy: the dashboard extra (uvicorn), only for this command
 
-        from agentctl.commands.dashboard.app import make_app
+        from agentctl.commands.dashboard.app import make_app  # lazy: Starlette and Jinja2
     except ImportError as exc:
         raise UsageError(
             f"the dashboard needs {exc.name or 'its dependencies'}", hint=INSTALL_HINT
