@@ -10,6 +10,7 @@ import typer
 from agentctl.cli.context import echo, print_table, single, state
 
 if TYPE_CHECKING:
+    from agentctl.cost.impact import Impact
     from agentctl.cost.report import Report
 
 
@@ -61,6 +62,15 @@ def cost_command(
     show_all: Annotated[
         bool, typer.Option("--all", help="Every row in the table. --json always has every row.")
     ] = False,
+    impact: Annotated[
+        bool,
+        typer.Option(
+            "--impact",
+            help="What tiering saved: each tier's cost beside the same tokens all on the "
+            "main session's model, all on the orchestrator's, and with free (local) "
+            "models on their paid fallbacks.",
+        ),
+    ] = False,
     rebuild: Annotated[
         bool,
         typer.Option(
@@ -90,6 +100,18 @@ def cost_command(
     start = parse_since(since) if since is not None else None
     if since is None and run is None:
         start = parse_since("7d")
+    if impact:
+        from agentctl.cost.impact import impact as build_impact
+
+        table = build_impact(app_state.config, start)
+        for problem in report_once(table.problems):
+            echo(f"agentctl: warning: ledger: {problem}", err=True)
+        if as_json:
+            sys.stdout.write(dumps(table.to_json(), indent=2 if sys.stdout.isatty() else None))
+            sys.stdout.write("\n")
+            return
+        print_impact(table)
+        return
     price = app_state.config.model(what_if).price if what_if is not None else None
     result = build_report(app_state.workspace.state_dir, by=by, since=start, run=run, what_if=price)
     for problem in report_once(list(result.problems)):
@@ -144,6 +166,42 @@ def print_report(
             cells += (format_usd(row.what_if_cost),)
         rows.append(cells)
     print_table(title, columns, rows)
+
+
+def print_impact(table: Impact) -> None:
+    """The impact table: each tier's cost beside the counterfactuals, then the shares."""
+    from agentctl.cost.pricing import format_usd
+
+    data = table.to_json()
+    columns = (
+        "tier",
+        "calls",
+        "cost",
+        f"all on {table.main_model}",
+        f"all on {table.orchestrator_model}",
+        "paid, not local",
+        "cache saved",
+    )
+    rows = [
+        (
+            row.tier,
+            f"{row.calls:,}",
+            format_usd(row.actual),
+            format_usd(row.would["all_main"]),
+            format_usd(row.would["all_orchestrator"]),
+            format_usd(row.would["paid_instead_of_free"]),
+            format_usd(row.cache_saved),
+        )
+        for row in (*table.rows, table.total)
+    ]
+    scope = f"since {table.since:%Y-%m-%d %H:%M} UTC" if table.since else "all time"
+    print_table(f"what tiering costs you, {scope}", columns, rows)
+    share = float(data["conversation_share"])
+    saved = table.total.would["all_main"] - table.total.actual
+    echo(
+        f"conversation {share:.0%} of the spend, automation {1 - share:.0%}; "
+        f"{format_usd(saved)} saved against everything on {table.main_model}"
+    )
 
 
 app = single(cost_command)
