@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Annotated, Literal
 
 from agentctl.config.agents import Backend, BackendOptions, McpServer
+from agentctl.config.executors import Executor
 
 # A duration in seconds, written in TOML as a number of seconds or "90s", "5m", "2h", "1d".
 Duration = Annotated[float, "duration"]
@@ -31,8 +32,6 @@ Sandbox = Literal["auto", "none", "strict"]
 RoleResult = Literal["text", "verdict"]
 TrackerKind = Literal["local", "linear"]
 ForgeKind = Literal["local", "github"]
-ExecutorKind = Literal["local", "celery"]
-SpawnKind = Literal["zygote", "exec"]
 Triage = Literal["model", "none"]
 MergeMethod = Literal["merge", "squash", "rebase"]
 ReasoningEffort = Literal["minimal", "low", "medium", "high"]
@@ -286,6 +285,10 @@ class Budgets:
         default_factory=dict, metadata=doc("daily USD per role (tier)")
     )
     models: Mapping[str, Usd] = field(default_factory=dict, metadata=doc("daily USD per model"))
+    fallback_usd: Usd | None = field(
+        default=Decimal("2.0"),
+        metadata=doc("daily USD on paid fallbacks of free or local models; then their work waits"),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,47 +334,6 @@ class GithubForge:
 class Forge:
     kind: ForgeKind = field(default="local", metadata=doc("local | github"))
     github: GithubForge = field(default_factory=GithubForge, metadata=doc("GitHub"))
-
-
-@dataclass(frozen=True, slots=True)
-class CeleryExecutor:
-    broker_url: str = field(
-        default="redis://127.0.0.1:6379/0", metadata=doc("the Redis broker (no password here)")
-    )
-    broker_url_env: str | None = field(
-        default=None, metadata=doc("env var holding the broker URL (wins; may hold a password)")
-    )
-    queue: str = field(default="agentctl", metadata=doc("the queue pipelines are sent to"))
-    visibility_timeout: Duration = field(
-        default=14400.0,
-        metadata=doc(
-            "unacknowledged this long, a task is delivered again: > longest pipeline", min=1
-        ),
-    )
-    workspace: str | None = field(
-        default=None,
-        metadata=doc("on a worker: its own clone of the repository, where its pipelines work"),
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class Executor:
-    kind: ExecutorKind = field(
-        default="local", metadata=doc("local: processes on this machine | celery: worker hosts")
-    )
-    celery: CeleryExecutor = field(
-        default_factory=CeleryExecutor, metadata=doc("[executor.celery]")
-    )
-    max_processes: int = field(
-        default=8, metadata=doc("agent and pipeline processes at once in this workspace", min=1)
-    )
-    spawn: SpawnKind = field(
-        default="zygote",
-        metadata=doc("zygote: fork agents from a warm process | exec: a new interpreter each"),
-    )
-    zygote_idle: Duration = field(
-        default=600.0, metadata=doc("the zygote exits after this long without a spawn", min=1)
-    )
 
 
 @dataclass(frozen=True, slots=True)
