@@ -22,12 +22,13 @@ from decimal import Decimal
 from typing import Any
 
 from agentctl.config import Config
+from agentctl.cost import fallback
 from agentctl.cost.budget import Tree
 from agentctl.cost.ledger import Entry, Ledger
 from agentctl.cost.pricing import upper_bound
 from agentctl.cost.report import descendants
 from agentctl.cost.reserve import BudgetRefused, Hold, Reservations
-from agentctl.errors import AgentctlError
+from agentctl.errors import AgentctlError, TransientError
 from agentctl.llm.call import Attempt, Caller, Outcome
 from agentctl.llm.types import OnEvent, Request
 from agentctl.runs import Run, RunStore
@@ -122,8 +123,13 @@ class Meter:
         self.skipped = {}
 
         def reserve(name: str) -> Callable[[], None] | None:
+            estimate = self.estimate(request, name, prompt_tokens)
+            waiting = fallback.refusal(self.config, names, name, estimate, self.clock())
+            if waiting is not None:  # the day's paid fallbacks are spent: wait, do not pay
+                self.run.journal.append("llm.fallback_refused", durable=True, reason=waiting)
+                raise TransientError(waiting)
             hold, decision = self.reservations.reserve(
-                self.estimate(request, name, prompt_tokens),
+                estimate,
                 role=self.role,
                 model=name,
                 run_id=self.run.id,
@@ -152,7 +158,17 @@ class Meter:
             )
             self.seconds = time.monotonic() - started
             hold = current.pop() if current else None
-            return outcome, self.settle(outcome, hold, **extra)
+            entry = self.settle(outcome, hold, **extra)
+            if fallback.paid_fallback(self.config, names, outcome.model):
+                self.run.journal.append(
+                    "llm.fallback",
+                    durable=True,
+                    role=self.role,
+                    first=names[0],
+                    to=outcome.model,
+                    cost_usd=str(entry.cost),
+                )
+            return outcome, entry
         finally:
             for left in current:  # interrupted (Ctrl-C): nothing stays held
                 self.reservations.release(left)

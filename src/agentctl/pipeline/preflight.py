@@ -12,7 +12,6 @@ on the first; ``doctor`` lists them all.
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import subprocess
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
+from agentctl.cost.fallback import is_local
 from agentctl.errors import PreflightError
 from agentctl.pipeline.lookup import base_branch, find
 from agentctl.tools.env import tool_env
@@ -294,18 +294,6 @@ def _endpoints(config: Config, spec: Pipeline | None) -> list[Finding]:
         if problem is None:
             findings.append(Finding("model endpoint", "ok", f"{url} answers"))
     return findings
-
-
-def is_local(url: str) -> bool:
-    """A loopback, private or link-local address (or ``localhost``): one we may knock on."""
-    host = (urlsplit(url).hostname or "").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return address.is_loopback or address.is_private or address.is_unspecified
 
 
 def _connect(url: str, timeout: float = CONNECT_TIMEOUT) -> str | None:
