@@ -61,6 +61,17 @@ def test_a_paid_fallback_is_journaled_with_its_cost(
     (fell,) = [e for e in events if e["type"] == "llm.fallback"]
     assert (fell["role"], fell["first"], fell["to"]) == ("dev", "local", "paid")
     assert float(fell["cost_usd"]) > 0
+    # The orchestrator says it once (the tick's report and the outbox), not every tick.
+    first = cli("orchestrate", "--once")
+    assert "fallbacks: dev fell back from local to paid paid" in first.stdout, first.stdout
+    assert "so far today (cap $2 a day)" in first.stdout
+    again = cli("orchestrate", "--once")
+    assert "fell back" not in again.stdout
+    outbox = sorted((workspace / ".agentctl" / "orchestrator" / "outbox").glob("*.json"))
+    reports = [json.loads(p.read_text()) for p in outbox]
+    assert sum(len(r.get("fallbacks", [])) for r in reports) == 1
+    status = cli("status").stdout
+    assert "paid fallback  dev: local → paid" in status and "of $2" in status
 
 
 def test_past_fallback_usd_the_work_waits_instead_of_paying(

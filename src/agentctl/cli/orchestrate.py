@@ -78,6 +78,7 @@ def orchestrate(
                 "waiting",
                 "reaped",
                 "canceled",
+                "fallbacks",
             ):
                 for line in getattr(report, kind):
                     echo(f"  {kind}: {line}")

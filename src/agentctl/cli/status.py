@@ -171,6 +171,13 @@ def render(view: dict[str, Any]) -> None:
                     for role in spend["roles"]
                 ],
             )
+        for fell in spend.get("fallbacks", []):
+            cap = spend.get("fallback_cap_usd")
+            limit = f" of {_usd(cap)} a day" if cap is not None else ""
+            echo(
+                f"paid fallback  {fell['role']}: {fell['first'] or '?'} → {fell['to'] or '?'}, "
+                f"{_usd(fell['spent_usd'])}{limit}"
+            )
     for problem in view["problems"]:
         echo(f"warning: {problem}")
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from agentctl.config.convert import to_data
+from agentctl.cost import fallback
 from agentctl.cost.ledger import Ledger, report_once
 from agentctl.errors import AgentctlError
 from agentctl.forges.local import LocalForge
@@ -36,7 +37,6 @@ from agentctl.trackers.local import STATES, LocalTracker
 
 if TYPE_CHECKING:
     from agentctl.config import Config
-    from agentctl.config.schema import Budgets
 
 T = TypeVar("T")
 
@@ -68,9 +68,7 @@ def snapshot(config: Config, now: datetime) -> dict[str, Any]:
         out["tickets"] = _guard("tickets", problems, _tickets, config)
     if settings.forge.kind == "local":
         out["prs"] = _guard("pull requests", problems, _prs, config)
-    out["spend_today"] = _guard(
-        "ledger", problems, _spend_today, state_dir, now, settings.budgets, problems
-    )
+    out["spend_today"] = _guard("ledger", problems, _spend_today, config, now, problems)
     out["problems"] = list(dict.fromkeys(problems))  # a torn ledger line once, not per read
     return out
 
@@ -209,22 +207,27 @@ def _prs(config: Config) -> list[dict[str, Any]] | None:
     ]
 
 
-def _spend_today(
-    state_dir: Path, now: datetime, budgets: Budgets, problems: list[str]
-) -> dict[str, Any]:
-    """Spend since midnight UTC by role (= tier), each against its daily cap if one is set."""
+def _spend_today(config: Config, now: datetime, problems: list[str]) -> dict[str, Any]:
+    """Spend since midnight UTC by role (= tier) and model, each against its daily cap if
+    one is set, and the day's paid fallbacks of free or local models (one pass)."""
+    budgets = config.settings.budgets
     midnight = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    ledger = Ledger(state_dir)
+    ledger = Ledger(config.workspace.state_dir)
     by_role: dict[str, Decimal] = {}
     by_model: dict[str, Decimal] = {}
+    by_fallback: dict[str, Decimal] = {}
     total = Decimal(0)
     for entry in ledger.entries(midnight, midnight + timedelta(days=1)):
         role = entry.role or "-"
         by_role[role] = by_role.get(role, Decimal(0)) + entry.cost
         by_model[entry.model] = by_model.get(entry.model, Decimal(0)) + entry.cost
+        chain = config.roles[role].models if role in config.roles else ()
+        if fallback.paid_fallback(config, chain, entry.model):
+            by_fallback[role] = by_fallback.get(role, Decimal(0)) + entry.cost
         total += entry.cost
     problems.extend(f"ledger: {p}" for p in report_once(ledger.problems))
     names = sorted(set(by_role) | set(budgets.roles), key=lambda r: (-by_role.get(r, 0), r))
+    marks = fallback.marked(config.workspace.state_dir, now)
     return {
         "day": midnight.date().isoformat(),
         "total_usd": _usd(total),
@@ -245,6 +248,16 @@ def _spend_today(
             }
             for name, spent in sorted(by_model.items(), key=lambda item: (-item[1], item[0]))
         ],
+        "fallbacks": [
+            {
+                "role": role,
+                "first": marks.get(role, {}).get("first"),
+                "to": marks.get(role, {}).get("to"),
+                "spent_usd": _usd(by_fallback.get(role, Decimal(0))),
+            }
+            for role in sorted(set(marks) | set(by_fallback))
+        ],
+        "fallback_cap_usd": to_data(budgets.fallback_usd),
     }
 
 

@@ -11,10 +11,14 @@ model) instead of paying.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import json
+import os
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from agentctl.config import Config
@@ -85,3 +89,48 @@ def refusal(
         f"fallbacks today, cap {format_usd(cap)} ([budgets] fallback_usd); waiting for "
         f"{chain[0]} to answer again"
     )
+
+
+def _marks(state_dir: Path, day: str) -> Path:
+    return state_dir / "ledger" / "fallbacks" / day
+
+
+def mark(state_dir: Path, role: str, first: str, to: str, now: datetime) -> None:
+    """Note (once a day per role) that ``role`` fell back from ``first`` to paid ``to``:
+    a file the orchestrator's tick can list without reading the ledger."""
+    folder = _marks(state_dir, now.astimezone(UTC).date().isoformat())
+    path = folder / role
+    if path.exists():
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):  # another process of the role was first
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        with os.fdopen(fd, "w") as out:
+            out.write(json.dumps({"first": first, "to": to}) + "\n")
+
+
+def marked(state_dir: Path, now: datetime) -> dict[str, dict[str, str]]:
+    """Today's roles that fell back to a paid model: role → {first, to}."""
+    folder = _marks(state_dir, now.astimezone(UTC).date().isoformat())
+    found: dict[str, dict[str, str]] = {}
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return found
+    for name in names:
+        try:
+            found[name] = json.loads((folder / name).read_text())
+        except (OSError, ValueError):
+            found[name] = {"first": "?", "to": "?"}
+    return found
+
+
+def spent_by_role(config: Config, now: datetime) -> dict[str, Decimal]:
+    """Today's paid-fallback spend by role."""
+    midnight = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    ledger = Ledger(config.workspace.state_dir)
+    out: dict[str, Decimal] = {}
+    for entry in fallback_entries(config, ledger.entries(midnight, midnight + timedelta(days=1))):
+        role = entry.role or "-"
+        out[role] = out.get(role, Decimal(0)) + entry.cost
+    return out

@@ -160,6 +160,13 @@ class Meter:
             hold = current.pop() if current else None
             entry = self.settle(outcome, hold, **extra)
             if fallback.paid_fallback(self.config, names, outcome.model):
+                fallback.mark(
+                    self.config.workspace.state_dir,
+                    self.role,
+                    names[0],
+                    outcome.model,
+                    self.clock(),
+                )
                 self.run.journal.append(
                     "llm.fallback",
                     durable=True,

@@ -19,6 +19,7 @@ class TickReport:
     canceled: list[str] = field(default_factory=list)
     instructions: list[str] = field(default_factory=list)
     duties: list[str] = field(default_factory=list)
+    fallbacks: list[str] = field(default_factory=list)  # paid fallbacks: once per role a day
     errors: list[str] = field(default_factory=list)  # tracker, forge, preflight: said once
     model_calls: int = 0
     skipped: str | None = None  # why the tick did nothing (another tick holds the lock)
@@ -37,6 +38,7 @@ class TickReport:
                 self.canceled,
                 self.instructions,
                 self.duties,
+                self.fallbacks,
             )
         )
 

@@ -30,6 +30,7 @@ from agentctl.orchestrator.attempts import Attempts, ticket_key
 from agentctl.orchestrator.context import TickContext
 from agentctl.orchestrator.dispatch import Dispatch
 from agentctl.orchestrator.duties import hand_out_duties
+from agentctl.orchestrator.fallbacks import report_fallbacks
 from agentctl.orchestrator.home import Home
 from agentctl.orchestrator.items import Items
 from agentctl.orchestrator.prs import PullRequestWatch
@@ -75,6 +76,7 @@ class Tick:
             with self._guard("pull requests"):
                 PullRequestWatch(ctx, items, dispatch).watch(state)
             hand_out_duties(ctx, state)
+            report_fallbacks(ctx, state)
             self._finish(state, ctx)
         return self.report
 
