@@ -360,3 +360,4 @@ class Settings:
     forge: Forge = field(default_factory=Forge, metadata=doc("[forge]"))
     executor: Executor = field(default_factory=Executor, metadata=doc("[executor]"))
     secrets: Secrets = field(default_factory=Secrets, metadata=doc("[secrets]"))
+    notify: Notify = field(default_factory=Notify, metadata=doc("[notify]: webhooks, a command"))
