@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 
 from agentctl.config.agents import Backend, BackendOptions, McpServer
 from agentctl.config.executors import Executor
+from agentctl.config.notify import Notify
 
 # A duration in seconds, written in TOML as a number of seconds or "90s", "5m", "2h", "1d".
 Duration = Annotated[float, "duration"]
