@@ -266,6 +266,7 @@ def test_the_health_line_names_what_needs_a_look() -> None:
                 "daily_usd": 10,
                 "roles": [{"role": "dev", "spent_usd": 1.0, "cap_usd": 5}],
                 "models": [{"model": "sonnet", "spent_usd": 2.0, "cap_usd": 2}],
+                "fallbacks": [{"role": "dev", "first": "coder", "to": "sonnet", "spent_usd": 1}],
             },
         }
     )
@@ -275,4 +276,5 @@ def test_the_health_line_names_what_needs_a_look() -> None:
         "1 parked ticket",
         "the day at 95% of its cap",
         "model sonnet at 100% of its cap",
+        "role dev is on paid fallback sonnet (its coder does not answer)",
     ]

@@ -58,6 +58,11 @@ def health(data: dict[str, Any]) -> dict[str, Any]:
     for spent, cap, what in caps:
         if cap and spent is not None and spent >= 0.9 * float(cap):
             worries.append(f"{what} at {spent / float(cap):.0%} of its cap")
+    for fell in spend.get("fallbacks", []):
+        worries.append(
+            f"role {fell['role']} is on paid fallback {fell['to']} "
+            f"(its {fell['first']} does not answer)"
+        )
     worries += [f"problem: {p}" for p in data.get("problems") or []]
     working = len(data.get("active_runs") or [])
     facts = [
