@@ -104,9 +104,11 @@ def redact(text: str) -> str:
 
 def configured_names(config: Config) -> list[str]:
     """The key variables ``config`` names: every model's key, the tracker's and forge's
-    token, and the Celery broker's URL (it may hold the broker's password)."""
+    token, the Celery broker's URL (it may hold the broker's password) and the
+    ``[notify]`` webhook's URL (whoever has it can post to the channel)."""
     names = {m.key_env for m in config.models.values() if m.key_env}
     names.update(service_keys(config))
+    names.update(notify_keys(config))
     executor = config.settings.executor
     if executor.kind == "celery" and executor.celery.broker_url_env:
         names.add(executor.celery.broker_url_env)
@@ -122,6 +124,12 @@ def service_keys(config: Config) -> list[str]:
     if settings.forge.kind == "github":
         keys.append(settings.forge.github.token_env)
     return keys
+
+
+def notify_keys(config: Config) -> list[str]:
+    """The ``[notify]`` webhook URL's variable: the orchestrator's alone (it sends)."""
+    name = config.settings.notify.webhook_url_env
+    return [name] if name else []
 
 
 def secrets_file(config: Config) -> Path | None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from agentctl import keystore
 from agentctl.agent.env import agent_env
 from agentctl.config import Config
-from agentctl.keystore import service_keys
+from agentctl.keystore import notify_keys, service_keys
 from agentctl.orchestrator.home import Home
 
 
@@ -51,6 +51,7 @@ def start_loop(config: Config, *, interval: str = "30s", parent_id: str | None =
     models = {m for r in config.roles.values() for m in r.models}
     keys = sorted({k for k in (config.models[m].key_env for m in models) if k})
     keys += service_keys(config)  # the orchestrator talks to the tracker and forge
+    keys += notify_keys(config)  # and sends [notify]'s webhook
     argv = [
         sys.executable,
         "-m",
