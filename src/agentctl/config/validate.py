@@ -16,6 +16,7 @@ from types import MappingProxyType
 from agentctl.config.actions import ACTIONS
 from agentctl.config.agents import CLI_WIRE, TOOLS
 from agentctl.config.convert import Issue, suggest
+from agentctl.config.notify import Notify
 from agentctl.config.schema import Model, Pipeline, Role, Settings, Step
 from agentctl.config.templates import (
     ACTION_FIELDS,
@@ -28,6 +29,8 @@ from agentctl.config.templates import (
 
 _STEP_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _MCP_ID = re.compile(r"[A-Za-z0-9_-]+")
+_HH_MM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def _missing(
@@ -115,6 +118,37 @@ def check_agent(name: str, role: Role, models: Mapping[str, Model]) -> Iterator[
             yield Issue(where, f"MCP server {server_id!r} needs exactly one of command or url")
         if server.url is not None and not server.url.startswith(("http://", "https://")):
             yield Issue((*where, "url"), f"url {server.url!r} is not an http(s) URL")
+
+
+def check_notify(notify: Notify) -> Iterator[Issue]:
+    """``[notify]``: a time of day, a variable's name (never the URL), somewhere to send.
+
+    The defaults list events but no destination: nothing is sent. A ``[notify]`` table
+    changed from them that still names neither a webhook nor a command is a mistake.
+    """
+    path = ("notify",)
+    if not _HH_MM.match(notify.digest_at):
+        yield Issue(
+            (*path, "digest_at"),
+            f"digest_at {notify.digest_at!r} is not a time of day HH:MM (UTC)",
+            'e.g. digest_at = "09:00" (00:00 to 23:59)',
+        )
+    name = notify.webhook_url_env
+    if name is not None and not _ENV_NAME.match(name):
+        # never echoed: it may be the URL itself, pasted here by mistake
+        yield Issue(
+            (*path, "webhook_url_env"),
+            "webhook_url_env must name an environment variable, not hold the URL",
+            'the URL goes in that variable or [secrets] file: webhook_url_env = "SLACK_URL"',
+        )
+    if notify.command and not notify.command[0].strip():
+        yield Issue((*path, "command"), "command starts with an empty program name")
+    if notify.on and not name and not notify.command and notify != Notify():
+        yield Issue(
+            path,
+            "[notify] has events to send but nowhere to send them",
+            'set webhook_url_env = "SLACK_WEBHOOK_URL" or command = ["notify-send", "agentctl"]',
+        )
 
 
 def resolve_pipelines(
@@ -307,6 +341,7 @@ def check_settings(
     for model_name in settings.budgets.models:
         if model_name not in settings.models:
             yield _missing("model", model_name, settings.models, ("budgets", "models", model_name))
+    yield from check_notify(settings.notify)
     if settings.tracker.kind == "linear" and not settings.tracker.linear.team:
         yield Issue(
             ("tracker", "kind"),
