@@ -8,9 +8,10 @@ ready tickets with leases and start pipelines up to ``max_parallel`` within the
 budgets (after a preflight: nothing is claimed that could not merge: ``dispatch``),
 watch the open pull requests no live pipeline owns (``prs``), start again what
 failed with attempts left once its backoff passed, hand due HEARTBEAT.md duties to
-the orchestrator role (``duties``), and report to the outbox only when something
-changed. This module only sequences those parts and owns the lock, the state and
-the report; a parked item is left alone until a person acts.
+the orchestrator role (``duties``), send what ``[notify]`` asks for (``notify``),
+and report to the outbox only when something changed. This module only sequences
+those parts and owns the lock, the state and the report; a parked item is left
+alone until a person acts.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from agentctl import keystore
 from agentctl.config import Config
 from agentctl.errors import MissingKeyError, ServiceError
 from agentctl.orchestrator.attempts import Attempts, ticket_key
@@ -33,6 +35,7 @@ from agentctl.orchestrator.duties import hand_out_duties
 from agentctl.orchestrator.fallbacks import report_fallbacks
 from agentctl.orchestrator.home import Home
 from agentctl.orchestrator.items import Items
+from agentctl.orchestrator.notify import notify
 from agentctl.orchestrator.prs import PullRequestWatch
 from agentctl.orchestrator.reaping import Reaper
 from agentctl.orchestrator.report import TickReport
@@ -77,6 +80,7 @@ class Tick:
                 PullRequestWatch(ctx, items, dispatch).watch(state)
             hand_out_duties(ctx, state)
             report_fallbacks(ctx, state)
+            self._notify(state, ctx)
             self._finish(state, ctx)
         return self.report
 
@@ -118,6 +122,18 @@ class Tick:
                     "spend_today": self._spend(),
                 }
             )
+
+    def _notify(self, state: dict[str, Any], ctx: TickContext) -> None:
+        """Reports sent out (``[notify]``): last, and never at the cost of the tick's work.
+
+        Whatever goes wrong there (a bug included) is one line in the report's errors;
+        the merges have happened and the state is saved all the same.
+        """
+        try:
+            notify(ctx, state)
+        except Exception as exc:  # the tick's own work must not be lost to a message
+            problem = keystore.redact(f"{type(exc).__name__}: {exc}")
+            self.report.errors.append(f"notify: {problem}"[:500])
 
     @contextmanager
     def _guard(self, what: str) -> Iterator[None]:
