@@ -182,6 +182,13 @@ def test_failed_parked_and_merged_arrive_once_each(
     assert [line.split(":")[0] for line in figures["merged"]] == ["PR #1 (T-1)"]
     assert [line.split(":")[0] for line in figures["parked"]] == ["T-2"]
     assert [line.split(":")[0] for line in figures["failed"]] == ["T-3"]
+    # Every pipeline that ended in the window, from the run store (also those run by
+    # hand, which no tick saw): each line names its ticket, status and run.
+    ended = {line.split(":")[0]: line for line in figures["pipelines"]}
+    assert figures["counts"]["pipelines"] == len(figures["pipelines"]) >= 3
+    assert any(name.endswith(" T-1") and ": succeeded" in line for name, line in ended.items())
+    assert any(name.endswith(" T-3") and ": failed" in line for name, line in ended.items())
+    assert "pipelines ended" in digest["text"]
     assert Decimal(figures["spend"]["total_usd"]) > 0
     Tick(cfg, clock=lambda: at + timedelta(minutes=5)).run()
     assert receiver.kinds().count("digest") == 1

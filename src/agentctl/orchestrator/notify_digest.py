@@ -3,7 +3,8 @@
 Due once a UTC day, on the first tick past ``digest_at`` (the day it was queued is
 kept in the tick's state, so a digest missed for hours is sent once). What merged,
 failed, was parked or fell back to a paid model comes from the tick journal
-(``ticks.jsonl``: each tick's report), read from where the last digest stopped; the
+(``ticks.jsonl``: each tick's report), read from where the last digest stopped, and
+every pipeline that ended in the window from the run store (those run by hand too); the
 spend is ``agentctl cost --since <since>``'s (``cost.report.build_report``), and the
 impact totals ``cost --impact``'s, over the same window.
 """
@@ -21,10 +22,12 @@ from agentctl.cost.report import build_report
 from agentctl.errors import AgentctlError
 from agentctl.orchestrator.context import TickContext
 from agentctl.orchestrator.notify import SECTION_MAX, Event, escape, section
+from agentctl.runs import RunStore
 from agentctl.runs.timefmt import format_ts, parse_ts
 
 WINDOW = timedelta(hours=24)
-LISTED = ("merged", "failed", "parked", "fallbacks")
+LISTED = ("merged", "failed", "parked", "fallbacks")  # from the tick journal
+SHOWN = (*LISTED, "pipelines")  # and every pipeline that ended, the orchestrator's or not
 MAX_LINES = 100  # lines of each kind a digest carries (the count says the rest)
 
 
@@ -40,7 +43,7 @@ def digest_event(ctx: TickContext, mine: dict[str, Any]) -> Event:
     since = now - WINDOW
     path = ctx.home.ticks.path
     ticks, offset = read_ticks(path, int(mine.get("digest_offset", 0)))
-    lines: dict[str, list[str]] = {name: [] for name in LISTED}
+    lines: dict[str, list[str]] = {name: [] for name in SHOWN}
     count = 0
     for tick in ticks:
         try:
@@ -52,6 +55,7 @@ def digest_event(ctx: TickContext, mine: dict[str, Any]) -> Event:
         count += 1
         for name in LISTED:
             lines[name] += [str(x) for x in tick.get(name) or []]
+    lines["pipelines"] = ended_pipelines(ctx.store, since, now)
     report = build_report(ctx.state_dir, by="role", since=since)
     data: dict[str, Any] = {
         "since": format_ts(since),
@@ -71,6 +75,24 @@ def digest_event(ctx: TickContext, mine: dict[str, Any]) -> Event:
     mine["digest_day"] = now.date().isoformat()
     mine["digest_offset"] = offset
     return Event("digest", summary(data), format_ts(now), digest=data)
+
+
+def ended_pipelines(store: RunStore, since: datetime, until: datetime) -> list[str]:
+    """Every pipeline that ended in the window — also those run by hand or from a chat,
+    which the tick journal never saw: one line each, newest first."""
+    found = []
+    # Only runs created in the window or the one before are read (a pipeline that ends
+    # in the window started at most a window earlier, in practice).
+    for listing in store.list(kind="pipeline", since=since - WINDOW):
+        record = listing.record
+        if record is None or record.finished_at is None:
+            continue
+        if not since <= record.finished_at <= until:
+            continue
+        what = f"{record.pipeline or 'pipeline'}" + (f" {record.ticket}" if record.ticket else "")
+        why = f" ({record.reason})" if record.reason else ""
+        found.append(f"{what}: {record.status}{why} — {record.id}")
+    return found
 
 
 def read_ticks(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
@@ -115,7 +137,8 @@ def summary(data: dict[str, Any]) -> str:
     counts, spend = data["counts"], data["spend"]
     return (
         f"last 24 h: {counts['merged']} merged, {counts['failed']} failed, "
-        f"{counts['parked']} parked, {counts['fallbacks']} paid fallbacks; "
+        f"{counts['parked']} parked, {counts['fallbacks']} paid fallbacks, "
+        f"{counts.get('pipelines', 0)} pipelines ended; "
         f"{format_usd(Decimal(spend['total_usd']))} spent on {spend['calls']} model calls"
     )
 
@@ -123,7 +146,7 @@ def summary(data: dict[str, Any]) -> str:
 def slack_digest_blocks(data: dict[str, Any]) -> list[dict[str, Any]]:
     """Sections after the header: the summary, each non-empty list, the spend by role."""
     blocks = [section(escape(summary(data)))]
-    for name in LISTED:
+    for name in SHOWN:
         if data.get(name):
             blocks.append(section(bullets(f"*{name.capitalize()}*", data[name], data["counts"])))
     spend = data["spend"]
