@@ -23,7 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 from agentctl.config import Config
-from agentctl.config.schema import Model
+from agentctl.cost.fallback import free
 from agentctl.cost.ledger import Ledger
 from agentctl.cost.pricing import MILLION, cost_of, plain
 from agentctl.llm.types import Usage
@@ -123,12 +123,6 @@ def impact(config: Config, since: datetime | None, until: datetime | None = None
         key=lambda r: (("conversation", "orchestration", "work").index(r.kind), -r.actual, r.tier),
     )
     return Impact(since, main_name, orch_name, ordered, total, list(ledger.problems))
-
-
-def free(model: Model) -> bool:
-    """A model that costs nothing per token (a local server)."""
-    price = model.price
-    return not any((price.input, price.output, price.cache_write, price.cache_read))
 
 
 def _paid_instead(

@@ -23,7 +23,7 @@ from typing import Any
 
 from agentctl.config import Config
 from agentctl.cost import fallback
-from agentctl.cost.budget import Tree
+from agentctl.cost.budget import Decision, Tree
 from agentctl.cost.ledger import Entry, Ledger
 from agentctl.cost.pricing import upper_bound
 from agentctl.cost.report import descendants
@@ -93,6 +93,20 @@ class Meter:
         tokens = estimate_tokens(request) if prompt_tokens is None else prompt_tokens
         return upper_bound(tokens, min(request.max_tokens, model.max_tokens), model.price)
 
+    def hold(self, amount: Decimal, name: str) -> tuple[Hold | None, Decision]:
+        """Reserve ``amount`` for a call of model ``name`` against every cap of this run:
+        the day, role, model, the run's own cap and its pipeline's (also the metering
+        proxy's, for a CLI backend's calls)."""
+        return self.reservations.reserve(
+            amount,
+            role=self.role,
+            model=name,
+            run_id=self.run.id,
+            run_ids={self.run.id} if self.run_cap is not None else None,
+            run_cap=self.run_cap,
+            trees=self.trees(),
+        )
+
     def call(
         self,
         request: Request,
@@ -128,15 +142,7 @@ class Meter:
             if waiting is not None:  # the day's paid fallbacks are spent: wait, do not pay
                 self.run.journal.append("llm.fallback_refused", durable=True, reason=waiting)
                 raise TransientError(waiting)
-            hold, decision = self.reservations.reserve(
-                estimate,
-                role=self.role,
-                model=name,
-                run_id=self.run.id,
-                run_ids={self.run.id} if self.run_cap is not None else None,
-                run_cap=self.run_cap,
-                trees=self.trees(),
-            )
+            hold, decision = self.hold(estimate, name)
             if hold is None:
                 last = name == names[-1]
                 if (decision.limit or "").startswith("model:") and not last:

@@ -184,15 +184,7 @@ class MeteringProxy:
                 self.refused = f"max_turns reached: {self.max_calls} model calls"
             self.on_refused(self.refused)
             return None
-        hold, decision = meter.reservations.reserve(
-            amount,
-            role=meter.role,
-            model=name,
-            run_id=meter.run.id,
-            run_ids={meter.run.id} if meter.run_cap is not None else None,
-            run_cap=meter.run_cap,
-            trees=meter.trees(),
-        )
+        hold, decision = meter.hold(amount, name)
         if hold is None:
             with self._lock:
                 self.refused = f"budget: {decision.reason}"
